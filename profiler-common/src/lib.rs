@@ -1,0 +1,61 @@
+//! Types shared by the BPF programs (`profiler-ebpf`) and userspace (`profiler`).
+//!
+//! Everything here is `#[repr(C)]` with explicit padding: hash-map keys are
+//! compared bytewise by the kernel, so no byte may be left uninitialised.
+#![no_std]
+
+/// Length of a task's `comm` as the kernel stores it.
+pub const COMM_LEN: usize = 16;
+
+/// Maximum frames the kernel keeps per stack (`kernel.perf_event_max_stack`).
+pub const MAX_STACK_DEPTH: usize = 127;
+
+/// Key of the sample-count maps: one entry per distinct (thread, stacks).
+///
+/// A stack id below zero is the negated errno `bpf_get_stackid` returned
+/// (`-EEXIST` for a collision, `-EFAULT` for no stack, `-ENOMEM` for a full
+/// map), so userspace can show the loss where it happened instead of
+/// dropping the sample.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct StackKey {
+    pub tgid: u32,
+    pub tid: u32,
+    pub user_stack_id: i32,
+    pub kern_stack_id: i32,
+    pub comm: [u8; COMM_LEN],
+}
+
+const _: () = assert!(core::mem::size_of::<StackKey>() == 32);
+
+/// Indices into the per-CPU `ERRORS` array: every way a sample can be lost
+/// or damaged in BPF. Userspace sums the CPUs and reports each by name.
+pub mod error {
+    /// Kernel stack dropped: its stack-map bucket held another stack.
+    pub const KERN_STACK_COLLISION: u32 = 0;
+    /// User stack dropped: its stack-map bucket held another stack.
+    pub const USER_STACK_COLLISION: u32 = 1;
+    /// A stack could not be stored because the stack map was full.
+    pub const STACK_MAP_FULL: u32 = 2;
+    /// The kernel returned no user stack (expected for kernel threads).
+    pub const USER_STACK_MISSING: u32 = 3;
+    /// Any other `bpf_get_stackid` failure.
+    pub const STACK_OTHER: u32 = 4;
+    /// A sample could not be counted because the counts map was full.
+    pub const COUNTS_MAP_FULL: u32 = 5;
+    /// A forked child of a followed process could not be added to the filter.
+    pub const FOLLOW_MAP_FULL: u32 = 6;
+    /// Number of counters; the size of the `ERRORS` array.
+    pub const COUNT: u32 = 7;
+}
+
+/// Values of the `ACTIVE` switch: which of the two map sets BPF writes to.
+/// Userspace flips it, then drains the other set while nothing writes there.
+pub const BUFFER_A: u32 = 0;
+pub const BUFFER_B: u32 = 1;
+
+#[cfg(feature = "user")]
+mod pod {
+    // SAFETY: plain-old-data, repr(C), no implicit padding (asserted above).
+    unsafe impl aya::Pod for super::StackKey {}
+}

@@ -1,0 +1,243 @@
+//! Analyses of a profile: the hot functions by self and by total (inclusive)
+//! samples, and the processes by samples. Pure functions of the model.
+
+use std::collections::HashMap;
+
+use crate::profile::{FrameId, FrameKind, Profile};
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct FunctionStat {
+    pub name: String,
+    pub module: String,
+    /// Samples where this function was the innermost frame.
+    #[serde(rename = "self")]
+    pub self_samples: u64,
+    /// Samples with this function anywhere on the stack, each stack once.
+    #[serde(rename = "total")]
+    pub total_samples: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ProcessStat {
+    pub pid: u32,
+    pub name: String,
+    pub samples: u64,
+}
+
+/// Everything the tables and the JSON report show, computed once.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    pub total_samples: u64,
+    /// By total samples, descending.
+    pub functions: Vec<FunctionStat>,
+    pub processes: Vec<ProcessStat>,
+}
+
+pub fn summarize(profile: &Profile) -> Summary {
+    Summary {
+        total_samples: profile.total_samples(),
+        functions: hot_functions(profile),
+        processes: processes(profile),
+    }
+}
+
+/// Every function with its self and total samples, by total descending.
+pub fn hot_functions(profile: &Profile) -> Vec<FunctionStat> {
+    let mut self_counts: HashMap<FrameId, u64> = HashMap::new();
+    let mut total_counts: HashMap<FrameId, u64> = HashMap::new();
+    let mut on_stack: Vec<FrameId> = Vec::new();
+    for (site, &count) in &profile.stacks {
+        if let Some(&leaf) = site.frames.last() {
+            *self_counts.entry(leaf).or_default() += count;
+        }
+        // A recursive function is on the stack more than once but spent
+        // the sample's time only once.
+        on_stack.clear();
+        on_stack.extend_from_slice(&site.frames);
+        on_stack.sort_unstable();
+        on_stack.dedup();
+        for &frame in &on_stack {
+            *total_counts.entry(frame).or_default() += count;
+        }
+    }
+    let mut stats: Vec<FunctionStat> = total_counts
+        .into_iter()
+        .map(|(id, total_samples)| {
+            let frame = profile.frames.get(id);
+            FunctionStat {
+                name: frame.name.clone(),
+                module: module_label(frame.kind, frame.module.as_deref()),
+                self_samples: self_counts.get(&id).copied().unwrap_or(0),
+                total_samples,
+            }
+        })
+        .collect();
+    stats.sort_by(|a, b| {
+        (b.total_samples, b.self_samples, &a.name).cmp(&(a.total_samples, a.self_samples, &b.name))
+    });
+    stats
+}
+
+/// The top `n` by self samples (functions with no self time left out).
+pub fn top_by_self(functions: &[FunctionStat], n: usize) -> Vec<FunctionStat> {
+    let mut by_self: Vec<FunctionStat> = functions
+        .iter()
+        .filter(|f| f.self_samples > 0)
+        .cloned()
+        .collect();
+    by_self.sort_by(|a, b| (b.self_samples, &a.name).cmp(&(a.self_samples, &b.name)));
+    by_self.truncate(n);
+    by_self
+}
+
+pub fn processes(profile: &Profile) -> Vec<ProcessStat> {
+    let mut stats: Vec<ProcessStat> = profile
+        .processes
+        .iter()
+        .filter(|(_, p)| p.samples > 0)
+        .map(|(&pid, p)| ProcessStat {
+            pid,
+            name: p.name.clone(),
+            samples: p.samples,
+        })
+        .collect();
+    stats.sort_by(|a, b| (b.samples, a.pid).cmp(&(a.samples, b.pid)));
+    stats
+}
+
+fn module_label(kind: FrameKind, module: Option<&str>) -> String {
+    match (kind, module) {
+        (FrameKind::Kernel, _) => "[kernel]".into(),
+        (_, Some(module)) => module.into(),
+        (_, None) => String::new(),
+    }
+}
+
+pub fn percent(part: u64, whole: u64) -> f64 {
+    if whole == 0 {
+        0.0
+    } else {
+        part as f64 * 100.0 / whole as f64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::{Frame, StackSite};
+
+    fn frame(name: &str) -> Frame {
+        Frame {
+            name: name.into(),
+            module: Some("app".into()),
+            kind: FrameKind::User,
+        }
+    }
+
+    fn profile(stacks: &[(&[&str], u64)]) -> Profile {
+        let mut profile = Profile::default();
+        profile.name_process(1, || "app".into());
+        for (names, count) in stacks {
+            let frames = names
+                .iter()
+                .map(|n| profile.frames.intern(frame(n)))
+                .collect();
+            profile.add(
+                StackSite {
+                    tgid: 1,
+                    tid: 1,
+                    frames,
+                },
+                *count,
+            );
+        }
+        profile
+    }
+
+    fn stat<'a>(stats: &'a [FunctionStat], name: &str) -> &'a FunctionStat {
+        stats.iter().find(|s| s.name == name).unwrap()
+    }
+
+    #[test]
+    fn self_is_leaf_time_and_total_is_inclusive_time() {
+        let p = profile(&[
+            (&["main", "a", "b"], 3),
+            (&["main", "a"], 2),
+            (&["main", "c"], 5),
+        ]);
+        let stats = hot_functions(&p);
+        assert_eq!(
+            (
+                stat(&stats, "main").self_samples,
+                stat(&stats, "main").total_samples
+            ),
+            (0, 10)
+        );
+        assert_eq!(
+            (
+                stat(&stats, "a").self_samples,
+                stat(&stats, "a").total_samples
+            ),
+            (2, 5)
+        );
+        assert_eq!(
+            (
+                stat(&stats, "b").self_samples,
+                stat(&stats, "b").total_samples
+            ),
+            (3, 3)
+        );
+        assert_eq!(
+            (
+                stat(&stats, "c").self_samples,
+                stat(&stats, "c").total_samples
+            ),
+            (5, 5)
+        );
+        assert_eq!(stats[0].name, "main", "sorted by total");
+        let by_self = top_by_self(&stats, 2);
+        assert_eq!(
+            by_self.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ["c", "b"]
+        );
+    }
+
+    #[test]
+    fn recursion_counts_each_stack_once_in_total() {
+        let p = profile(&[(&["main", "fib", "fib", "fib"], 4), (&["main", "other"], 4)]);
+        let fib = stat(&hot_functions(&p), "fib").clone();
+        assert_eq!(fib.total_samples, 4, "not 12");
+        assert_eq!(fib.self_samples, 4);
+        assert_eq!(percent(fib.total_samples, p.total_samples()), 50.0);
+    }
+
+    #[test]
+    fn processes_rank_by_samples() {
+        let mut p = profile(&[(&["main"], 1)]);
+        p.name_process(2, || "busy".into());
+        let f = p.frames.intern(frame("spin"));
+        p.add(
+            StackSite {
+                tgid: 2,
+                tid: 2,
+                frames: vec![f],
+            },
+            9,
+        );
+        let stats = processes(&p);
+        assert_eq!(
+            stats[0],
+            ProcessStat {
+                pid: 2,
+                name: "busy".into(),
+                samples: 9
+            }
+        );
+        assert_eq!(stats[1].samples, 1);
+    }
+
+    #[test]
+    fn percent_of_nothing_is_zero() {
+        assert_eq!(percent(0, 0), 0.0);
+    }
+}

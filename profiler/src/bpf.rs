@@ -1,0 +1,216 @@
+//! The BPF side as userspace sees it: checking the machine can run it,
+//! loading the object, attaching the programs, flipping the active map set,
+//! and reading the error counters. Nothing here interprets a stack.
+
+use std::path::Path;
+
+use anyhow::{Context, Result, anyhow, bail};
+use aya::{
+    Ebpf, EbpfLoader,
+    maps::{Array, HashMap, PerCpuArray},
+    programs::{
+        PerfEvent, ProgramError, TracePoint,
+        perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
+    },
+    util::online_cpus,
+};
+use profiler_common::{BUFFER_A, BUFFER_B, error};
+
+use crate::{cli::Config, tracefs};
+
+#[cfg(bpfprof_embedded_obj)]
+static EMBEDDED_OBJECT: Option<&[u8]> = Some(aya::include_bytes_aligned!(concat!(
+    env!("OUT_DIR"),
+    "/profiler-ebpf.o"
+)));
+#[cfg(not(bpfprof_embedded_obj))]
+static EMBEDDED_OBJECT: Option<&[u8]> = None;
+
+const CAP_PERFMON: u32 = 38;
+const CAP_BPF: u32 = 39;
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// Checks privileges and kernel support before anything is loaded, so each
+/// missing piece is named with its fix.
+pub fn preflight() -> Result<()> {
+    let caps = effective_capabilities();
+    let has = |cap: u32| caps & (1 << cap) != 0;
+    if !(has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))) {
+        bail!("bpfprof needs root (or CAP_BPF and CAP_PERFMON): run it with sudo");
+    }
+    if !Path::new("/sys/kernel/btf/vmlinux").exists() {
+        bail!(
+            "this kernel has no BTF (/sys/kernel/btf/vmlinux is missing): bpfprof needs a kernel built with CONFIG_DEBUG_INFO_BTF=y"
+        );
+    }
+    Ok(())
+}
+
+fn effective_capabilities() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+            u64::from_str_radix(hex.trim(), 16).ok()
+        })
+        .unwrap_or(0)
+}
+
+/// The loaded BPF object and its attachments; dropping it detaches all.
+pub struct Collector {
+    pub ebpf: Ebpf,
+    active: u32,
+    verbose: bool,
+}
+
+impl Collector {
+    pub fn load(config: &Config, follow_forks: bool) -> Result<Collector> {
+        let self_tgid = std::process::id();
+        let filter_tgids = u32::from(!matches!(config.target, crate::cli::Target::AllProcesses));
+        let fork_child_pid_offset = if follow_forks {
+            tracefs::ensure_mounted()?;
+            tracefs::field_offset("sched", "sched_process_fork", "child_pid")?
+        } else {
+            44
+        };
+        let mut loader = EbpfLoader::new();
+        loader
+            .override_global("SELF_TGID", &self_tgid, true)
+            .override_global("FILTER_TGIDS", &filter_tgids, true)
+            .override_global("FORK_CHILD_PID_OFFSET", &fork_child_pid_offset, true);
+        let ebpf = match (&config.bpf_object, EMBEDDED_OBJECT) {
+            (Some(path), _) => loader
+                .load_file(path)
+                .with_context(|| format!("loading BPF object {}", path.display()))?,
+            (None, Some(bytes)) => loader.load(bytes).context("loading the BPF object")?,
+            (None, None) => bail!(
+                "this bpfprof was built without its BPF object: build it with `cargo xtask build`, or pass --bpf-object PATH"
+            ),
+        };
+        Ok(Collector {
+            ebpf,
+            active: BUFFER_A,
+            verbose: config.verbose > 0,
+        })
+    }
+
+    /// Adds a process to the BPF-side filter.
+    pub fn want_tgid(&mut self, tgid: u32) -> Result<()> {
+        let mut wanted: HashMap<_, u32, u8> = HashMap::try_from(
+            self.ebpf
+                .map_mut("WANTED_TGIDS")
+                .context("map WANTED_TGIDS")?,
+        )?;
+        wanted
+            .insert(tgid, 1, 0)
+            .with_context(|| format!("adding pid {tgid} to the filter"))
+    }
+
+    /// Attaches the sampler to the CPU clock of every online CPU, and the
+    /// fork follower when asked.
+    pub fn attach(&mut self, freq: u64, follow_forks: bool) -> Result<()> {
+        let verbose = self.verbose;
+        let program: &mut PerfEvent = self
+            .ebpf
+            .program_mut("on_cpu_sample")
+            .context("program on_cpu_sample missing from the BPF object")?
+            .try_into()?;
+        program
+            .load()
+            .map_err(|e| load_error("on_cpu_sample", e, verbose))?;
+        let cpus = online_cpus().map_err(|(path, e)| anyhow!("reading {path}: {e}"))?;
+        for cpu in cpus {
+            program
+                .attach(
+                    PerfEventConfig::Software(SoftwareEvent::CpuClock),
+                    PerfEventScope::AllProcessesOneCpu { cpu },
+                    SamplePolicy::Frequency(freq),
+                    false,
+                )
+                .with_context(|| format!("attaching the sampler to the cpu-clock of CPU {cpu}"))?;
+        }
+        if follow_forks {
+            let program: &mut TracePoint = self
+                .ebpf
+                .program_mut("follow_fork")
+                .context("program follow_fork missing from the BPF object")?
+                .try_into()?;
+            program
+                .load()
+                .map_err(|e| load_error("follow_fork", e, verbose))?;
+            program
+                .attach("sched", "sched_process_fork")
+                .context("attaching to tracepoint sched:sched_process_fork")?;
+        }
+        Ok(())
+    }
+
+    /// Stops all sampling; the maps stay readable. Programs that were never
+    /// loaded (the fork follower outside `-- COMMAND` runs) are skipped.
+    pub fn detach(&mut self) {
+        if let Some(Ok(sampler)) = self
+            .ebpf
+            .program_mut("on_cpu_sample")
+            .map(<&mut PerfEvent>::try_from)
+        {
+            let _ = sampler.unload();
+        }
+        if let Some(Ok(follower)) = self
+            .ebpf
+            .program_mut("follow_fork")
+            .map(<&mut TracePoint>::try_from)
+        {
+            let _ = follower.unload();
+        }
+    }
+
+    /// Points BPF at the other map set and returns the one it wrote so far.
+    pub fn flip(&mut self) -> Result<u32> {
+        let retired = self.active;
+        let next = if retired == BUFFER_A {
+            BUFFER_B
+        } else {
+            BUFFER_A
+        };
+        let mut active: Array<_, u32> =
+            Array::try_from(self.ebpf.map_mut("ACTIVE").context("map ACTIVE")?)?;
+        active
+            .set(0, next, 0)
+            .context("switching the active map set")?;
+        self.active = next;
+        Ok(retired)
+    }
+
+    /// The error counters, summed over CPUs, indexed by `error::*`.
+    pub fn error_counts(&self) -> Result<[u64; error::COUNT as usize]> {
+        let errors: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(self.ebpf.map("ERRORS").context("map ERRORS")?)?;
+        let mut totals = [0u64; error::COUNT as usize];
+        for (index, total) in totals.iter_mut().enumerate() {
+            *total = errors.get(&(index as u32), 0)?.iter().sum();
+        }
+        Ok(totals)
+    }
+}
+
+fn load_error(program: &str, err: ProgramError, verbose: bool) -> anyhow::Error {
+    match err {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            if verbose {
+                eprintln!("BPF verifier log for {program}:\n{verifier_log}");
+            }
+            let hint = match io_error.raw_os_error() {
+                Some(libc::EPERM) | Some(libc::EACCES) if !verbose => {
+                    " (permission denied: run as root; add -v for the verifier log)"
+                }
+                _ if !verbose => " (add -v for the verifier log)",
+                _ => "",
+            };
+            anyhow!("the kernel refused BPF program `{program}`: {io_error}{hint}")
+        }
+        other => anyhow!("loading BPF program `{program}`: {other}"),
+    }
+}

@@ -1,0 +1,169 @@
+//! The capture: loads and attaches the BPF programs, starts the command when
+//! there is one, then samples until the duration ends, the command exits or
+//! a signal arrives, draining and symbolizing every interval. Returns the
+//! whole profile; nothing collected is dropped on the way out.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use profiler_common::error;
+use tokio::signal::unix::{SignalKind, signal};
+
+use crate::{
+    bpf::Collector,
+    child::GatedChild,
+    cli::{Config, Target},
+    drain,
+    profile::Profile,
+    symbolize::Symbolizer,
+};
+
+pub struct Capture {
+    pub profile: Profile,
+    pub started: SystemTime,
+    pub elapsed: Duration,
+    /// Exit code of the profiled command, when it exited during the run.
+    pub command_status: Option<i32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    Duration,
+    Signal,
+    CommandExited(i32),
+}
+
+pub fn run(config: &Config) -> Result<Capture> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?
+        .block_on(capture(config))
+}
+
+async fn capture(config: &Config) -> Result<Capture> {
+    let follow_forks = matches!(config.target, Target::Command(_));
+    let mut collector = Collector::load(config, follow_forks)?;
+    let mut child = match &config.target {
+        Target::Command(argv) => Some(GatedChild::spawn(argv)?),
+        _ => None,
+    };
+    match (&config.target, &child) {
+        (Target::Pids(pids), _) => {
+            for &pid in pids {
+                collector.want_tgid(pid)?;
+            }
+        }
+        (Target::Command(_), Some(child)) => collector.want_tgid(child.pid())?,
+        _ => {}
+    }
+    collector.attach(config.freq, follow_forks)?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let started = SystemTime::now();
+    let start = Instant::now();
+    if let Some(child) = &mut child {
+        child.release()?;
+    }
+    announce(config);
+
+    let mut symbolizer = Symbolizer::default();
+    let mut profile = Profile::default();
+    let deadline = async {
+        match config.duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    let command_exit = async {
+        match &child {
+            Some(child) => child.wait().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(command_exit);
+    let mut ticks = tokio::time::interval_at(
+        tokio::time::Instant::now() + config.interval,
+        config.interval,
+    );
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    let stop = loop {
+        tokio::select! {
+            _ = ticks.tick() => {
+                let batch = drain::drain(&mut collector)?;
+                symbolizer.add_batch(batch, &mut profile);
+            }
+            _ = &mut deadline => break Stop::Duration,
+            _ = interrupt.recv() => break Stop::Signal,
+            _ = terminate.recv() => break Stop::Signal,
+            status = &mut command_exit => break Stop::CommandExited(status?),
+        }
+    };
+    if stop == Stop::Signal {
+        // A second Ctrl-C ends bpfprof at once, whatever it is doing.
+        // SAFETY: restoring the default disposition of two signals.
+        unsafe {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
+        }
+        eprintln!("bpfprof: stopping; writing what was collected (Ctrl-C again to quit at once)");
+    }
+    let elapsed = start.elapsed();
+    collector.detach();
+    let batch = drain::drain_all(&mut collector)?;
+    symbolizer.add_batch(batch, &mut profile);
+    add_bpf_errors(&collector, &mut profile)?;
+    Ok(Capture {
+        profile,
+        started,
+        elapsed,
+        command_status: match stop {
+            Stop::CommandExited(code) => Some(code),
+            _ => None,
+        },
+    })
+}
+
+fn add_bpf_errors(collector: &Collector, profile: &mut Profile) -> Result<()> {
+    let errors = collector.error_counts()?;
+    let losses = &mut profile.losses;
+    losses.stack_collisions =
+        errors[error::KERN_STACK_COLLISION as usize] + errors[error::USER_STACK_COLLISION as usize];
+    losses.stack_map_full = errors[error::STACK_MAP_FULL as usize];
+    losses.stack_errors_other = errors[error::STACK_OTHER as usize];
+    losses.counts_map_full = errors[error::COUNTS_MAP_FULL as usize];
+    losses.follow_map_full = errors[error::FOLLOW_MAP_FULL as usize];
+    // user_stack_missing is counted in userspace, where kernel threads
+    // (which never have a user stack) can be told apart.
+    Ok(())
+}
+
+fn announce(config: &Config) {
+    let what = describe_target(&config.target);
+    let until = match (&config.target, config.duration) {
+        (_, Some(d)) => format!("for {:.1} s", d.as_secs_f64()),
+        (Target::Command(_), None) => "until the command exits".into(),
+        (_, None) => "until Ctrl-C".into(),
+    };
+    eprintln!("bpfprof: sampling {what} at {} Hz {until}", config.freq);
+}
+
+pub fn describe_target(target: &Target) -> String {
+    match target {
+        Target::AllProcesses => "all processes".into(),
+        Target::Pids(pids) => {
+            let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+            format!("pid {}", list.join(","))
+        }
+        Target::Command(argv) => {
+            let words: Vec<String> = argv
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            format!("command `{}`", words.join(" "))
+        }
+    }
+}

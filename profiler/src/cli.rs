@@ -1,0 +1,284 @@
+//! Command-line interface: the clap definitions, and the validation that
+//! turns them into a [`Config`] before anything is attached. Every rejected
+//! flag becomes one line naming the flag and the problem.
+
+use std::{
+    ffi::OsString,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use clap::Parser;
+
+const EXAMPLES: &str = "\
+Examples:
+  sudo bpfprof --duration 30 --freq 99        every CPU for 30 s
+  sudo bpfprof --pid 1234,5678 --duration 5   only these processes
+  sudo bpfprof --output out/ -- ./my-program  a command and its children, until it exits
+  sudo bpfprof                                until Ctrl-C (the outputs are still written)
+
+Outputs (in --output DIR): on-cpu.folded, on-cpu.svg, report.json; the hot-path
+tables are printed on stdout.";
+
+/// A system-wide sampling profiler for Linux, on eBPF.
+#[derive(Parser, Debug)]
+#[command(name = "bpfprof", version, after_help = EXAMPLES)]
+pub struct Args {
+    /// How long to profile, in seconds (also 500ms, 2m). Default: until
+    /// Ctrl-C, or until COMMAND exits.
+    #[arg(short, long, value_name = "SECS", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Samples per second on each CPU.
+    #[arg(short = 'F', long, value_name = "HZ", default_value_t = 99)]
+    pub freq: u64,
+
+    /// Only profile these processes (comma-separated pids).
+    #[arg(
+        short,
+        long,
+        value_name = "PID,...",
+        value_delimiter = ',',
+        conflicts_with = "command"
+    )]
+    pub pid: Vec<u32>,
+
+    /// Directory for the output files. Default: bpfprof-YYYYmmdd-HHMMSS/.
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+
+    /// How often the kernel maps are drained and symbolized, in seconds.
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_duration)]
+    pub interval: Duration,
+
+    /// Rows in each hot-path table.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub top: usize,
+
+    /// Load the BPF programs from this object instead of the embedded one.
+    #[arg(long, value_name = "PATH")]
+    pub bpf_object: Option<PathBuf>,
+
+    /// More detail: map sizes, the BPF verifier log on load failures.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Command to run and profile with its children, until it exits.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+/// Which tasks are sampled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    AllProcesses,
+    Pids(Vec<u32>),
+    Command(Vec<OsString>),
+}
+
+/// A validated run configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub target: Target,
+    pub duration: Option<Duration>,
+    pub freq: u64,
+    pub interval: Duration,
+    pub output_dir: PathBuf,
+    pub top: usize,
+    pub bpf_object: Option<PathBuf>,
+    pub verbose: u8,
+}
+
+/// Facts of the machine that flag validation depends on.
+pub struct Limits {
+    /// `kernel.perf_event_max_sample_rate`.
+    pub max_sample_rate: u64,
+}
+
+impl Limits {
+    pub fn of_this_machine() -> Limits {
+        let max_sample_rate =
+            std::fs::read_to_string("/proc/sys/kernel/perf_event_max_sample_rate")
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(100_000);
+        Limits { max_sample_rate }
+    }
+}
+
+/// Checks every flag; the error is the one line to print.
+pub fn validate(
+    args: Args,
+    limits: &Limits,
+    pid_exists: impl Fn(u32) -> bool,
+    default_output: impl FnOnce() -> PathBuf,
+) -> Result<Config, String> {
+    if args.freq == 0 || args.freq > limits.max_sample_rate {
+        return Err(format!(
+            "--freq {} is out of range: it must be between 1 and {} (kernel.perf_event_max_sample_rate)",
+            args.freq, limits.max_sample_rate
+        ));
+    }
+    if args.duration.is_some_and(|d| d.is_zero()) {
+        return Err("--duration must be greater than 0".into());
+    }
+    if args.interval < Duration::from_millis(10) {
+        return Err("--interval must be at least 10ms".into());
+    }
+    if args.top == 0 {
+        return Err("--top must be at least 1".into());
+    }
+    if let Some(pid) = args.pid.iter().find(|&&pid| pid == 0 || !pid_exists(pid)) {
+        return Err(format!("--pid {pid}: no such process"));
+    }
+    if let Some(path) = &args.bpf_object
+        && !path.is_file()
+    {
+        return Err(format!("--bpf-object {}: no such file", path.display()));
+    }
+    let target = if !args.command.is_empty() {
+        Target::Command(args.command)
+    } else if !args.pid.is_empty() {
+        let mut pids = args.pid;
+        pids.sort_unstable();
+        pids.dedup();
+        Target::Pids(pids)
+    } else {
+        Target::AllProcesses
+    };
+    let output_dir = args.output.unwrap_or_else(default_output);
+    Ok(Config {
+        target,
+        duration: args.duration,
+        freq: args.freq,
+        interval: args.interval,
+        output_dir,
+        top: args.top,
+        bpf_object: args.bpf_object,
+        verbose: args.verbose,
+    })
+}
+
+/// Creates the output directory and proves it writable, so a run never
+/// ends with nowhere to put its results.
+pub fn prepare_output_dir(dir: &Path) -> Result<(), String> {
+    let name = dir.display();
+    std::fs::create_dir_all(dir).map_err(|e| format!("--output {name}: cannot create: {e}"))?;
+    let probe = dir.join(".bpfprof-write-test");
+    std::fs::write(&probe, b"").map_err(|e| format!("--output {name}: not writable: {e}"))?;
+    let _ = std::fs::remove_file(probe);
+    Ok(())
+}
+
+/// Seconds as `10`, `1.5`, `10s`, `500ms` or `2m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+        (n, 1e-3)
+    } else if let Some(n) = text.strip_suffix('s') {
+        (n, 1.0)
+    } else if let Some(n) = text.strip_suffix('m') {
+        (n, 60.0)
+    } else {
+        (text, 1.0)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration (try 10, 1.5, 500ms or 2m)"))?;
+    if !value.is_finite() || value < 0.0 {
+        return Err(format!(
+            "`{text}` is not a duration (try 10, 1.5, 500ms or 2m)"
+        ));
+    }
+    Duration::try_from_secs_f64(value * scale).map_err(|_| format!("`{text}` is too long"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let args = Args::try_parse_from(std::iter::once("bpfprof").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        validate(
+            args,
+            &Limits {
+                max_sample_rate: 1000,
+            },
+            |pid| pid == 42,
+            || PathBuf::from("default"),
+        )
+    }
+
+    #[test]
+    fn defaults_profile_everything_at_99_hz() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.target, Target::AllProcesses);
+        assert_eq!(config.freq, 99);
+        assert_eq!(config.interval, Duration::from_secs(1));
+        assert_eq!(config.duration, None);
+        assert_eq!(config.output_dir, PathBuf::from("default"));
+    }
+
+    #[test]
+    fn frequency_must_be_within_the_kernel_limit() {
+        assert!(parse(&["--freq", "0"]).unwrap_err().contains("--freq 0"));
+        let err = parse(&["--freq", "1001"]).unwrap_err();
+        assert!(err.contains("between 1 and 1000"), "{err}");
+        assert_eq!(parse(&["--freq", "1000"]).unwrap().freq, 1000);
+    }
+
+    #[test]
+    fn durations_accept_units_and_reject_zero() {
+        assert_eq!(
+            parse(&["-d", "1.5"]).unwrap().duration,
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            parse(&["-d", "500ms"]).unwrap().duration,
+            Some(Duration::from_millis(500))
+        );
+        assert_eq!(
+            parse(&["-d", "2m"]).unwrap().duration,
+            Some(Duration::from_secs(120))
+        );
+        assert!(parse(&["-d", "0"]).unwrap_err().contains("greater than 0"));
+        assert!(
+            parse(&["-d", "ten"])
+                .unwrap_err()
+                .contains("not a duration")
+        );
+        assert!(parse(&["-d", "-1"]).is_err());
+    }
+
+    #[test]
+    fn missing_pids_are_named() {
+        assert_eq!(
+            parse(&["--pid", "42"]).unwrap().target,
+            Target::Pids(vec![42])
+        );
+        let err = parse(&["--pid", "42,43"]).unwrap_err();
+        assert_eq!(err, "--pid 43: no such process");
+        assert!(parse(&["--pid", "abc"]).is_err());
+    }
+
+    #[test]
+    fn a_command_after_the_separator_is_the_target() {
+        let config = parse(&["--", "sleep", "1"]).unwrap();
+        assert_eq!(
+            config.target,
+            Target::Command(vec!["sleep".into(), "1".into()])
+        );
+        assert!(parse(&["--pid", "42", "--", "sleep"]).is_err());
+    }
+
+    #[test]
+    fn unwritable_output_is_rejected() {
+        let err = prepare_output_dir(Path::new("/proc/bpfprof-cannot-exist")).unwrap_err();
+        assert!(
+            err.starts_with("--output /proc/bpfprof-cannot-exist: cannot create"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,94 @@
+//! Facts about the run that every output carries: the machine, the kernel,
+//! the settings, when it started and how long it lasted.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunMeta {
+    pub bpfprof_version: String,
+    pub hostname: String,
+    pub kernel: String,
+    pub cpus: usize,
+    pub freq_hz: u64,
+    /// "all processes", "pids 1,2" or "command ./app args".
+    pub target: String,
+    /// UTC, RFC 3339.
+    pub start_time: String,
+    pub duration_secs: f64,
+}
+
+impl RunMeta {
+    pub fn new(freq_hz: u64, target: String, started: SystemTime, duration: Duration) -> RunMeta {
+        RunMeta {
+            bpfprof_version: env!("CARGO_PKG_VERSION").to_string(),
+            hostname: read_trimmed("/proc/sys/kernel/hostname")
+                .unwrap_or_else(|| "localhost".into()),
+            kernel: read_trimmed("/proc/sys/kernel/osrelease").unwrap_or_else(|| "unknown".into()),
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            freq_hz,
+            target,
+            start_time: utc_rfc3339(started),
+            duration_secs: (duration.as_secs_f64() * 1000.0).round() / 1000.0,
+        }
+    }
+}
+
+fn read_trimmed(path: &str) -> Option<String> {
+    Some(std::fs::read_to_string(path).ok()?.trim().to_string())
+}
+
+/// Broken-down calendar time of `time`, in UTC or in the local zone.
+fn calendar(time: SystemTime, local: bool) -> libc::tm {
+    let secs = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()) as libc::time_t;
+    // SAFETY: tm is plain data; the *_r functions only write into it.
+    unsafe {
+        let mut tm: libc::tm = std::mem::zeroed();
+        if local {
+            libc::localtime_r(&secs, &mut tm);
+        } else {
+            libc::gmtime_r(&secs, &mut tm);
+        }
+        tm
+    }
+}
+
+pub fn utc_rfc3339(time: SystemTime) -> String {
+    let tm = calendar(time, false);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
+/// `bpfprof-YYYYmmdd-HHMMSS`, local time: the default output directory.
+pub fn default_output_dir_name(time: SystemTime) -> String {
+    let tm = calendar(time, true);
+    format!(
+        "bpfprof-{:04}{:02}{:02}-{:02}{:02}{:02}",
+        tm.tm_year + 1900,
+        tm.tm_mon + 1,
+        tm.tm_mday,
+        tm.tm_hour,
+        tm.tm_min,
+        tm.tm_sec
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_utc_times() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(utc_rfc3339(t), "2023-11-14T22:13:20Z");
+        let name = default_output_dir_name(t);
+        assert!(name.starts_with("bpfprof-2023111"), "{name}");
+        assert_eq!(name.len(), "bpfprof-YYYYmmdd-HHMMSS".len());
+    }
+}

@@ -1,0 +1,180 @@
+//! The profile model: interned frames, sample counts per (thread, stack),
+//! the processes seen, and the losses counted. Symbolization fills it;
+//! analysis and the renderers only read it.
+
+use std::collections::{BTreeMap, HashMap};
+
+/// Index into [`FrameTable`].
+pub type FrameId = u32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FrameKind {
+    User,
+    /// A function inlined into the user frame below it (from DWARF).
+    Inlined,
+    Kernel,
+    /// Not a function: a marker such as `[unknown]` or `[lost stack]`.
+    Pseudo,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Frame {
+    pub name: String,
+    /// File name of the binary or library (not the whole path).
+    pub module: Option<String>,
+    pub kind: FrameKind,
+}
+
+impl Frame {
+    pub fn pseudo(name: &str) -> Frame {
+        Frame {
+            name: name.to_string(),
+            module: None,
+            kind: FrameKind::Pseudo,
+        }
+    }
+}
+
+/// Every distinct frame once, so stacks are short vectors of ids.
+#[derive(Debug, Default)]
+pub struct FrameTable {
+    frames: Vec<Frame>,
+    ids: HashMap<Frame, FrameId>,
+}
+
+impl FrameTable {
+    pub fn intern(&mut self, frame: Frame) -> FrameId {
+        if let Some(&id) = self.ids.get(&frame) {
+            return id;
+        }
+        let id = self.frames.len() as FrameId;
+        self.frames.push(frame.clone());
+        self.ids.insert(frame, id);
+        id
+    }
+
+    pub fn get(&self, id: FrameId) -> &Frame {
+        &self.frames[id as usize]
+    }
+}
+
+/// A stack as counted: which thread, and its frames outermost first
+/// (user frames, then kernel frames).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StackSite {
+    pub tgid: u32,
+    pub tid: u32,
+    pub frames: Vec<FrameId>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProcessInfo {
+    /// The process name (its main thread's comm), the root frame of its stacks.
+    pub name: String,
+    pub samples: u64,
+}
+
+/// Samples and stacks the run could not record whole, by cause.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Losses {
+    /// Stacks dropped because their stack-map bucket held another stack.
+    pub stack_collisions: u64,
+    /// Stacks dropped because the stack map was full.
+    pub stack_map_full: u64,
+    /// Samples of user threads that came without a user stack.
+    pub user_stack_missing: u64,
+    /// Other `bpf_get_stackid` failures.
+    pub stack_errors_other: u64,
+    /// Samples not counted because the counts map was full.
+    pub counts_map_full: u64,
+    /// Forked children of a followed command that could not be followed.
+    pub follow_map_full: u64,
+    /// Stack ids whose stack had left the map before it was read.
+    pub stacks_lost_in_drain: u64,
+}
+
+impl Losses {
+    pub fn is_empty(&self) -> bool {
+        self == &Losses::default()
+    }
+
+    /// Name and value of every counter, for the tables.
+    pub fn entries(&self) -> [(&'static str, u64); 7] {
+        [
+            ("stack id collisions", self.stack_collisions),
+            ("stack map full", self.stack_map_full),
+            ("user stack missing (user threads)", self.user_stack_missing),
+            ("other stack errors", self.stack_errors_other),
+            ("counts map full", self.counts_map_full),
+            ("children not followed (map full)", self.follow_map_full),
+            ("stacks lost between drains", self.stacks_lost_in_drain),
+        ]
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct Profile {
+    pub frames: FrameTable,
+    pub stacks: HashMap<StackSite, u64>,
+    pub processes: BTreeMap<u32, ProcessInfo>,
+    pub losses: Losses,
+}
+
+impl Profile {
+    pub fn add(&mut self, site: StackSite, count: u64) {
+        if let Some(process) = self.processes.get_mut(&site.tgid) {
+            process.samples += count;
+        }
+        *self.stacks.entry(site).or_default() += count;
+    }
+
+    /// Records a process name the first time the process is seen.
+    pub fn name_process(&mut self, tgid: u32, name: impl FnOnce() -> String) {
+        self.processes.entry(tgid).or_insert_with(|| ProcessInfo {
+            name: name(),
+            samples: 0,
+        });
+    }
+
+    pub fn total_samples(&self) -> u64 {
+        self.stacks.values().sum()
+    }
+
+    pub fn process_name(&self, tgid: u32) -> &str {
+        self.processes
+            .get(&tgid)
+            .map_or("[unknown process]", |p| p.name.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn interning_returns_one_id_per_distinct_frame() {
+        let mut table = FrameTable::default();
+        let a = table.intern(Frame::pseudo("a"));
+        let b = table.intern(Frame::pseudo("b"));
+        assert_ne!(a, b);
+        assert_eq!(table.intern(Frame::pseudo("a")), a);
+        assert_eq!(table.get(b).name, "b");
+    }
+
+    #[test]
+    fn samples_add_up_per_site_and_per_process() {
+        let mut profile = Profile::default();
+        profile.name_process(7, || "app".into());
+        let site = StackSite {
+            tgid: 7,
+            tid: 8,
+            frames: vec![0],
+        };
+        profile.add(site.clone(), 2);
+        profile.add(site.clone(), 3);
+        assert_eq!(profile.stacks[&site], 5);
+        assert_eq!(profile.processes[&7].samples, 5);
+        assert_eq!(profile.total_samples(), 5);
+        assert_eq!(profile.process_name(9), "[unknown process]");
+    }
+}

@@ -1,0 +1,342 @@
+//! Symbolization: turns drained instruction pointers into named frames in
+//! the profile. One blazesym `Symbolizer` serves the whole run (it caches
+//! parsed ELF and DWARF per file); each drain makes one batched call for all
+//! kernel addresses and one per process for its user addresses.
+
+use std::collections::{HashMap, HashSet};
+
+use blazesym::{
+    Pid,
+    symbolize::{
+        Input, Symbolized, Symbolizer as Blazesym,
+        cache::{self, Cache},
+        source::{Kernel, Process, Source},
+    },
+};
+
+use crate::{
+    drain::{RawSample, RawStack},
+    procfs,
+    profile::{Frame, FrameId, FrameKind, FrameTable, Profile, StackSite},
+};
+
+const EEXIST: i32 = 17;
+const ENOMEM: i32 = 12;
+const EFAULT: i32 = 14;
+
+pub struct Symbolizer {
+    blazesym: Blazesym,
+    kernel_threads: HashMap<u32, bool>,
+}
+
+/// Frames per address, for one batch: outermost first (inlined last).
+type Names = HashMap<u64, Vec<FrameId>>;
+
+impl Default for Symbolizer {
+    fn default() -> Self {
+        Symbolizer {
+            blazesym: Blazesym::builder()
+                .enable_code_info(true)
+                .enable_inlined_fns(true)
+                .enable_demangling(true)
+                .build(),
+            kernel_threads: HashMap::new(),
+        }
+    }
+}
+
+impl Symbolizer {
+    /// Names every stack of a drained batch and adds it to the profile.
+    pub fn add_batch(&mut self, batch: Vec<RawSample>, profile: &mut Profile) {
+        let kernel = self.symbolize_kernel(&batch, &mut profile.frames);
+        let mut by_process: HashMap<u32, Vec<&RawSample>> = HashMap::new();
+        for sample in &batch {
+            by_process.entry(sample.key.tgid).or_default().push(sample);
+        }
+        for (tgid, samples) in by_process {
+            profile.name_process(tgid, || {
+                procfs::process_name(tgid).unwrap_or_else(|| main_thread_comm(tgid, &samples))
+            });
+            let kernel_thread = self.is_kernel_thread(tgid);
+            let user = if kernel_thread {
+                Names::new()
+            } else {
+                self.symbolize_process(tgid, &samples, &mut profile.frames)
+            };
+            for sample in samples {
+                let mut frames = Vec::new();
+                user_frames(sample, kernel_thread, &user, profile, &mut frames);
+                kernel_frames(sample, &kernel, profile, &mut frames);
+                if frames.is_empty() {
+                    frames.push(profile.frames.intern(Frame::pseudo("[no stack]")));
+                }
+                let site = StackSite {
+                    tgid,
+                    tid: sample.key.tid,
+                    frames,
+                };
+                profile.add(site, sample.count);
+            }
+        }
+    }
+
+    fn is_kernel_thread(&mut self, tgid: u32) -> bool {
+        if let Some(&known) = self.kernel_threads.get(&tgid) {
+            return known;
+        }
+        // A process gone before we looked is counted as a user process.
+        let kernel = procfs::is_kernel_thread(tgid).unwrap_or(false);
+        self.kernel_threads.insert(tgid, kernel);
+        kernel
+    }
+
+    fn symbolize_kernel(&self, batch: &[RawSample], table: &mut FrameTable) -> Names {
+        let addrs = unique_lookup_addrs(batch.iter().map(|s| &s.kernel));
+        let source = Source::Kernel(Kernel::default());
+        let results = self
+            .blazesym
+            .symbolize(&source, Input::AbsAddr(&addrs))
+            .unwrap_or_default();
+        let mut names = Names::new();
+        for (addr, result) in addrs.iter().zip(results) {
+            let ids = match result {
+                Symbolized::Sym(sym) => vec![table.intern(Frame {
+                    name: clean(&sym.name),
+                    module: None,
+                    kind: FrameKind::Kernel,
+                })],
+                Symbolized::Unknown(_) => vec![table.intern(Frame {
+                    name: format!("[unknown {addr:#x}]"),
+                    module: None,
+                    kind: FrameKind::Kernel,
+                })],
+            };
+            names.insert(*addr, ids);
+        }
+        names
+    }
+
+    fn symbolize_process(
+        &self,
+        tgid: u32,
+        samples: &[&RawSample],
+        table: &mut FrameTable,
+    ) -> Names {
+        let addrs = unique_lookup_addrs(samples.iter().map(|s| &s.user));
+        let alive = procfs::exists(tgid);
+        if alive {
+            // Snapshot the maps now, so the names survive the process's exit.
+            let _ = self
+                .blazesym
+                .cache(&Cache::Process(cache::Process::new(Pid::from(tgid))));
+        }
+        let mut source = Process::new(Pid::from(tgid));
+        // map_files needs a live process; after exit the cached paths serve.
+        source.map_files = alive;
+        let results = self
+            .blazesym
+            .symbolize(&Source::Process(source), Input::AbsAddr(&addrs))
+            .unwrap_or_default();
+        let mut mappings = None;
+        let mut names = Names::new();
+        for (i, addr) in addrs.iter().enumerate() {
+            let ids = match results.get(i) {
+                Some(Symbolized::Sym(sym)) => {
+                    let module = sym
+                        .module
+                        .as_deref()
+                        .map(|m| file_name(&m.to_string_lossy()));
+                    let mut ids = vec![table.intern(Frame {
+                        name: clean(&sym.name),
+                        module: module.clone(),
+                        kind: FrameKind::User,
+                    })];
+                    ids.extend(sym.inlined.iter().map(|inlined| {
+                        table.intern(Frame {
+                            name: clean(&inlined.name),
+                            module: module.clone(),
+                            kind: FrameKind::Inlined,
+                        })
+                    }));
+                    ids
+                }
+                _ => {
+                    let mappings = mappings.get_or_insert_with(|| procfs::mappings(tgid));
+                    let name = procfs::find_mapping(mappings, *addr)
+                        .map_or_else(|| "[unknown]".to_string(), |m| m.describe(*addr));
+                    vec![table.intern(Frame {
+                        name,
+                        module: None,
+                        kind: FrameKind::User,
+                    })]
+                }
+            };
+            names.insert(*addr, ids);
+        }
+        names
+    }
+}
+
+/// Frame 0 is where the sample landed; every other frame is a return
+/// address, whose call instruction is the byte before it. Looking up
+/// `ip - 1` names the caller's line and inlining correctly, as perf does.
+fn lookup_addrs(ips: &[u64]) -> impl Iterator<Item = u64> + '_ {
+    ips.iter()
+        .enumerate()
+        .map(|(i, &ip)| if i == 0 { ip } else { ip.saturating_sub(1) })
+}
+
+fn unique_lookup_addrs<'a>(stacks: impl Iterator<Item = &'a RawStack>) -> Vec<u64> {
+    let mut seen = HashSet::new();
+    stacks
+        .flat_map(|stack| lookup_addrs(stack.frames()))
+        .filter(|addr| seen.insert(*addr))
+        .collect()
+}
+
+fn user_frames(
+    sample: &RawSample,
+    kernel_thread: bool,
+    names: &Names,
+    profile: &mut Profile,
+    out: &mut Vec<FrameId>,
+) {
+    match &sample.user {
+        RawStack::Frames(ips) => {
+            let addrs: Vec<u64> = lookup_addrs(ips).collect();
+            for addr in addrs.iter().rev() {
+                out.extend(names.get(addr).into_iter().flatten());
+            }
+        }
+        RawStack::Failed(EFAULT) if kernel_thread => {}
+        RawStack::Failed(EFAULT) => {
+            profile.losses.user_stack_missing += sample.count;
+            out.push(profile.frames.intern(Frame::pseudo("[missing user stack]")));
+        }
+        other => out.push(loss_frame(other, profile)),
+    }
+}
+
+fn kernel_frames(sample: &RawSample, names: &Names, profile: &mut Profile, out: &mut Vec<FrameId>) {
+    match &sample.kernel {
+        RawStack::Frames(ips) => {
+            let addrs: Vec<u64> = lookup_addrs(ips).collect();
+            for addr in addrs.iter().rev() {
+                out.extend(names.get(addr).into_iter().flatten());
+            }
+        }
+        // The sample landed in user mode: there is no kernel stack.
+        RawStack::Failed(EFAULT) => {}
+        other => out.push(loss_frame(other, profile)),
+    }
+}
+
+/// A pseudo-frame standing where a stack could not be recorded.
+fn loss_frame(stack: &RawStack, profile: &mut Profile) -> FrameId {
+    let name = match stack {
+        RawStack::Failed(EEXIST) => "[stack collision]".to_string(),
+        RawStack::Failed(ENOMEM) => "[stack map full]".to_string(),
+        RawStack::Failed(errno) => format!("[stack error {errno}]"),
+        RawStack::Lost => {
+            profile.losses.stacks_lost_in_drain += 1;
+            "[lost stack]".to_string()
+        }
+        RawStack::Frames(_) => unreachable!("only failed stacks get a loss frame"),
+    };
+    profile.frames.intern(Frame::pseudo(&name))
+}
+
+fn main_thread_comm(tgid: u32, samples: &[&RawSample]) -> String {
+    let sample = samples
+        .iter()
+        .find(|s| s.key.tid == tgid)
+        .or(samples.first())
+        .expect("a process has at least one sample");
+    comm_to_string(&sample.key.comm)
+}
+
+pub fn comm_to_string(comm: &[u8]) -> String {
+    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    String::from_utf8_lossy(&comm[..end]).into_owned()
+}
+
+fn file_name(path: &str) -> String {
+    path.rsplit('/').next().unwrap_or(path).to_string()
+}
+
+/// Folded stacks use `;` between frames and one line per stack.
+fn clean(name: &str) -> String {
+    name.replace([';', '\n', '\r'], "_")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use profiler_common::StackKey;
+
+    #[inline(never)]
+    fn a_named_function_of_ours() -> u64 {
+        std::hint::black_box(a_named_function_of_ours as *const () as usize as u64)
+    }
+
+    fn sample_with_user_stack(ips: Vec<u64>) -> RawSample {
+        let mut key = StackKey {
+            tgid: std::process::id(),
+            tid: std::process::id(),
+            ..StackKey::default()
+        };
+        key.comm[..4].copy_from_slice(b"test");
+        RawSample {
+            key,
+            count: 3,
+            user: RawStack::Frames(ips),
+            kernel: RawStack::Failed(EFAULT),
+        }
+    }
+
+    #[test]
+    fn return_addresses_are_looked_up_one_byte_earlier() {
+        let addrs: Vec<u64> = lookup_addrs(&[100, 200, 300]).collect();
+        assert_eq!(addrs, vec![100, 199, 299]);
+    }
+
+    #[test]
+    fn names_a_function_of_this_process() {
+        let addr = a_named_function_of_ours();
+        let mut symbolizer = Symbolizer::default();
+        let mut profile = Profile::default();
+        symbolizer.add_batch(vec![sample_with_user_stack(vec![addr + 1])], &mut profile);
+        let (site, count) = profile.stacks.iter().next().unwrap();
+        assert_eq!(*count, 3);
+        let frame = profile.frames.get(site.frames[0]);
+        assert!(frame.name.contains("a_named_function_of_ours"), "{frame:?}");
+        assert_eq!(frame.kind, FrameKind::User);
+        assert!(
+            frame.module.as_deref().unwrap_or("").starts_with("bpfprof"),
+            "{frame:?}"
+        );
+    }
+
+    #[test]
+    fn losses_become_pseudo_frames_and_are_counted() {
+        let mut sample = sample_with_user_stack(vec![]);
+        sample.user = RawStack::Failed(EFAULT);
+        sample.kernel = RawStack::Failed(EEXIST);
+        let mut profile = Profile::default();
+        Symbolizer::default().add_batch(vec![sample], &mut profile);
+        let site = profile.stacks.keys().next().unwrap();
+        let names: Vec<&str> = site
+            .frames
+            .iter()
+            .map(|&f| profile.frames.get(f).name.as_str())
+            .collect();
+        assert_eq!(names, ["[missing user stack]", "[stack collision]"]);
+        assert_eq!(profile.losses.user_stack_missing, 3);
+    }
+
+    #[test]
+    fn comms_stop_at_the_first_nul() {
+        assert_eq!(comm_to_string(b"bash\0\0\0\0"), "bash");
+        assert_eq!(comm_to_string(b"sixteen-chars-xx"), "sixteen-chars-xx");
+    }
+}
