@@ -45,9 +45,27 @@ pub mod error {
     pub const COUNTS_MAP_FULL: u32 = 5;
     /// A forked child of a followed process could not be added to the filter.
     pub const FOLLOW_MAP_FULL: u32 = 6;
+    /// A process event could not be sent (ring buffer full): that process
+    /// may be left unnamed if it exits before the next drain.
+    pub const PROCESS_EVENT_LOST: u32 = 7;
     /// Number of counters; the size of the `ERRORS` array.
-    pub const COUNT: u32 = 7;
+    pub const COUNT: u32 = 8;
 }
+
+/// Tells userspace to snapshot a process's memory maps now, while it is
+/// alive, so its stacks can be named even after it exits.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct ProcessEvent {
+    pub tgid: u32,
+    /// `PROCESS_FIRST_SAMPLE` or `PROCESS_EXEC`.
+    pub kind: u32,
+}
+
+/// The first sample of a process this run (or since it left the LRU).
+pub const PROCESS_FIRST_SAMPLE: u32 = 0;
+/// The process replaced its image: its old maps are void.
+pub const PROCESS_EXEC: u32 = 1;
 
 /// Values of the `ACTIVE` switch: which of the two map sets BPF writes to.
 /// Userspace flips it, then drains the other set while nothing writes there.

@@ -14,10 +14,12 @@ use aya_ebpf::{
     EbpfContext as _, Global,
     bindings::{BPF_F_USER_STACK, BPF_NOEXIST},
     macros::{map, perf_event, tracepoint},
-    maps::{Array, HashMap, PerCpuArray, StackTrace},
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
     programs::{PerfEventContext, TracePointContext, tracing::StackIdContext},
 };
-use profiler_common::{BUFFER_A, StackKey, error};
+use profiler_common::{
+    BUFFER_A, PROCESS_EXEC, PROCESS_FIRST_SAMPLE, ProcessEvent, StackKey, error,
+};
 
 const EEXIST: i32 = 17;
 const ENOMEM: i32 = 12;
@@ -49,6 +51,11 @@ static COUNTS_B: HashMap<StackKey, u64> = HashMap::with_max_entries(65536, 0);
 static WANTED_TGIDS: HashMap<u32, u8> = HashMap::with_max_entries(8192, 0);
 #[map]
 static ERRORS: PerCpuArray<u64> = PerCpuArray::with_max_entries(error::COUNT, 0);
+/// Processes already announced on `PROCESS_EVENTS`; value unused.
+#[map]
+static KNOWN_TGIDS: LruHashMap<u32, u8> = LruHashMap::with_max_entries(16384, 0);
+#[map]
+static PROCESS_EVENTS: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
 
 #[perf_event]
 pub fn on_cpu_sample(ctx: PerfEventContext) -> u32 {
@@ -56,6 +63,10 @@ pub fn on_cpu_sample(ctx: PerfEventContext) -> u32 {
     let tgid = ctx.tgid();
     if tid == 0 || tgid == SELF_TGID.load() || !wanted(tgid) {
         return 0;
+    }
+    if KNOWN_TGIDS.get_ptr(tgid).is_none() {
+        let _ = KNOWN_TGIDS.insert(tgid, 1u8, 0);
+        announce(tgid, PROCESS_FIRST_SAMPLE);
     }
     let comm = ctx.command().unwrap_or_default();
     match ACTIVE.get(0).copied().unwrap_or(BUFFER_A) {
@@ -80,6 +91,29 @@ pub fn follow_fork(ctx: TracePointContext) -> u32 {
         }
     }
     0
+}
+
+/// Announces each exec of a profiled process: its maps changed. The loader
+/// has not mapped the libraries yet, so the process is also forgotten, and
+/// its next sample announces it again with its libraries in place.
+#[tracepoint(category = "sched", name = "sched_process_exec")]
+pub fn on_exec(ctx: TracePointContext) -> u32 {
+    let tgid = ctx.tgid();
+    if tgid != SELF_TGID.load() && wanted(tgid) {
+        let _ = KNOWN_TGIDS.remove(tgid);
+        announce(tgid, PROCESS_EXEC);
+    }
+    0
+}
+
+#[inline(always)]
+fn announce(tgid: u32, kind: u32) {
+    if PROCESS_EVENTS
+        .output(ProcessEvent { tgid, kind }, 0)
+        .is_err()
+    {
+        count_error(error::PROCESS_EVENT_LOST);
+    }
 }
 
 #[inline(always)]

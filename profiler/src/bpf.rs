@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, PerCpuArray},
+    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
     programs::{
         PerfEvent, ProgramError, TracePoint,
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
@@ -67,11 +67,11 @@ impl Collector {
     pub fn load(config: &Config, follow_forks: bool) -> Result<Collector> {
         let self_tgid = std::process::id();
         let filter_tgids = u32::from(!matches!(config.target, crate::cli::Target::AllProcesses));
+        tracefs::ensure_mounted()?;
         let fork_child_pid_offset = if follow_forks {
-            tracefs::ensure_mounted()?;
             tracefs::field_offset("sched", "sched_process_fork", "child_pid")?
         } else {
-            44
+            0
         };
         let mut loader = EbpfLoader::new();
         loader
@@ -129,20 +129,36 @@ impl Collector {
                 )
                 .with_context(|| format!("attaching the sampler to the cpu-clock of CPU {cpu}"))?;
         }
+        self.attach_tracepoint("on_exec", "sched_process_exec")?;
         if follow_forks {
-            let program: &mut TracePoint = self
-                .ebpf
-                .program_mut("follow_fork")
-                .context("program follow_fork missing from the BPF object")?
-                .try_into()?;
-            program
-                .load()
-                .map_err(|e| load_error("follow_fork", e, verbose))?;
-            program
-                .attach("sched", "sched_process_fork")
-                .context("attaching to tracepoint sched:sched_process_fork")?;
+            self.attach_tracepoint("follow_fork", "sched_process_fork")?;
         }
         Ok(())
+    }
+
+    fn attach_tracepoint(&mut self, program_name: &str, event: &str) -> Result<()> {
+        let verbose = self.verbose;
+        let program: &mut TracePoint = self
+            .ebpf
+            .program_mut(program_name)
+            .with_context(|| format!("program {program_name} missing from the BPF object"))?
+            .try_into()?;
+        program
+            .load()
+            .map_err(|e| load_error(program_name, e, verbose))?;
+        program
+            .attach("sched", event)
+            .with_context(|| format!("attaching to tracepoint sched:{event}"))?;
+        Ok(())
+    }
+
+    /// The ring buffer of process events; can be taken once.
+    pub fn take_process_events(&mut self) -> Result<RingBuf<MapData>> {
+        let map = self
+            .ebpf
+            .take_map("PROCESS_EVENTS")
+            .context("map PROCESS_EVENTS missing from the BPF object")?;
+        Ok(RingBuf::try_from(map)?)
     }
 
     /// Stops all sampling; the maps stay readable. Programs that were never
@@ -155,12 +171,12 @@ impl Collector {
         {
             let _ = sampler.unload();
         }
-        if let Some(Ok(follower)) = self
-            .ebpf
-            .program_mut("follow_fork")
-            .map(<&mut TracePoint>::try_from)
-        {
-            let _ = follower.unload();
+        for name in ["on_exec", "follow_fork"] {
+            if let Some(Ok(tracepoint)) =
+                self.ebpf.program_mut(name).map(<&mut TracePoint>::try_from)
+            {
+                let _ = tracepoint.unload();
+            }
         }
     }
 

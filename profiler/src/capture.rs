@@ -57,6 +57,7 @@ async fn capture(config: &Config) -> Result<Capture> {
         (Target::Command(_), Some(child)) => collector.want_tgid(child.pid())?,
         _ => {}
     }
+    let mut process_events = drain::ProcessEvents::new(collector.take_process_events()?)?;
     collector.attach(config.freq, follow_forks)?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut terminate =
@@ -92,6 +93,11 @@ async fn capture(config: &Config) -> Result<Capture> {
 
     let stop = loop {
         tokio::select! {
+            events = process_events.next_batch() => {
+                for event in events? {
+                    symbolizer.remember(event.tgid);
+                }
+            }
             _ = ticks.tick() => {
                 let batch = drain::drain(&mut collector)?;
                 symbolizer.add_batch(batch, &mut profile);
@@ -113,6 +119,9 @@ async fn capture(config: &Config) -> Result<Capture> {
     }
     let elapsed = start.elapsed();
     collector.detach();
+    for event in process_events.pending() {
+        symbolizer.remember(event.tgid);
+    }
     let batch = drain::drain_all(&mut collector)?;
     symbolizer.add_batch(batch, &mut profile);
     add_bpf_errors(&collector, &mut profile)?;
@@ -136,6 +145,7 @@ fn add_bpf_errors(collector: &Collector, profile: &mut Profile) -> Result<()> {
     losses.stack_errors_other = errors[error::STACK_OTHER as usize];
     losses.counts_map_full = errors[error::COUNTS_MAP_FULL as usize];
     losses.follow_map_full = errors[error::FOLLOW_MAP_FULL as usize];
+    losses.process_events_lost = errors[error::PROCESS_EVENT_LOST as usize];
     // user_stack_missing is counted in userspace, where kernel threads
     // (which never have a user stack) can be told apart.
     Ok(())

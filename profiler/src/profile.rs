@@ -91,6 +91,9 @@ pub struct Losses {
     pub follow_map_full: u64,
     /// Stack ids whose stack had left the map before it was read.
     pub stacks_lost_in_drain: u64,
+    /// Process announcements dropped (ring buffer full): such a process
+    /// may be unnamed if it exited before the next drain.
+    pub process_events_lost: u64,
 }
 
 impl Losses {
@@ -99,7 +102,7 @@ impl Losses {
     }
 
     /// Name and value of every counter, for the tables.
-    pub fn entries(&self) -> [(&'static str, u64); 7] {
+    pub fn entries(&self) -> [(&'static str, u64); 8] {
         [
             ("stack id collisions", self.stack_collisions),
             ("stack map full", self.stack_map_full),
@@ -108,6 +111,7 @@ impl Losses {
             ("counts map full", self.counts_map_full),
             ("children not followed (map full)", self.follow_map_full),
             ("stacks lost between drains", self.stacks_lost_in_drain),
+            ("process events lost", self.process_events_lost),
         ]
     }
 }

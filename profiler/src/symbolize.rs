@@ -80,6 +80,15 @@ impl Symbolizer {
         }
     }
 
+    /// Snapshots a live process's memory maps (and JIT perf map), so its
+    /// addresses can be named after it exits. Called when BPF first sees
+    /// the process and after each exec; a process already gone is skipped.
+    pub fn remember(&self, tgid: u32) {
+        let _ = self
+            .blazesym
+            .cache(&Cache::Process(cache::Process::new(Pid::from(tgid))));
+    }
+
     fn is_kernel_thread(&mut self, tgid: u32) -> bool {
         if let Some(&known) = self.kernel_threads.get(&tgid) {
             return known;
@@ -125,10 +134,8 @@ impl Symbolizer {
         let addrs = unique_lookup_addrs(samples.iter().map(|s| &s.user));
         let alive = procfs::exists(tgid);
         if alive {
-            // Snapshot the maps now, so the names survive the process's exit.
-            let _ = self
-                .blazesym
-                .cache(&Cache::Process(cache::Process::new(Pid::from(tgid))));
+            // Refresh the snapshot: libraries may have been loaded since.
+            self.remember(tgid);
         }
         let mut source = Process::new(Pid::from(tgid));
         // map_files needs a live process; after exit the cached paths serve.

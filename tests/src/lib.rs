@@ -1,1 +1,226 @@
+//! Test harness for bpfprof's end-to-end tests: finds the binary and the
+//! workloads, runs bpfprof against the real kernel, and reads its outputs.
+//!
+//! Tests that need root and BPF call [`require_bpf`]: outside CI they skip
+//! with a message when the machine cannot run them; with `CI` set they fail.
 
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    sync::{Mutex, MutexGuard},
+    thread,
+    time::{Duration, Instant},
+};
+
+/// One capture at a time: concurrent profilers would see each other's
+/// workloads and share two CPUs.
+static BPF_LOCK: Mutex<()> = Mutex::new(());
+
+pub fn bpfprof_bin() -> PathBuf {
+    std::env::var_os("BPFPROF_BIN").map_or_else(
+        || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/bpfprof"),
+        PathBuf::from,
+    )
+}
+
+pub fn workload(name: &str) -> PathBuf {
+    Path::new(env!("WORKLOAD_DIR")).join(name)
+}
+
+/// Returns a guard to hold for the test, or None when the test must skip.
+pub fn require_bpf(test: &str) -> Option<MutexGuard<'static, ()>> {
+    let problem = if unsafe { libc::geteuid() } != 0 {
+        Some("not running as root".to_string())
+    } else if !bpfprof_bin().is_file() {
+        Some(format!(
+            "{} is missing (run `cargo xtask build`)",
+            bpfprof_bin().display()
+        ))
+    } else {
+        None
+    };
+    if let Some(problem) = problem {
+        if std::env::var_os("CI").is_some() {
+            panic!("{test}: cannot run in CI: {problem}");
+        }
+        eprintln!("skipping {test}: {problem} (run `cargo xtask test` as root)");
+        return None;
+    }
+    Some(BPF_LOCK.lock().unwrap_or_else(|e| e.into_inner()))
+}
+
+/// A workload process, killed when dropped.
+pub struct Workload(pub Child);
+
+impl Workload {
+    pub fn start(name: &str, args: &[&str]) -> Workload {
+        let child = Command::new(workload(name))
+            .args(args)
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting workload {name}: {e}"));
+        // Let it get past exec and the dynamic loader.
+        thread::sleep(Duration::from_millis(100));
+        Workload(child)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for Workload {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A finished bpfprof run and its output directory.
+pub struct Run {
+    pub output: Output,
+    pub dir: PathBuf,
+}
+
+impl Run {
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    pub fn assert_success(&self) {
+        assert!(
+            self.output.status.success(),
+            "bpfprof failed ({}):\n{}\n{}",
+            self.output.status,
+            self.stderr(),
+            self.stdout()
+        );
+    }
+
+    pub fn folded(&self) -> Folded {
+        Folded::read(&self.dir.join("on-cpu.folded"))
+    }
+
+    pub fn report(&self) -> serde_json::Value {
+        let path = self.dir.join("report.json");
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("parsing {}: {e}", path.display()))
+    }
+}
+
+/// A fresh output directory for one test.
+pub fn output_dir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("bpfprof-it-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Runs bpfprof to completion with `--output` set to a fresh directory.
+pub fn profile(test: &str, args: &[&str]) -> Run {
+    let dir = output_dir(test);
+    // --output goes first: anything after `--` belongs to the command.
+    let output = Command::new(bpfprof_bin())
+        .arg("--output")
+        .arg(&dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("starting bpfprof");
+    Run { output, dir }
+}
+
+/// Starts bpfprof in the background (for signal tests).
+pub fn spawn_profiler(dir: &Path, args: &[&str]) -> Child {
+    Command::new(bpfprof_bin())
+        .arg("--output")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting bpfprof")
+}
+
+/// Waits for `path` to exist, up to `timeout`.
+pub fn wait_for(path: &Path, timeout: Duration) -> bool {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if path.exists() {
+            return true;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    false
+}
+
+/// A parsed folded-stacks file: frames root first, with counts.
+pub struct Folded {
+    pub stacks: Vec<(Vec<String>, u64)>,
+}
+
+impl Folded {
+    pub fn read(path: &Path) -> Folded {
+        let text = std::fs::read_to_string(path)
+            .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+        Folded::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Folded {
+        let stacks = text
+            .lines()
+            .map(|line| {
+                let (stack, count) = line
+                    .rsplit_once(' ')
+                    .expect("a folded line ends in a count");
+                let frames = stack.split(';').map(str::to_string).collect();
+                (frames, count.parse().expect("the count is a number"))
+            })
+            .collect();
+        Folded { stacks }
+    }
+
+    /// Stacks whose root frame (the process name) is `process`.
+    pub fn of_process<'a>(
+        &'a self,
+        process: &'a str,
+    ) -> impl Iterator<Item = &'a (Vec<String>, u64)> {
+        self.stacks
+            .iter()
+            .filter(move |(frames, _)| frames[0] == process)
+    }
+
+    pub fn samples_of(&self, process: &str) -> u64 {
+        self.of_process(process).map(|(_, n)| n).sum()
+    }
+
+    /// Samples of `process` whose innermost frame is `leaf`.
+    pub fn leaf_samples(&self, process: &str, leaf: &str) -> u64 {
+        self.of_process(process)
+            .filter(|(frames, _)| frames.last().is_some_and(|f| f == leaf))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Samples of `process` whose frames contain `chain` consecutively.
+    pub fn chain_samples(&self, process: &str, chain: &[&str]) -> u64 {
+        self.of_process(process)
+            .filter(|(frames, _)| frames.windows(chain.len()).any(|w| w == chain))
+            .map(|(_, n)| n)
+            .sum()
+    }
+
+    /// Per-process sample totals.
+    pub fn processes(&self) -> BTreeMap<String, u64> {
+        let mut totals = BTreeMap::new();
+        for (frames, n) in &self.stacks {
+            *totals.entry(frames[0].clone()).or_default() += n;
+        }
+        totals
+    }
+}
