@@ -135,7 +135,7 @@ fn test(root: &Path, bin: &Path, args: &[String]) -> Result<ExitCode> {
     progress("running the test suite (cargo test --workspace)");
     let status = Command::new(cargo())
         .current_dir(root)
-        .args(["test", "--workspace"])
+        .args(["test", "--workspace", "--exclude", "profiler-ebpf"])
         .args(args)
         .env("BPFPROF_BIN", bin)
         .status()
