@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, Map, MapData, PerCpuArray, RingBuf},
     programs::{
         PerfEvent, ProgramError, TracePoint,
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
@@ -197,6 +197,43 @@ impl Collector {
         Ok(retired)
     }
 
+    /// One line per map: entries, and the memory the kernel holds for it
+    /// (approximately: entries times key and value size).
+    pub fn describe_maps(&self) -> Vec<String> {
+        let cpus = online_cpus().map_or(1, |c| c.len() as u64);
+        let mut lines = Vec::new();
+        let mut total = 0;
+        for (name, map) in self.ebpf.maps() {
+            let (data, per_cpu) = match map {
+                Map::PerCpuArray(d) | Map::PerCpuHashMap(d) => (d, true),
+                Map::Array(d)
+                | Map::HashMap(d)
+                | Map::LruHashMap(d)
+                | Map::StackTraceMap(d)
+                | Map::RingBuf(d) => (d, false),
+                _ => continue,
+            };
+            let Ok(info) = data.info() else { continue };
+            let entries = u64::from(info.max_entries());
+            let bytes = if matches!(map, Map::RingBuf(_)) {
+                entries
+            } else {
+                let value = u64::from(info.value_size()) * if per_cpu { cpus } else { 1 };
+                entries * (u64::from(info.key_size()) + value)
+            };
+            total += bytes;
+            lines.push(format!(
+                "map {name:<14} {entries:>8} entries  {:>8.1} MiB",
+                mib(bytes)
+            ));
+        }
+        lines.push(format!(
+            "maps in all                        {:>8.1} MiB",
+            mib(total)
+        ));
+        lines
+    }
+
     /// The error counters, summed over CPUs, indexed by `error::*`.
     pub fn error_counts(&self) -> Result<[u64; error::COUNT as usize]> {
         let errors: PerCpuArray<_, u64> =
@@ -229,4 +266,8 @@ fn load_error(program: &str, err: ProgramError, verbose: bool) -> anyhow::Error 
         }
         other => anyhow!("loading BPF program `{program}`: {other}"),
     }
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
 }

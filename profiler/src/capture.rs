@@ -44,6 +44,11 @@ pub fn run(config: &Config) -> Result<Capture> {
 async fn capture(config: &Config) -> Result<Capture> {
     let follow_forks = matches!(config.target, Target::Command(_));
     let mut collector = Collector::load(config, follow_forks)?;
+    if config.verbose > 0 {
+        for line in collector.describe_maps() {
+            eprintln!("bpfprof: {line}");
+        }
+    }
     let mut child = match &config.target {
         Target::Command(argv) => Some(GatedChild::spawn(argv)?),
         _ => None,

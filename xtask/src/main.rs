@@ -6,8 +6,9 @@ mod prereqs;
 
 use std::{
     env,
+    io::{BufRead, BufReader},
     path::{Path, PathBuf},
-    process::{Command, ExitCode},
+    process::{Command, ExitCode, Stdio},
 };
 
 use anyhow::{Context, Result, bail};
@@ -133,18 +134,62 @@ fn run_bpfprof(bin: &Path, args: &[String]) -> Result<ExitCode> {
 
 fn test(root: &Path, bin: &Path, args: &[String]) -> Result<ExitCode> {
     progress("running the test suite (cargo test --workspace)");
-    let status = Command::new(cargo())
+    let mut child = Command::new(cargo())
         .current_dir(root)
         .args(["test", "--workspace", "--exclude", "profiler-ebpf"])
         .args(args)
         .env("BPFPROF_BIN", bin)
-        .status()
+        .stdout(Stdio::piped())
+        .spawn()
         .context("starting cargo test")?;
+    let mut totals = TestTotals::default();
+    for line in BufReader::new(child.stdout.take().expect("piped")).lines() {
+        let line = line.context("reading cargo test's output")?;
+        println!("{line}");
+        totals.add(&line);
+    }
+    let status = child.wait().context("waiting for cargo test")?;
+    // One closing line for the whole suite, whatever binary cargo ran last.
+    println!(
+        "\nsummary: {} passed, {} failed, {} skipped",
+        totals.passed, totals.failed, totals.ignored
+    );
     Ok(if status.success() {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     })
+}
+
+#[derive(Default)]
+struct TestTotals {
+    passed: u64,
+    failed: u64,
+    ignored: u64,
+}
+
+impl TestTotals {
+    /// Adds a `test result: ok. 3 passed; 0 failed; 1 ignored; ...` line.
+    fn add(&mut self, line: &str) {
+        let Some(rest) = line.strip_prefix("test result: ") else {
+            return;
+        };
+        for part in rest.split(';') {
+            let mut words = part.split_whitespace().rev();
+            let (Some(kind), Some(count)) = (words.next(), words.next()) else {
+                continue;
+            };
+            let Ok(count) = count.parse::<u64>() else {
+                continue;
+            };
+            match kind {
+                "passed" => self.passed += count,
+                "failed" => self.failed += count,
+                "ignored" => self.ignored += count,
+                _ => {}
+            }
+        }
+    }
 }
 
 fn install(bin: &Path, args: &[String]) -> Result<()> {
