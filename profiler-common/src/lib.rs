@@ -45,11 +45,15 @@ pub mod error {
     pub const COUNTS_MAP_FULL: u32 = 5;
     /// A forked child of a followed process could not be added to the filter.
     pub const FOLLOW_MAP_FULL: u32 = 6;
+    /// A blocked thread could not be tracked: the pending map was full.
+    pub const PENDING_MAP_FULL: u32 = 8;
+    /// A waker could not be recorded: the wakers map was full.
+    pub const WAKERS_MAP_FULL: u32 = 9;
     /// A process event could not be sent (ring buffer full): that process
     /// may be left unnamed if it exits before the next drain.
     pub const PROCESS_EVENT_LOST: u32 = 7;
     /// Number of counters; the size of the `ERRORS` array.
-    pub const COUNT: u32 = 8;
+    pub const COUNT: u32 = 10;
 }
 
 /// Tells userspace to snapshot a process's memory maps now, while it is
@@ -67,13 +71,78 @@ pub const PROCESS_FIRST_SAMPLE: u32 = 0;
 /// The process replaced its image: its old maps are void.
 pub const PROCESS_EXEC: u32 = 1;
 
-/// Values of the `ACTIVE` switch: which of the two map sets BPF writes to.
-/// Userspace flips it, then drains the other set while nothing writes there.
-pub const BUFFER_A: u32 = 0;
-pub const BUFFER_B: u32 = 1;
+/// `ACTIVE` holds the drain generation; BPF writes to map set
+/// `generation & 1`. Userspace bumps it, then drains the other set while
+/// nothing writes there. Off-CPU records carry the generation of their
+/// stack ids, because a thread may stay blocked across several drains.
+pub const fn map_set(generation: u32) -> u32 {
+    generation & 1
+}
+
+/// Why a thread was off-CPU, from `prev_state` at switch-out.
+pub mod state {
+    /// S: waiting for an event, a lock, a timer, a socket.
+    pub const SLEEPING: u32 = 0;
+    /// D: mostly disk and other I/O.
+    pub const UNINTERRUPTIBLE: u32 = 1;
+    /// R: still runnable, waiting for a CPU.
+    pub const PREEMPTED: u32 = 2;
+    /// Stopped, traced, parked.
+    pub const OTHER: u32 = 3;
+    pub const COUNT: usize = 4;
+}
+
+/// Stack id userspace gives threads already blocked when the run starts:
+/// their stack is read from /proc instead of the stack map.
+pub const STACK_ID_BEFORE_RUN: i32 = -1000;
+
+/// An off-CPU interval's key: whose stacks, of which generation, and why.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct OffCpuKey {
+    pub stack: StackKey,
+    pub stack_gen: u32,
+    /// One of `state::*`.
+    pub state: u32,
+}
+
+/// A thread that switched out and has not run since.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct PendingBlock {
+    /// `bpf_ktime_get_ns` (CLOCK_MONOTONIC) at switch-out.
+    pub since_ns: u64,
+    pub key: OffCpuKey,
+}
+
+/// Who woke a blocked thread, recorded at `sched_waking`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Waker {
+    pub stack: StackKey,
+    pub stack_gen: u32,
+    pub _pad: u32,
+}
+
+/// An off-CPU interval together with the thread that ended it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct WakeKey {
+    pub blocked: OffCpuKey,
+    pub waker: Waker,
+}
+
+const _: () = assert!(core::mem::size_of::<OffCpuKey>() == 40);
+const _: () = assert!(core::mem::size_of::<PendingBlock>() == 48);
+const _: () = assert!(core::mem::size_of::<Waker>() == 40);
+const _: () = assert!(core::mem::size_of::<WakeKey>() == 80);
 
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: plain-old-data, repr(C), no implicit padding (asserted above).
     unsafe impl aya::Pod for super::StackKey {}
+    unsafe impl aya::Pod for super::OffCpuKey {}
+    unsafe impl aya::Pod for super::PendingBlock {}
+    unsafe impl aya::Pod for super::Waker {}
+    unsafe impl aya::Pod for super::WakeKey {}
 }

@@ -14,9 +14,12 @@ use aya::{
     },
     util::online_cpus,
 };
-use profiler_common::{BUFFER_A, BUFFER_B, error};
+use profiler_common::error;
 
-use crate::{cli::Config, tracefs};
+use crate::{
+    cli::{Config, Target},
+    tracefs,
+};
 
 #[cfg(bpfprof_embedded_obj)]
 static EMBEDDED_OBJECT: Option<&[u8]> = Some(aya::include_bytes_aligned!(concat!(
@@ -59,25 +62,49 @@ fn effective_capabilities() -> u64 {
 /// The loaded BPF object and its attachments; dropping it detaches all.
 pub struct Collector {
     pub ebpf: Ebpf,
-    active: u32,
     verbose: bool,
+    follow_forks: bool,
+    off_cpu: bool,
+    wakers: bool,
 }
 
 impl Collector {
-    pub fn load(config: &Config, follow_forks: bool) -> Result<Collector> {
+    pub fn load(config: &Config) -> Result<Collector> {
+        let follow_forks = matches!(config.target, Target::Command(_));
         let self_tgid = std::process::id();
-        let filter_tgids = u32::from(!matches!(config.target, crate::cli::Target::AllProcesses));
+        let filter_tgids = u32::from(config.target != Target::AllProcesses);
         tracefs::ensure_mounted()?;
-        let fork_child_pid_offset = if follow_forks {
-            tracefs::field_offset("sched", "sched_process_fork", "child_pid")?
+        let offset = |event: &str, field: &str| tracefs::field_offset("sched", event, field);
+        let fork_child_pid = if follow_forks {
+            offset("sched_process_fork", "child_pid")?
         } else {
             0
         };
+        let (prev_state, next_pid, waking_pid) = if config.off_cpu.is_some() {
+            (
+                offset("sched_switch", "prev_state")?,
+                offset("sched_switch", "next_pid")?,
+                offset("sched_waking", "pid")?,
+            )
+        } else {
+            (0, 0, 0)
+        };
+        let off_cpu = config.off_cpu.clone();
+        let (min_block_us, max_block_us, wakers) = off_cpu.as_ref().map_or((0, 0, false), |o| {
+            (o.min_block_us, o.max_block_us, o.wakers)
+        });
+        let record_wakers = u32::from(wakers);
         let mut loader = EbpfLoader::new();
         loader
             .override_global("SELF_TGID", &self_tgid, true)
             .override_global("FILTER_TGIDS", &filter_tgids, true)
-            .override_global("FORK_CHILD_PID_OFFSET", &fork_child_pid_offset, true);
+            .override_global("FORK_CHILD_PID_OFFSET", &fork_child_pid, true)
+            .override_global("SWITCH_PREV_STATE_OFFSET", &prev_state, true)
+            .override_global("SWITCH_NEXT_PID_OFFSET", &next_pid, true)
+            .override_global("WAKING_PID_OFFSET", &waking_pid, true)
+            .override_global("MIN_BLOCK_US", &min_block_us, true)
+            .override_global("MAX_BLOCK_US", &max_block_us, true)
+            .override_global("RECORD_WAKERS", &record_wakers, true);
         let ebpf = match (&config.bpf_object, EMBEDDED_OBJECT) {
             (Some(path), _) => loader
                 .load_file(path)
@@ -89,8 +116,10 @@ impl Collector {
         };
         Ok(Collector {
             ebpf,
-            active: BUFFER_A,
             verbose: config.verbose > 0,
+            follow_forks,
+            off_cpu: off_cpu.is_some(),
+            wakers,
         })
     }
 
@@ -107,8 +136,8 @@ impl Collector {
     }
 
     /// Attaches the sampler to the CPU clock of every online CPU, and the
-    /// fork follower when asked.
-    pub fn attach(&mut self, freq: u64, follow_forks: bool) -> Result<()> {
+    /// tracepoint programs the run needs.
+    pub fn attach(&mut self, freq: u64) -> Result<()> {
         let verbose = self.verbose;
         let program: &mut PerfEvent = self
             .ebpf
@@ -130,8 +159,14 @@ impl Collector {
                 .with_context(|| format!("attaching the sampler to the cpu-clock of CPU {cpu}"))?;
         }
         self.attach_tracepoint("on_exec", "sched_process_exec")?;
-        if follow_forks {
+        if self.follow_forks {
             self.attach_tracepoint("follow_fork", "sched_process_fork")?;
+        }
+        if self.wakers {
+            self.attach_tracepoint("on_waking", "sched_waking")?;
+        }
+        if self.off_cpu {
+            self.attach_tracepoint("on_switch", "sched_switch")?;
         }
         Ok(())
     }
@@ -171,7 +206,7 @@ impl Collector {
         {
             let _ = sampler.unload();
         }
-        for name in ["on_exec", "follow_fork"] {
+        for name in ["on_switch", "on_waking", "on_exec", "follow_fork"] {
             if let Some(Ok(tracepoint)) =
                 self.ebpf.program_mut(name).map(<&mut TracePoint>::try_from)
             {
@@ -180,21 +215,13 @@ impl Collector {
         }
     }
 
-    /// Points BPF at the other map set and returns the one it wrote so far.
-    pub fn flip(&mut self) -> Result<u32> {
-        let retired = self.active;
-        let next = if retired == BUFFER_A {
-            BUFFER_B
-        } else {
-            BUFFER_A
-        };
+    /// Sets the drain generation BPF writes to (map set `generation & 1`).
+    pub fn set_generation(&mut self, generation: u32) -> Result<()> {
         let mut active: Array<_, u32> =
             Array::try_from(self.ebpf.map_mut("ACTIVE").context("map ACTIVE")?)?;
         active
-            .set(0, next, 0)
-            .context("switching the active map set")?;
-        self.active = next;
-        Ok(retired)
+            .set(0, generation, 0)
+            .context("switching the active map set")
     }
 
     /// One line per map: entries, and the memory the kernel holds for it

@@ -10,10 +10,11 @@ use profiler_common::error;
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
+    blocked,
     bpf::Collector,
     child::GatedChild,
     cli::{Config, Target},
-    drain,
+    drain::{self, Batch, Drainer},
     profile::Profile,
     symbolize::Symbolizer,
 };
@@ -24,6 +25,8 @@ pub struct Capture {
     pub elapsed: Duration,
     /// Exit code of the profiled command, when it exited during the run.
     pub command_status: Option<i32>,
+    pub off_cpu: bool,
+    pub wakers: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,8 +45,7 @@ pub fn run(config: &Config) -> Result<Capture> {
 }
 
 async fn capture(config: &Config) -> Result<Capture> {
-    let follow_forks = matches!(config.target, Target::Command(_));
-    let mut collector = Collector::load(config, follow_forks)?;
+    let mut collector = Collector::load(config)?;
     if config.verbose > 0 {
         for line in collector.describe_maps() {
             eprintln!("bpfprof: {line}");
@@ -63,7 +65,12 @@ async fn capture(config: &Config) -> Result<Capture> {
         _ => {}
     }
     let mut process_events = drain::ProcessEvents::new(collector.take_process_events()?)?;
-    collector.attach(config.freq, follow_forks)?;
+    let seeded = match config.off_cpu {
+        Some(_) => blocked::seed(&mut collector, &config.target)?,
+        None => Default::default(),
+    };
+    let mut drainer = Drainer::new(seeded);
+    collector.attach(config.freq)?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut terminate =
         signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
@@ -104,8 +111,12 @@ async fn capture(config: &Config) -> Result<Capture> {
                 }
             }
             _ = ticks.tick() => {
-                let batch = drain::drain(&mut collector)?;
+                let batch = drainer.drain(&mut collector)?;
                 symbolizer.add_batch(batch, &mut profile);
+                if config.off_cpu.is_some() {
+                    let refs = blocked::stack_refs(&collector)?;
+                    drainer.stacks.prune(drainer.generation(), refs);
+                }
             }
             _ = &mut deadline => break Stop::Duration,
             _ = interrupt.recv() => break Stop::Signal,
@@ -123,11 +134,20 @@ async fn capture(config: &Config) -> Result<Capture> {
         eprintln!("bpfprof: stopping; writing what was collected (Ctrl-C again to quit at once)");
     }
     let elapsed = start.elapsed();
+    let end_ns = blocked::monotonic_ns();
     collector.detach();
     for event in process_events.pending() {
         symbolizer.remember(event.tgid);
     }
-    let batch = drain::drain_all(&mut collector)?;
+    let mut batch = drainer.drain_all(&mut collector)?;
+    if let Some(off_cpu) = &config.off_cpu {
+        let bounds = (off_cpu.min_block_us, off_cpu.max_block_us);
+        let open = blocked::credit_open(&collector, &drainer, end_ns, bounds)?;
+        batch.extend(Batch {
+            off_cpu: open,
+            ..Batch::default()
+        });
+    }
     symbolizer.add_batch(batch, &mut profile);
     add_bpf_errors(&collector, &mut profile)?;
     Ok(Capture {
@@ -138,6 +158,8 @@ async fn capture(config: &Config) -> Result<Capture> {
             Stop::CommandExited(code) => Some(code),
             _ => None,
         },
+        off_cpu: config.off_cpu.is_some(),
+        wakers: config.off_cpu.as_ref().is_some_and(|o| o.wakers),
     })
 }
 
@@ -151,6 +173,8 @@ fn add_bpf_errors(collector: &Collector, profile: &mut Profile) -> Result<()> {
     losses.counts_map_full = errors[error::COUNTS_MAP_FULL as usize];
     losses.follow_map_full = errors[error::FOLLOW_MAP_FULL as usize];
     losses.process_events_lost = errors[error::PROCESS_EVENT_LOST as usize];
+    losses.pending_map_full = errors[error::PENDING_MAP_FULL as usize];
+    losses.wakers_map_full = errors[error::WAKERS_MAP_FULL as usize];
     // user_stack_missing is counted in userspace, where kernel threads
     // (which never have a user stack) can be told apart.
     Ok(())
@@ -163,7 +187,15 @@ fn announce(config: &Config) {
         (Target::Command(_), None) => "until the command exits".into(),
         (_, None) => "until Ctrl-C".into(),
     };
-    eprintln!("bpfprof: sampling {what} at {} Hz {until}", config.freq);
+    let off_cpu = match &config.off_cpu {
+        Some(o) if o.wakers => ", with off-CPU time and wakers",
+        Some(_) => ", with off-CPU time",
+        None => "",
+    };
+    eprintln!(
+        "bpfprof: sampling {what} at {} Hz{off_cpu} {until}",
+        config.freq
+    );
 }
 
 pub fn describe_target(target: &Target) -> String {

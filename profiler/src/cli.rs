@@ -16,9 +16,12 @@ Examples:
   sudo bpfprof --pid 1234,5678 --duration 5   only these processes
   sudo bpfprof --output out/ -- ./my-program  a command and its children, until it exits
   sudo bpfprof                                until Ctrl-C (the outputs are still written)
+  sudo bpfprof --pid 1234 --off-cpu -d 10     where it runs, and where and why it waits
+  sudo bpfprof --pid 1234 --wakers -d 10      ...and which thread ended each wait
 
-Outputs (in --output DIR): on-cpu.folded, on-cpu.svg, report.json; the hot-path
-tables are printed on stdout.";
+Outputs (in --output DIR): on-cpu.folded/.svg, report.json; with --off-cpu also
+off-cpu.folded/.svg and wall.folded/.svg; with --wakers off-cpu-wakers.folded/.svg.
+The hot-path tables are printed on stdout.";
 
 /// A system-wide sampling profiler for Linux, on eBPF.
 #[derive(Parser, Debug)]
@@ -42,6 +45,23 @@ pub struct Args {
         conflicts_with = "command"
     )]
     pub pid: Vec<u32>,
+
+    /// Also record off-CPU time: where threads wait, and why (sleeping,
+    /// uninterruptible I/O, preempted), from the scheduler.
+    #[arg(long)]
+    pub off_cpu: bool,
+
+    /// Also record which thread woke each blocked thread (implies --off-cpu).
+    #[arg(long)]
+    pub wakers: bool,
+
+    /// Ignore off-CPU intervals shorter than this many microseconds [default: 1].
+    #[arg(long, value_name = "US")]
+    pub min_block_us: Option<u64>,
+
+    /// Ignore off-CPU intervals longer than this many microseconds.
+    #[arg(long, value_name = "US")]
+    pub max_block_us: Option<u64>,
 
     /// Directory for the output files. Default: bpfprof-YYYYmmdd-HHMMSS/.
     #[arg(short, long, value_name = "DIR")]
@@ -76,12 +96,21 @@ pub enum Target {
     Command(Vec<OsString>),
 }
 
+/// Off-CPU settings, when off-CPU time is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffCpu {
+    pub wakers: bool,
+    pub min_block_us: u64,
+    pub max_block_us: u64,
+}
+
 /// A validated run configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
     pub target: Target,
     pub duration: Option<Duration>,
     pub freq: u64,
+    pub off_cpu: Option<OffCpu>,
     pub interval: Duration,
     pub output_dir: PathBuf,
     pub top: usize,
@@ -136,6 +165,7 @@ pub fn validate(
     {
         return Err(format!("--bpf-object {}: no such file", path.display()));
     }
+    let off_cpu = off_cpu_settings(&args)?;
     let target = if !args.command.is_empty() {
         Target::Command(args.command)
     } else if !args.pid.is_empty() {
@@ -151,12 +181,37 @@ pub fn validate(
         target,
         duration: args.duration,
         freq: args.freq,
+        off_cpu,
         interval: args.interval,
         output_dir,
         top: args.top,
         bpf_object: args.bpf_object,
         verbose: args.verbose,
     })
+}
+
+fn off_cpu_settings(args: &Args) -> Result<Option<OffCpu>, String> {
+    if !(args.off_cpu || args.wakers) {
+        if args.min_block_us.is_some() {
+            return Err("--min-block-us needs --off-cpu".into());
+        }
+        if args.max_block_us.is_some() {
+            return Err("--max-block-us needs --off-cpu".into());
+        }
+        return Ok(None);
+    }
+    let min_block_us = args.min_block_us.unwrap_or(1);
+    let max_block_us = args.max_block_us.unwrap_or(u64::MAX);
+    if min_block_us > max_block_us {
+        return Err(format!(
+            "--min-block-us {min_block_us} is above --max-block-us {max_block_us}"
+        ));
+    }
+    Ok(Some(OffCpu {
+        wakers: args.wakers,
+        min_block_us,
+        max_block_us,
+    }))
 }
 
 /// Creates the output directory and proves it writable, so a run never
@@ -271,6 +326,35 @@ mod tests {
             Target::Command(vec!["sleep".into(), "1".into()])
         );
         assert!(parse(&["--pid", "42", "--", "sleep"]).is_err());
+    }
+
+    #[test]
+    fn off_cpu_settings_are_checked() {
+        assert_eq!(parse(&[]).unwrap().off_cpu, None);
+        let config = parse(&["--off-cpu"]).unwrap();
+        let off = config.off_cpu.unwrap();
+        assert_eq!(
+            (off.wakers, off.min_block_us, off.max_block_us),
+            (false, 1, u64::MAX)
+        );
+        assert!(
+            parse(&["--wakers"]).unwrap().off_cpu.unwrap().wakers,
+            "--wakers implies --off-cpu"
+        );
+        let off = parse(&["--off-cpu", "--min-block-us", "10", "--max-block-us", "20"])
+            .unwrap()
+            .off_cpu;
+        assert_eq!(
+            off.map(|o| (o.min_block_us, o.max_block_us)),
+            Some((10, 20))
+        );
+        assert_eq!(
+            parse(&["--min-block-us", "5"]).unwrap_err(),
+            "--min-block-us needs --off-cpu"
+        );
+        let err =
+            parse(&["--off-cpu", "--min-block-us", "30", "--max-block-us", "20"]).unwrap_err();
+        assert!(err.contains("above --max-block-us"), "{err}");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! (`output`). `capture` runs the loop; `cli` validates the input first.
 
 mod analysis;
+mod blocked;
 mod bpf;
 mod capture;
 mod child;
@@ -79,10 +80,6 @@ fn run(config: &cli::Config) -> anyhow::Result<ExitCode> {
     );
     let tables = output::write_all(&config.output_dir, &meta, &capture, config.top)?;
     print!("{tables}");
-    println!(
-        "\nWrote {dir}/on-cpu.folded, {dir}/on-cpu.svg, {dir}/report.json",
-        dir = config.output_dir.display()
-    );
     if let Some(code) = capture.command_status.filter(|&c| c != 0) {
         eprintln!("bpfprof: the command exited with status {code}");
     }

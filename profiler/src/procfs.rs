@@ -24,6 +24,86 @@ pub fn is_kernel_thread(tgid: u32) -> Option<bool> {
     Some(flags & PF_KTHREAD != 0)
 }
 
+pub fn thread_exists(tgid: u32, tid: u32) -> bool {
+    Path::new(&format!("/proc/{tgid}/task/{tid}")).exists()
+}
+
+/// Every process id in /proc.
+pub fn all_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// A thread as /proc shows it when it is not running.
+#[derive(Debug, Clone)]
+pub struct ThreadState {
+    pub tid: u32,
+    /// The state letter of /proc/PID/stat: R, S, D, T, t, I, Z, X.
+    pub state: char,
+    pub comm: [u8; 16],
+    /// Kernel function names, innermost first (/proc/PID/task/TID/stack).
+    pub kernel_stack: Vec<String>,
+    /// The user-space PC where it entered the kernel (/proc/.../syscall).
+    pub user_pc: Option<u64>,
+}
+
+/// The threads of a process that are not running, with where they wait.
+pub fn blocked_threads(tgid: u32) -> Vec<ThreadState> {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{tgid}/task")) else {
+        return Vec::new();
+    };
+    tasks
+        .filter_map(|entry| {
+            let tid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+            let dir = format!("/proc/{tgid}/task/{tid}");
+            let stat = std::fs::read_to_string(format!("{dir}/stat")).ok()?;
+            let state = stat[stat.rfind(')')? + 1..].trim_start().chars().next()?;
+            if state == 'R' {
+                return None;
+            }
+            let mut comm = [0u8; 16];
+            let name = std::fs::read_to_string(format!("{dir}/comm")).unwrap_or_default();
+            let name = name.trim_end_matches('\n').as_bytes();
+            let len = name.len().min(15);
+            comm[..len].copy_from_slice(&name[..len]);
+            Some(ThreadState {
+                tid,
+                state,
+                comm,
+                kernel_stack: parse_kernel_stack(
+                    &std::fs::read_to_string(format!("{dir}/stack")).unwrap_or_default(),
+                ),
+                user_pc: parse_syscall_pc(
+                    &std::fs::read_to_string(format!("{dir}/syscall")).unwrap_or_default(),
+                ),
+            })
+        })
+        .collect()
+}
+
+/// `[<0>] hrtimer_nanosleep+0xb5/0x130` lines to function names.
+fn parse_kernel_stack(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| {
+            let symbol = line.split_whitespace().nth(1)?;
+            Some(symbol.split('+').next()?.to_string())
+        })
+        .collect()
+}
+
+/// The last field of /proc/.../syscall is the user PC (when blocked in one).
+fn parse_syscall_pc(text: &str) -> Option<u64> {
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    if fields.len() < 3 {
+        return None;
+    }
+    u64::from_str_radix(fields.last()?.trim_start_matches("0x"), 16).ok()
+}
+
 /// One file-backed mapping of a process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mapping {
@@ -107,6 +187,36 @@ mod tests {
         let lib = find_mapping(&maps, 0x7f1e2a000010).unwrap();
         assert_eq!(lib.path, "/usr/lib/libfoo.so (deleted)");
         assert!(find_mapping(&maps, 0x1000).is_none());
+    }
+
+    #[test]
+    fn reads_where_a_blocked_thread_waits() {
+        let stack = "[<0>] hrtimer_nanosleep+0xb5/0x130\n[<0>] do_syscall_64+0x71/0x280\n";
+        assert_eq!(
+            parse_kernel_stack(stack),
+            ["hrtimer_nanosleep", "do_syscall_64"]
+        );
+        let syscall =
+            "230 0x0 0x0 0x7ffd16dde4f0 0x7ffd16dde530 0x0 0x0 0x7ffd16dde4d8 0x7f5ada8c0503";
+        assert_eq!(parse_syscall_pc(syscall), Some(0x7f5ada8c0503));
+        assert_eq!(parse_syscall_pc("running"), None);
+    }
+
+    #[test]
+    fn a_sleeping_child_is_seen_blocked() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let threads = blocked_threads(child.id());
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(threads.len(), 1, "{threads:?}");
+        assert_eq!(threads[0].state, 'S');
+        assert_eq!(&threads[0].comm[..5], b"sleep");
+        assert!(threads[0].user_pc.is_some());
+        assert!(all_pids().contains(&std::process::id()));
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The profile model: interned frames, sample counts per (thread, stack),
-//! the processes seen, and the losses counted. Symbolization fills it;
-//! analysis and the renderers only read it.
+//! The profile model: interned frames; on-CPU samples, off-CPU time and
+//! waker time per (thread, stack); the processes and threads seen; and the
+//! losses counted. Symbolization fills it; analysis and the renderers only
+//! read it.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -67,11 +68,89 @@ pub struct StackSite {
     pub frames: Vec<FrameId>,
 }
 
+/// Why a thread was off-CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum OffState {
+    /// S: waiting for an event, a lock, a timer, a socket.
+    Sleeping,
+    /// D: mostly disk and other I/O.
+    Uninterruptible,
+    /// R: runnable, waiting for a CPU.
+    Preempted,
+    /// Stopped, traced, parked.
+    Other,
+}
+
+impl OffState {
+    pub const ALL: [OffState; 4] = [
+        OffState::Sleeping,
+        OffState::Uninterruptible,
+        OffState::Preempted,
+        OffState::Other,
+    ];
+
+    pub fn from_bpf(state: u32) -> OffState {
+        match state {
+            profiler_common::state::SLEEPING => OffState::Sleeping,
+            profiler_common::state::UNINTERRUPTIBLE => OffState::Uninterruptible,
+            profiler_common::state::PREEMPTED => OffState::Preempted,
+            _ => OffState::Other,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            OffState::Sleeping => "sleeping",
+            OffState::Uninterruptible => "uninterruptible",
+            OffState::Preempted => "preempted",
+            OffState::Other => "other",
+        }
+    }
+
+    /// The pseudo-frame that ends an off-CPU stack: why it waited.
+    pub fn frame(self) -> String {
+        format!("[{}]", self.name())
+    }
+
+    pub fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// Microseconds per off-CPU state, indexed by `OffState::index`.
+pub type StateTimes = [u64; 4];
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProcessInfo {
     /// The process name (its main thread's comm), the root frame of its stacks.
     pub name: String,
     pub samples: u64,
+    pub off_us: StateTimes,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ThreadInfo {
+    pub tgid: u32,
+    /// The thread's own comm.
+    pub name: String,
+    pub samples: u64,
+    pub off_us: StateTimes,
+}
+
+/// An off-CPU stack and why it waited.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OffCpuSite {
+    pub site: StackSite,
+    pub state: OffState,
+}
+
+/// A blocked stack and the thread (and stack) that woke it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WakeSite {
+    pub blocked: StackSite,
+    pub waker: StackSite,
+    /// The waker thread's comm.
+    pub waker_name: String,
 }
 
 /// Samples and stacks the run could not record whole, by cause.
@@ -89,6 +168,10 @@ pub struct Losses {
     pub counts_map_full: u64,
     /// Forked children of a followed command that could not be followed.
     pub follow_map_full: u64,
+    /// Blocked threads not tracked: the pending map was full.
+    pub pending_map_full: u64,
+    /// Wakers not recorded: the wakers map was full.
+    pub wakers_map_full: u64,
     /// Stack ids whose stack had left the map before it was read.
     pub stacks_lost_in_drain: u64,
     /// Process announcements dropped (ring buffer full): such a process
@@ -102,7 +185,7 @@ impl Losses {
     }
 
     /// Name and value of every counter, for the tables.
-    pub fn entries(&self) -> [(&'static str, u64); 8] {
+    pub fn entries(&self) -> [(&'static str, u64); 10] {
         [
             ("stack id collisions", self.stack_collisions),
             ("stack map full", self.stack_map_full),
@@ -110,6 +193,11 @@ impl Losses {
             ("other stack errors", self.stack_errors_other),
             ("counts map full", self.counts_map_full),
             ("children not followed (map full)", self.follow_map_full),
+            (
+                "blocked threads not tracked (map full)",
+                self.pending_map_full,
+            ),
+            ("wakers not recorded (map full)", self.wakers_map_full),
             ("stacks lost between drains", self.stacks_lost_in_drain),
             ("process events lost", self.process_events_lost),
         ]
@@ -119,8 +207,14 @@ impl Losses {
 #[derive(Debug, Default)]
 pub struct Profile {
     pub frames: FrameTable,
-    pub stacks: HashMap<StackSite, u64>,
+    /// On-CPU samples.
+    pub on_cpu: HashMap<StackSite, u64>,
+    /// Off-CPU microseconds.
+    pub off_cpu: HashMap<OffCpuSite, u64>,
+    /// Off-CPU microseconds by waker (`--wakers`).
+    pub wakes: HashMap<WakeSite, u64>,
     pub processes: BTreeMap<u32, ProcessInfo>,
+    pub threads: BTreeMap<u32, ThreadInfo>,
     pub losses: Losses,
 }
 
@@ -129,19 +223,45 @@ impl Profile {
         if let Some(process) = self.processes.get_mut(&site.tgid) {
             process.samples += count;
         }
-        *self.stacks.entry(site).or_default() += count;
+        if let Some(thread) = self.threads.get_mut(&site.tid) {
+            thread.samples += count;
+        }
+        *self.on_cpu.entry(site).or_default() += count;
+    }
+
+    pub fn add_off_cpu(&mut self, site: StackSite, state: OffState, us: u64) {
+        if let Some(process) = self.processes.get_mut(&site.tgid) {
+            process.off_us[state.index()] += us;
+        }
+        if let Some(thread) = self.threads.get_mut(&site.tid) {
+            thread.off_us[state.index()] += us;
+        }
+        *self.off_cpu.entry(OffCpuSite { site, state }).or_default() += us;
+    }
+
+    pub fn add_wake(&mut self, site: WakeSite, us: u64) {
+        *self.wakes.entry(site).or_default() += us;
     }
 
     /// Records a process name the first time the process is seen.
     pub fn name_process(&mut self, tgid: u32, name: impl FnOnce() -> String) {
         self.processes.entry(tgid).or_insert_with(|| ProcessInfo {
             name: name(),
-            samples: 0,
+            ..ProcessInfo::default()
+        });
+    }
+
+    /// Records a thread the first time it is seen.
+    pub fn name_thread(&mut self, tgid: u32, tid: u32, name: impl FnOnce() -> String) {
+        self.threads.entry(tid).or_insert_with(|| ThreadInfo {
+            tgid,
+            name: name(),
+            ..ThreadInfo::default()
         });
     }
 
     pub fn total_samples(&self) -> u64 {
-        self.stacks.values().sum()
+        self.on_cpu.values().sum()
     }
 
     pub fn process_name(&self, tgid: u32) -> &str {
@@ -176,9 +296,32 @@ mod tests {
         };
         profile.add(site.clone(), 2);
         profile.add(site.clone(), 3);
-        assert_eq!(profile.stacks[&site], 5);
+        assert_eq!(profile.on_cpu[&site], 5);
         assert_eq!(profile.processes[&7].samples, 5);
         assert_eq!(profile.total_samples(), 5);
         assert_eq!(profile.process_name(9), "[unknown process]");
+    }
+
+    #[test]
+    fn off_cpu_time_adds_up_per_state_process_and_thread() {
+        let mut profile = Profile::default();
+        profile.name_process(7, || "app".into());
+        profile.name_thread(7, 8, || "worker".into());
+        let site = StackSite {
+            tgid: 7,
+            tid: 8,
+            frames: vec![0],
+        };
+        profile.add_off_cpu(site.clone(), OffState::Sleeping, 100);
+        profile.add_off_cpu(site.clone(), OffState::Preempted, 50);
+        profile.add_off_cpu(site.clone(), OffState::Sleeping, 10);
+        assert_eq!(profile.processes[&7].off_us, [110, 0, 50, 0]);
+        assert_eq!(profile.threads[&8].off_us, [110, 0, 50, 0]);
+        assert_eq!(profile.off_cpu.values().sum::<u64>(), 160);
+        assert_eq!(OffState::Uninterruptible.frame(), "[uninterruptible]");
+        assert_eq!(
+            OffState::from_bpf(profiler_common::state::PREEMPTED),
+            OffState::Preempted
+        );
     }
 }

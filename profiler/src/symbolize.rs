@@ -1,7 +1,8 @@
 //! Symbolization: turns drained instruction pointers into named frames in
 //! the profile. One blazesym `Symbolizer` serves the whole run (it caches
 //! parsed ELF and DWARF per file); each drain makes one batched call for all
-//! kernel addresses and one per process for its user addresses.
+//! kernel addresses and one per process for its user addresses, whatever
+//! kind of stack (on-CPU, off-CPU, waker) they come from.
 
 use std::collections::{HashMap, HashSet};
 
@@ -15,14 +16,15 @@ use blazesym::{
 };
 
 use crate::{
-    drain::{RawSample, RawStack},
+    drain::{Batch, RawStack, RawStacks},
     procfs,
-    profile::{Frame, FrameId, FrameKind, FrameTable, Profile, StackSite},
+    profile::{Frame, FrameId, FrameKind, FrameTable, OffState, Profile, StackSite, WakeSite},
 };
 
 const EEXIST: i32 = 17;
 const ENOMEM: i32 = 12;
 const EFAULT: i32 = 14;
+const ENOENT: i32 = 2;
 
 pub struct Symbolizer {
     blazesym: Blazesym,
@@ -47,36 +49,60 @@ impl Default for Symbolizer {
 
 impl Symbolizer {
     /// Names every stack of a drained batch and adds it to the profile.
-    pub fn add_batch(&mut self, batch: Vec<RawSample>, profile: &mut Profile) {
-        let kernel = self.symbolize_kernel(&batch, &mut profile.frames);
-        let mut by_process: HashMap<u32, Vec<&RawSample>> = HashMap::new();
-        for sample in &batch {
-            by_process.entry(sample.key.tgid).or_default().push(sample);
+    pub fn add_batch(&mut self, batch: Batch, profile: &mut Profile) {
+        let all_stacks: Vec<&RawStacks> = batch
+            .on_cpu
+            .iter()
+            .map(|s| &s.stacks)
+            .chain(batch.off_cpu.iter().map(|o| &o.stacks))
+            .chain(
+                batch
+                    .wakes
+                    .iter()
+                    .flat_map(|w| [&w.blocked.stacks, &w.waker]),
+            )
+            .collect();
+        let kernel = self.symbolize_kernel(&all_stacks, &mut profile.frames);
+        let mut by_process: HashMap<u32, Vec<&RawStacks>> = HashMap::new();
+        for stacks in &all_stacks {
+            by_process.entry(stacks.key.tgid).or_default().push(stacks);
         }
-        for (tgid, samples) in by_process {
+        let mut user: HashMap<u32, Names> = HashMap::new();
+        for (&tgid, stacks) in &by_process {
             profile.name_process(tgid, || {
-                procfs::process_name(tgid).unwrap_or_else(|| main_thread_comm(tgid, &samples))
+                procfs::process_name(tgid).unwrap_or_else(|| main_thread_comm(tgid, stacks))
             });
-            let kernel_thread = self.is_kernel_thread(tgid);
-            let user = if kernel_thread {
-                Names::new()
-            } else {
-                self.symbolize_process(tgid, &samples, &mut profile.frames)
-            };
-            for sample in samples {
-                let mut frames = Vec::new();
-                user_frames(sample, kernel_thread, &user, profile, &mut frames);
-                kernel_frames(sample, &kernel, profile, &mut frames);
-                if frames.is_empty() {
-                    frames.push(profile.frames.intern(Frame::pseudo("[no stack]")));
-                }
-                let site = StackSite {
-                    tgid,
-                    tid: sample.key.tid,
-                    frames,
-                };
-                profile.add(site, sample.count);
+            for s in stacks {
+                profile.name_thread(tgid, s.key.tid, || comm_to_string(&s.key.comm));
             }
+            if !self.is_kernel_thread(tgid) {
+                user.insert(
+                    tgid,
+                    self.symbolize_process(tgid, stacks, &mut profile.frames),
+                );
+            }
+        }
+        let names = BatchNames { kernel, user };
+        for sample in &batch.on_cpu {
+            let site = names.site(&sample.stacks, profile, Some(sample.count));
+            profile.add(site, sample.count);
+        }
+        for off in &batch.off_cpu {
+            let site = names.site(&off.stacks, profile, None);
+            profile.add_off_cpu(site, OffState::from_bpf(off.state), off.us);
+        }
+        for wake in &batch.wakes {
+            let blocked = names.site(&wake.blocked.stacks, profile, None);
+            let waker = names.site(&wake.waker, profile, None);
+            let waker_name = comm_to_string(&wake.waker.key.comm);
+            profile.add_wake(
+                WakeSite {
+                    blocked,
+                    waker,
+                    waker_name,
+                },
+                wake.blocked.us,
+            );
         }
     }
 
@@ -90,6 +116,10 @@ impl Symbolizer {
     }
 
     fn is_kernel_thread(&mut self, tgid: u32) -> bool {
+        if tgid == 0 {
+            // The idle task: a wake from an interrupt on an idle CPU.
+            return true;
+        }
         if let Some(&known) = self.kernel_threads.get(&tgid) {
             return known;
         }
@@ -99,8 +129,8 @@ impl Symbolizer {
         kernel
     }
 
-    fn symbolize_kernel(&self, batch: &[RawSample], table: &mut FrameTable) -> Names {
-        let addrs = unique_lookup_addrs(batch.iter().map(|s| &s.kernel));
+    fn symbolize_kernel(&self, stacks: &[&RawStacks], table: &mut FrameTable) -> Names {
+        let addrs = unique_lookup_addrs(stacks.iter().map(|s| &s.kernel));
         let source = Source::Kernel(Kernel::default());
         let results = self
             .blazesym
@@ -125,13 +155,8 @@ impl Symbolizer {
         names
     }
 
-    fn symbolize_process(
-        &self,
-        tgid: u32,
-        samples: &[&RawSample],
-        table: &mut FrameTable,
-    ) -> Names {
-        let addrs = unique_lookup_addrs(samples.iter().map(|s| &s.user));
+    fn symbolize_process(&self, tgid: u32, stacks: &[&RawStacks], table: &mut FrameTable) -> Names {
+        let addrs = unique_lookup_addrs(stacks.iter().map(|s| &s.user));
         let alive = procfs::exists(tgid);
         if alive {
             // Refresh the snapshot: libraries may have been loaded since.
@@ -201,40 +226,70 @@ fn unique_lookup_addrs<'a>(stacks: impl Iterator<Item = &'a RawStack>) -> Vec<u6
         .collect()
 }
 
-fn user_frames(
-    sample: &RawSample,
-    kernel_thread: bool,
-    names: &Names,
-    profile: &mut Profile,
-    out: &mut Vec<FrameId>,
-) {
-    match &sample.user {
-        RawStack::Frames(ips) => {
-            let addrs: Vec<u64> = lookup_addrs(ips).collect();
-            for addr in addrs.iter().rev() {
-                out.extend(names.get(addr).into_iter().flatten());
+/// The names of one batch: kernel addresses, and user addresses per process.
+struct BatchNames {
+    kernel: Names,
+    user: HashMap<u32, Names>,
+}
+
+impl BatchNames {
+    /// The frames of a thread's stacks, outermost first: user, then kernel.
+    /// `samples` is set for on-CPU samples, whose losses are counted.
+    fn site(&self, stacks: &RawStacks, profile: &mut Profile, samples: Option<u64>) -> StackSite {
+        let mut frames = Vec::new();
+        if matches!(stacks.kernel, RawStack::KernelNames(_)) {
+            frames.push(
+                profile
+                    .frames
+                    .intern(Frame::pseudo("[blocked since before start]")),
+            );
+        }
+        let user = self.user.get(&stacks.key.tgid);
+        match &stacks.user {
+            RawStack::Frames(ips) => push_named(&mut frames, ips, user),
+            // Kernel threads have no user stack.
+            RawStack::Failed(EFAULT) if user.is_none() => {}
+            RawStack::Failed(EFAULT) => {
+                if let Some(count) = samples {
+                    profile.losses.user_stack_missing += count;
+                }
+                frames.push(profile.frames.intern(Frame::pseudo("[missing user stack]")));
             }
+            RawStack::Failed(ENOENT) => {}
+            other => frames.push(loss_frame(other, profile)),
         }
-        RawStack::Failed(EFAULT) if kernel_thread => {}
-        RawStack::Failed(EFAULT) => {
-            profile.losses.user_stack_missing += sample.count;
-            out.push(profile.frames.intern(Frame::pseudo("[missing user stack]")));
+        match &stacks.kernel {
+            RawStack::Frames(ips) => push_named(&mut frames, ips, Some(&self.kernel)),
+            RawStack::KernelNames(names) => {
+                for name in names.iter().rev() {
+                    frames.push(profile.frames.intern(Frame {
+                        name: clean(name),
+                        module: None,
+                        kind: FrameKind::Kernel,
+                    }));
+                }
+            }
+            // The sample landed in user mode: there is no kernel stack.
+            RawStack::Failed(EFAULT) => {}
+            other => frames.push(loss_frame(other, profile)),
         }
-        other => out.push(loss_frame(other, profile)),
+        if frames.is_empty() {
+            frames.push(profile.frames.intern(Frame::pseudo("[no stack]")));
+        }
+        StackSite {
+            tgid: stacks.key.tgid,
+            tid: stacks.key.tid,
+            frames,
+        }
     }
 }
 
-fn kernel_frames(sample: &RawSample, names: &Names, profile: &mut Profile, out: &mut Vec<FrameId>) {
-    match &sample.kernel {
-        RawStack::Frames(ips) => {
-            let addrs: Vec<u64> = lookup_addrs(ips).collect();
-            for addr in addrs.iter().rev() {
-                out.extend(names.get(addr).into_iter().flatten());
-            }
-        }
-        // The sample landed in user mode: there is no kernel stack.
-        RawStack::Failed(EFAULT) => {}
-        other => out.push(loss_frame(other, profile)),
+/// Appends the frames of a leaf-first stack, outermost first.
+fn push_named(out: &mut Vec<FrameId>, ips: &[u64], names: Option<&Names>) {
+    let Some(names) = names else { return };
+    let addrs: Vec<u64> = lookup_addrs(ips).collect();
+    for addr in addrs.iter().rev() {
+        out.extend(names.get(addr).into_iter().flatten());
     }
 }
 
@@ -248,18 +303,20 @@ fn loss_frame(stack: &RawStack, profile: &mut Profile) -> FrameId {
             profile.losses.stacks_lost_in_drain += 1;
             "[lost stack]".to_string()
         }
-        RawStack::Frames(_) => unreachable!("only failed stacks get a loss frame"),
+        RawStack::Frames(_) | RawStack::KernelNames(_) => {
+            unreachable!("only failed stacks get a loss frame")
+        }
     };
     profile.frames.intern(Frame::pseudo(&name))
 }
 
-fn main_thread_comm(tgid: u32, samples: &[&RawSample]) -> String {
-    let sample = samples
+fn main_thread_comm(tgid: u32, stacks: &[&RawStacks]) -> String {
+    let stack = stacks
         .iter()
         .find(|s| s.key.tid == tgid)
-        .or(samples.first())
-        .expect("a process has at least one sample");
-    comm_to_string(&sample.key.comm)
+        .or(stacks.first())
+        .expect("a process has at least one stack");
+    comm_to_string(&stack.key.comm)
 }
 
 pub fn comm_to_string(comm: &[u8]) -> String {
@@ -279,6 +336,7 @@ fn clean(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::drain::RawSample;
     use profiler_common::StackKey;
 
     #[inline(never)]
@@ -294,10 +352,19 @@ mod tests {
         };
         key.comm[..4].copy_from_slice(b"test");
         RawSample {
-            key,
+            stacks: RawStacks {
+                key,
+                user: RawStack::Frames(ips),
+                kernel: RawStack::Failed(EFAULT),
+            },
             count: 3,
-            user: RawStack::Frames(ips),
-            kernel: RawStack::Failed(EFAULT),
+        }
+    }
+
+    fn batch(on_cpu: Vec<RawSample>) -> Batch {
+        Batch {
+            on_cpu,
+            ..Batch::default()
         }
     }
 
@@ -312,8 +379,11 @@ mod tests {
         let addr = a_named_function_of_ours();
         let mut symbolizer = Symbolizer::default();
         let mut profile = Profile::default();
-        symbolizer.add_batch(vec![sample_with_user_stack(vec![addr + 1])], &mut profile);
-        let (site, count) = profile.stacks.iter().next().unwrap();
+        symbolizer.add_batch(
+            batch(vec![sample_with_user_stack(vec![addr + 1])]),
+            &mut profile,
+        );
+        let (site, count) = profile.on_cpu.iter().next().unwrap();
         assert_eq!(*count, 3);
         let frame = profile.frames.get(site.frames[0]);
         assert!(frame.name.contains("a_named_function_of_ours"), "{frame:?}");
@@ -327,11 +397,11 @@ mod tests {
     #[test]
     fn losses_become_pseudo_frames_and_are_counted() {
         let mut sample = sample_with_user_stack(vec![]);
-        sample.user = RawStack::Failed(EFAULT);
-        sample.kernel = RawStack::Failed(EEXIST);
+        sample.stacks.user = RawStack::Failed(EFAULT);
+        sample.stacks.kernel = RawStack::Failed(EEXIST);
         let mut profile = Profile::default();
-        Symbolizer::default().add_batch(vec![sample], &mut profile);
-        let site = profile.stacks.keys().next().unwrap();
+        Symbolizer::default().add_batch(batch(vec![sample]), &mut profile);
+        let site = profile.on_cpu.keys().next().unwrap();
         let names: Vec<&str> = site
             .frames
             .iter()
@@ -339,6 +409,43 @@ mod tests {
             .collect();
         assert_eq!(names, ["[missing user stack]", "[stack collision]"]);
         assert_eq!(profile.losses.user_stack_missing, 3);
+    }
+
+    #[test]
+    fn off_cpu_stacks_and_wakers_are_named_too() {
+        let addr = a_named_function_of_ours();
+        let blocked = sample_with_user_stack(vec![addr + 1]).stacks;
+        let mut waker = blocked.clone();
+        waker.key.tid += 1;
+        waker.key.comm = *b"waker\0\0\0\0\0\0\0\0\0\0\0";
+        let off = crate::drain::RawOffCpu {
+            stacks: blocked,
+            state: 0,
+            us: 500,
+        };
+        let wake = crate::drain::RawWake {
+            blocked: off.clone(),
+            waker,
+        };
+        let mut profile = Profile::default();
+        let batch = Batch {
+            off_cpu: vec![off],
+            wakes: vec![wake],
+            ..Batch::default()
+        };
+        Symbolizer::default().add_batch(batch, &mut profile);
+        let (site, us) = profile.off_cpu.iter().next().unwrap();
+        assert_eq!((*us, site.state), (500, OffState::Sleeping));
+        assert!(
+            profile
+                .frames
+                .get(site.site.frames[0])
+                .name
+                .contains("a_named_function_of_ours")
+        );
+        let (wake, us) = profile.wakes.iter().next().unwrap();
+        assert_eq!((*us, wake.waker_name.as_str()), (500, "waker"));
+        assert_eq!(profile.threads.len(), 2);
     }
 
     #[test]

@@ -7,9 +7,13 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::{
-    analysis::{FunctionStat, Summary, percent, top_by_self},
+    analysis::{
+        FunctionStat, Summary,
+        off_cpu::{OffCpuSummary, WallEntity},
+        percent, top_by_self,
+    },
     meta::RunMeta,
-    profile::Losses,
+    profile::{Losses, StateTimes},
 };
 
 /// Functions listed in the report: enough for any table a user asks for.
@@ -22,7 +26,84 @@ struct Report<'a> {
     errors: &'a Losses,
     processes: Vec<ProcessRow<'a>>,
     hot_functions: Vec<FunctionRow<'a>>,
-    outputs: Outputs,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    off_cpu: Option<OffCpuReport<'a>>,
+    outputs: &'a [&'a str],
+}
+
+#[derive(Serialize)]
+struct OffCpuReport<'a> {
+    total_us: u64,
+    by_state_us: States,
+    processes: Vec<ProcessTimes<'a>>,
+    functions_by_wall: Vec<WallRow<'a>>,
+    wait_sites: Vec<WaitRow<'a>>,
+}
+
+/// Microseconds per off-CPU state.
+#[derive(Serialize)]
+struct States {
+    sleeping: u64,
+    uninterruptible: u64,
+    preempted: u64,
+    other: u64,
+    total: u64,
+}
+
+impl From<&StateTimes> for States {
+    fn from(t: &StateTimes) -> States {
+        States {
+            sleeping: t[0],
+            uninterruptible: t[1],
+            preempted: t[2],
+            other: t[3],
+            total: t.iter().sum(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Times<'a> {
+    id: u32,
+    name: &'a str,
+    on_cpu_us: u64,
+    off_cpu_us: States,
+    wall_us: u64,
+}
+
+impl<'a> From<&'a WallEntity> for Times<'a> {
+    fn from(e: &'a WallEntity) -> Times<'a> {
+        Times {
+            id: e.id,
+            name: &e.name,
+            on_cpu_us: e.cpu_us,
+            off_cpu_us: (&e.off_us).into(),
+            wall_us: e.wall_us(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ProcessTimes<'a> {
+    #[serde(flatten)]
+    times: Times<'a>,
+    threads: Vec<Times<'a>>,
+}
+
+#[derive(Serialize)]
+struct WallRow<'a> {
+    name: &'a str,
+    module: &'a str,
+    on_cpu_us: u64,
+    off_cpu_us: States,
+    wall_us: u64,
+}
+
+#[derive(Serialize)]
+struct WaitRow<'a> {
+    name: &'a str,
+    module: &'a str,
+    off_cpu_us: States,
 }
 
 #[derive(Serialize)]
@@ -47,13 +128,49 @@ struct FunctionRow<'a> {
     total_percent: f64,
 }
 
-#[derive(Serialize)]
-struct Outputs {
-    folded: &'static str,
-    svg: &'static str,
+fn off_cpu_report(off: &OffCpuSummary) -> OffCpuReport<'_> {
+    OffCpuReport {
+        total_us: off.total_us,
+        by_state_us: (&off.by_state).into(),
+        processes: off
+            .processes
+            .iter()
+            .map(|p| ProcessTimes {
+                times: p.into(),
+                threads: off
+                    .threads
+                    .iter()
+                    .filter(|t| t.tgid == p.id)
+                    .map(Times::from)
+                    .collect(),
+            })
+            .collect(),
+        functions_by_wall: off
+            .functions
+            .iter()
+            .take(REPORT_FUNCTIONS)
+            .map(|f| WallRow {
+                name: &f.name,
+                module: &f.module,
+                on_cpu_us: f.cpu_us,
+                off_cpu_us: (&f.off_us).into(),
+                wall_us: f.wall_us(),
+            })
+            .collect(),
+        wait_sites: off
+            .wait_sites
+            .iter()
+            .take(REPORT_FUNCTIONS)
+            .map(|w| WaitRow {
+                name: &w.name,
+                module: &w.module,
+                off_cpu_us: (&w.off_us).into(),
+            })
+            .collect(),
+    }
 }
 
-pub fn render(meta: &RunMeta, summary: &Summary, losses: &Losses) -> String {
+pub fn render(meta: &RunMeta, summary: &Summary, losses: &Losses, outputs: &[&str]) -> String {
     let total = summary.total_samples;
     // The union of the top functions by total and by self, so both tables
     // can be rebuilt from the report.
@@ -92,16 +209,20 @@ pub fn render(meta: &RunMeta, summary: &Summary, losses: &Losses) -> String {
                 total_percent: round2(percent(stat.total_samples, total)),
             })
             .collect(),
-        outputs: Outputs {
-            folded: "on-cpu.folded",
-            svg: "on-cpu.svg",
-        },
+        off_cpu: summary.off_cpu.as_ref().map(off_cpu_report),
+        outputs,
     };
     serde_json::to_string_pretty(&report).expect("the report serializes") + "\n"
 }
 
-pub fn write(path: &Path, meta: &RunMeta, summary: &Summary, losses: &Losses) -> Result<()> {
-    std::fs::write(path, render(meta, summary, losses))
+pub fn write(
+    path: &Path,
+    meta: &RunMeta,
+    summary: &Summary,
+    losses: &Losses,
+    outputs: &[&str],
+) -> Result<()> {
+    std::fs::write(path, render(meta, summary, losses, outputs))
         .with_context(|| format!("writing {}", path.display()))
 }
 

@@ -3,12 +3,13 @@
 use std::{collections::BTreeMap, io::BufWriter, path::Path};
 
 use anyhow::{Context, Result};
-use inferno::flamegraph::{self, Options};
+use inferno::flamegraph::{self, Options, Palette};
 
 pub struct GraphStyle<'a> {
     pub title: String,
     pub subtitle: Option<String>,
     pub count_name: &'a str,
+    pub palette: Palette,
 }
 
 pub fn write(path: &Path, folded: &BTreeMap<String, u64>, style: GraphStyle) -> Result<()> {
@@ -27,6 +28,7 @@ pub fn write(path: &Path, folded: &BTreeMap<String, u64>, style: GraphStyle) -> 
     options.title = style.title;
     options.subtitle = style.subtitle;
     options.count_name = style.count_name.to_string();
+    options.colors = style.palette;
     options.deterministic = true;
     let lines = super::folded::lines(folded);
     flamegraph::from_lines(
@@ -52,6 +54,7 @@ mod tests {
             title: "On-CPU <test>".into(),
             subtitle: None,
             count_name: "samples",
+            palette: Palette::default(),
         }
     }
 

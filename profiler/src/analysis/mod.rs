@@ -1,5 +1,9 @@
 //! Analyses of a profile: the hot functions by self and by total (inclusive)
-//! samples, and the processes by samples. Pure functions of the model.
+//! samples, and the processes by samples; with off-CPU time, the functions
+//! by wall time and the places threads waited (`off_cpu`). Pure functions
+//! of the model.
+
+pub mod off_cpu;
 
 use std::collections::HashMap;
 
@@ -31,13 +35,17 @@ pub struct Summary {
     /// By total samples, descending.
     pub functions: Vec<FunctionStat>,
     pub processes: Vec<ProcessStat>,
+    /// Present when off-CPU time was recorded.
+    pub off_cpu: Option<off_cpu::OffCpuSummary>,
 }
 
-pub fn summarize(profile: &Profile) -> Summary {
+/// `sample_period_us`: on-CPU time one sample stands for (1e6 / freq).
+pub fn summarize(profile: &Profile, off_cpu: bool, sample_period_us: f64) -> Summary {
     Summary {
         total_samples: profile.total_samples(),
         functions: hot_functions(profile),
         processes: processes(profile),
+        off_cpu: off_cpu.then(|| off_cpu::summarize(profile, sample_period_us)),
     }
 }
 
@@ -46,7 +54,7 @@ pub fn hot_functions(profile: &Profile) -> Vec<FunctionStat> {
     let mut self_counts: HashMap<FrameId, u64> = HashMap::new();
     let mut total_counts: HashMap<FrameId, u64> = HashMap::new();
     let mut on_stack: Vec<FrameId> = Vec::new();
-    for (site, &count) in &profile.stacks {
+    for (site, &count) in &profile.on_cpu {
         if let Some(&leaf) = site.frames.last() {
             *self_counts.entry(leaf).or_default() += count;
         }
@@ -105,7 +113,7 @@ pub fn processes(profile: &Profile) -> Vec<ProcessStat> {
     stats
 }
 
-fn module_label(kind: FrameKind, module: Option<&str>) -> String {
+pub(crate) fn module_label(kind: FrameKind, module: Option<&str>) -> String {
     match (kind, module) {
         (FrameKind::Kernel, _) => "[kernel]".into(),
         (_, Some(module)) => module.into(),

@@ -1,0 +1,142 @@
+//! Maps, load-time settings and helpers shared by the programs.
+
+use core::intrinsics::{AtomicOrdering, atomic_xadd};
+
+use aya_ebpf::{
+    Global,
+    bindings::{BPF_F_USER_STACK, BPF_NOEXIST},
+    macros::map,
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
+    programs::tracing::StackIdContext,
+};
+use profiler_common::{OffCpuKey, PendingBlock, StackKey, WakeKey, Waker, error, map_set};
+
+pub const EEXIST: i32 = 17;
+pub const ENOMEM: i32 = 12;
+pub const EFAULT: i32 = 14;
+
+/// bpfprof's own process, never recorded.
+#[unsafe(no_mangle)]
+pub static SELF_TGID: Global<u32> = Global::new(0);
+/// 1 when only the processes in `WANTED_TGIDS` are recorded.
+#[unsafe(no_mangle)]
+pub static FILTER_TGIDS: Global<u32> = Global::new(0);
+
+/// The drain generation; samples go to map set `generation & 1`.
+#[map]
+pub static ACTIVE: Array<u32> = Array::with_max_entries(1, 0);
+#[map]
+pub static STACKS_A: StackTrace = StackTrace::with_max_entries(16384, 0);
+#[map]
+pub static STACKS_B: StackTrace = StackTrace::with_max_entries(16384, 0);
+/// On-CPU samples per (thread, stacks).
+#[map]
+pub static COUNTS_A: HashMap<StackKey, u64> = HashMap::with_max_entries(65536, 0);
+#[map]
+pub static COUNTS_B: HashMap<StackKey, u64> = HashMap::with_max_entries(65536, 0);
+/// Off-CPU microseconds per (thread, stacks, state).
+#[map]
+pub static OFF_US_A: HashMap<OffCpuKey, u64> = HashMap::with_max_entries(32768, 0);
+#[map]
+pub static OFF_US_B: HashMap<OffCpuKey, u64> = HashMap::with_max_entries(32768, 0);
+/// Off-CPU microseconds per (blocked thread and stacks, waker and stacks).
+#[map]
+pub static WAKE_US_A: HashMap<WakeKey, u64> = HashMap::with_max_entries(32768, 0);
+#[map]
+pub static WAKE_US_B: HashMap<WakeKey, u64> = HashMap::with_max_entries(32768, 0);
+/// Threads switched out and not yet back, by tid. A plain hash, not LRU:
+/// a blocked thread must run again before it can exit, so entries cannot
+/// leak, and a full map is counted instead of silently evicting.
+#[map]
+pub static PENDING: HashMap<u32, PendingBlock> = HashMap::with_max_entries(32768, 0);
+/// The last waker of each blocked thread, by tid.
+#[map]
+pub static WAKERS: LruHashMap<u32, Waker> = LruHashMap::with_max_entries(32768, 0);
+/// Processes to record when `FILTER_TGIDS` is set; value unused.
+#[map]
+pub static WANTED_TGIDS: HashMap<u32, u8> = HashMap::with_max_entries(8192, 0);
+#[map]
+pub static ERRORS: PerCpuArray<u64> = PerCpuArray::with_max_entries(error::COUNT, 0);
+/// Processes already announced on `PROCESS_EVENTS`; value unused.
+#[map]
+pub static KNOWN_TGIDS: LruHashMap<u32, u8> = LruHashMap::with_max_entries(16384, 0);
+#[map]
+pub static PROCESS_EVENTS: RingBuf = RingBuf::with_byte_size(64 * 1024, 0);
+
+#[inline(always)]
+pub fn wanted(tgid: u32) -> bool {
+    FILTER_TGIDS.load() == 0 || WANTED_TGIDS.get_ptr(tgid).is_some()
+}
+
+#[inline(always)]
+pub fn generation() -> u32 {
+    ACTIVE.get(0).copied().unwrap_or(0)
+}
+
+/// Kernel and user stack ids of the current task, in the generation's set.
+#[inline(always)]
+pub fn current_stacks<C: StackIdContext>(ctx: &C, generation: u32) -> (i32, i32) {
+    let stacks = if map_set(generation) == 0 {
+        &STACKS_A
+    } else {
+        &STACKS_B
+    };
+    let kern = ctx.get_stackid(stacks, 0);
+    let user = ctx.get_stackid(stacks, u64::from(BPF_F_USER_STACK));
+    (
+        stack_id_or_error(kern, false),
+        stack_id_or_error(user, true),
+    )
+}
+
+/// Returns the stack id, or the negated errno after counting the failure.
+#[inline(always)]
+fn stack_id_or_error(result: Result<i64, i32>, user: bool) -> i32 {
+    match result {
+        Ok(id) => id as i32,
+        Err(err) => {
+            let counter = match -err {
+                EEXIST if user => Some(error::USER_STACK_COLLISION),
+                EEXIST => Some(error::KERN_STACK_COLLISION),
+                ENOMEM => Some(error::STACK_MAP_FULL),
+                // No user stack: normal for kernel threads, which userspace
+                // tells apart from user threads.
+                EFAULT if user => Some(error::USER_STACK_MISSING),
+                // No kernel stack: the sample landed in user mode.
+                EFAULT => None,
+                _ => Some(error::STACK_OTHER),
+            };
+            if let Some(counter) = counter {
+                count_error(counter);
+            }
+            err
+        }
+    }
+}
+
+/// Adds `amount` to `key`'s value, inserting it when new.
+#[inline(always)]
+pub fn add<K>(map: &HashMap<K, u64>, key: &K, amount: u64, full_counter: u32) {
+    if let Some(value) = map.get_ptr_mut(key) {
+        unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(value, amount) };
+        return;
+    }
+    match map.insert(key, amount, u64::from(BPF_NOEXIST)) {
+        Ok(()) => {}
+        // Another CPU inserted the same key between our lookup and insert.
+        Err(err) if -err == EEXIST => {
+            if let Some(value) = map.get_ptr_mut(key) {
+                unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(value, amount) };
+            }
+        }
+        Err(_) => count_error(full_counter),
+    }
+}
+
+#[inline(always)]
+pub fn count_error(index: u32) {
+    if let Some(slot) = ERRORS.get_ptr_mut(index) {
+        // Per-CPU slot: no other writer, no atomic needed.
+        unsafe { *slot += 1 };
+    }
+}

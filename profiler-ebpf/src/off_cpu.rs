@@ -1,0 +1,174 @@
+//! Off-CPU time from the scheduler. At `sched_switch` the outgoing task
+//! (prev) is still `current`: its stacks and state are recorded in
+//! `PENDING`. When a pending task is switched back in (next), the time in
+//! between is added to its key. `sched_waking` runs in the waker's context
+//! and remembers who woke each pending thread.
+
+use aya_ebpf::{
+    EbpfContext as _, Global, helpers::bpf_ktime_get_ns, macros::tracepoint,
+    programs::TracePointContext,
+};
+use profiler_common::{OffCpuKey, PendingBlock, StackKey, WakeKey, Waker, error, map_set, state};
+
+use crate::{
+    maps::{
+        OFF_US_A, OFF_US_B, PENDING, SELF_TGID, WAKE_US_A, WAKE_US_B, WAKERS, add, count_error,
+        current_stacks, generation, wanted,
+    },
+    process::announce_first_sample,
+};
+
+/// Byte offsets in the `sched_switch` and `sched_waking` records, parsed
+/// from their format files at start-up.
+#[unsafe(no_mangle)]
+static SWITCH_PREV_STATE_OFFSET: Global<u32> = Global::new(32);
+#[unsafe(no_mangle)]
+static SWITCH_NEXT_PID_OFFSET: Global<u32> = Global::new(56);
+#[unsafe(no_mangle)]
+static WAKING_PID_OFFSET: Global<u32> = Global::new(24);
+/// Intervals outside [MIN, MAX] microseconds are dropped.
+#[unsafe(no_mangle)]
+static MIN_BLOCK_US: Global<u64> = Global::new(1);
+#[unsafe(no_mangle)]
+static MAX_BLOCK_US: Global<u64> = Global::new(u64::MAX);
+/// 1 when wakers are recorded (`--wakers`).
+#[unsafe(no_mangle)]
+static RECORD_WAKERS: Global<u32> = Global::new(0);
+
+// prev_state bits as the tracepoint reports them (TASK_REPORT).
+const S: i64 = 0x01;
+const D: i64 = 0x02;
+const DEAD: i64 = 0x10 | 0x20; // X, Z: never runs again
+const IDLE: i64 = 0x80; // I: idle kernel threads
+const REPORT_BITS: i64 = 0xff; // 0x100 marks a preempted runnable task (R+)
+
+#[tracepoint(category = "sched", name = "sched_switch")]
+pub fn on_switch(ctx: TracePointContext) -> u32 {
+    let now = unsafe { bpf_ktime_get_ns() };
+    let generation = generation();
+    switch_out(&ctx, now, generation);
+    if let Ok(next) = unsafe { ctx.read_at::<i32>(SWITCH_NEXT_PID_OFFSET.load() as usize) } {
+        switch_in(next as u32, now, generation);
+    }
+    0
+}
+
+#[inline(always)]
+fn switch_out(ctx: &TracePointContext, now: u64, generation: u32) {
+    let tid = ctx.pid();
+    let tgid = ctx.tgid();
+    if tid == 0 || tgid == SELF_TGID.load() || !wanted(tgid) {
+        return;
+    }
+    let Ok(prev_state) = (unsafe { ctx.read_at::<i64>(SWITCH_PREV_STATE_OFFSET.load() as usize) })
+    else {
+        return;
+    };
+    let Some(state) = classify(prev_state) else {
+        return;
+    };
+    announce_first_sample(tgid);
+    let (kern_stack_id, user_stack_id) = current_stacks(ctx, generation);
+    let pending = PendingBlock {
+        since_ns: now,
+        key: OffCpuKey {
+            stack: StackKey {
+                tgid,
+                tid,
+                user_stack_id,
+                kern_stack_id,
+                comm: ctx.command().unwrap_or_default(),
+            },
+            stack_gen: generation,
+            state,
+        },
+    };
+    if PENDING.insert(tid, pending, 0).is_err() {
+        count_error(error::PENDING_MAP_FULL);
+    }
+}
+
+#[inline(always)]
+fn switch_in(tid: u32, now: u64, generation: u32) {
+    if tid == 0 {
+        return;
+    }
+    let Some(pending) = (unsafe { PENDING.get(tid) }).copied() else {
+        return;
+    };
+    let _ = PENDING.remove(tid);
+    let us = now.saturating_sub(pending.since_ns) / 1000;
+    let in_range = us >= MIN_BLOCK_US.load() && us <= MAX_BLOCK_US.load();
+    if in_range {
+        let off_us = if map_set(generation) == 0 {
+            &OFF_US_A
+        } else {
+            &OFF_US_B
+        };
+        add(off_us, &pending.key, us, error::COUNTS_MAP_FULL);
+    }
+    if RECORD_WAKERS.load() == 0 {
+        return;
+    }
+    if let Some(waker) = (unsafe { WAKERS.get(tid) }).copied() {
+        let _ = WAKERS.remove(tid);
+        if in_range {
+            let wake_us = if map_set(generation) == 0 {
+                &WAKE_US_A
+            } else {
+                &WAKE_US_B
+            };
+            let key = WakeKey {
+                blocked: pending.key,
+                waker,
+            };
+            add(wake_us, &key, us, error::COUNTS_MAP_FULL);
+        }
+    }
+}
+
+/// Remembers who is waking a pending (blocked) thread.
+#[tracepoint(category = "sched", name = "sched_waking")]
+pub fn on_waking(ctx: TracePointContext) -> u32 {
+    let Ok(wakee) = (unsafe { ctx.read_at::<i32>(WAKING_PID_OFFSET.load() as usize) }) else {
+        return 0;
+    };
+    let wakee = wakee as u32;
+    // Only wakes of threads we track cost a stack walk.
+    if PENDING.get_ptr(wakee).is_none() {
+        return 0;
+    }
+    let generation = generation();
+    let (kern_stack_id, user_stack_id) = current_stacks(&ctx, generation);
+    let waker = Waker {
+        stack: StackKey {
+            tgid: ctx.tgid(),
+            tid: ctx.pid(),
+            user_stack_id,
+            kern_stack_id,
+            comm: ctx.command().unwrap_or_default(),
+        },
+        stack_gen: generation,
+        _pad: 0,
+    };
+    if WAKERS.insert(wakee, waker, 0).is_err() {
+        count_error(error::WAKERS_MAP_FULL);
+    }
+    0
+}
+
+#[inline(always)]
+fn classify(prev_state: i64) -> Option<u32> {
+    let report = prev_state & REPORT_BITS;
+    if report & (IDLE | DEAD) != 0 {
+        None
+    } else if report == 0 {
+        Some(state::PREEMPTED)
+    } else if report & S != 0 {
+        Some(state::SLEEPING)
+    } else if report & D != 0 {
+        Some(state::UNINTERRUPTIBLE)
+    } else {
+        Some(state::OTHER)
+    }
+}

@@ -1,0 +1,205 @@
+//! Draining: moves what BPF counted into userspace without losing counts.
+//!
+//! BPF writes to one of two map sets (stacks, on-CPU counts, off-CPU and
+//! waker times), chosen by the drain generation in `ACTIVE`. A drain bumps
+//! the generation, waits for writes already in flight on the old set, then
+//! reads and empties the old set while nothing writes to it. That avoids the
+//! get-then-delete race of draining a live map.
+//!
+//! Off-CPU records may carry stack ids of older generations (a thread can
+//! stay blocked across drains), so each drained generation's stacks are kept
+//! in a [`StackStore`] while pending records still refer to them.
+
+mod events;
+mod stacks;
+
+use std::{collections::HashMap as StdHashMap, thread, time::Duration};
+
+use anyhow::{Context, Result};
+use aya::{
+    Pod,
+    maps::{HashMap, MapData, StackTraceMap},
+};
+use profiler_common::{OffCpuKey, STACK_ID_BEFORE_RUN, StackKey, WakeKey, map_set};
+
+pub use self::{
+    events::ProcessEvents,
+    stacks::{Seeded, StackRef, StackStore},
+};
+use crate::bpf::Collector;
+
+/// A BPF program that read the old generation is still writing for at most
+/// a few microseconds (they run with preemption off); this leaves a wide
+/// margin even on a preempted vCPU.
+const FLIP_GRACE: Duration = Duration::from_millis(5);
+
+/// Instruction pointers of one stack, leaf first, as the kernel stores them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RawStack {
+    Frames(Vec<u64>),
+    /// Kernel function names read from /proc for a thread that was already
+    /// blocked when the run started (its stack never went through BPF).
+    KernelNames(Vec<String>),
+    /// `bpf_get_stackid` failed with this errno (positive).
+    Failed(i32),
+    /// The id was recorded but its stack was gone from the map.
+    Lost,
+}
+
+impl RawStack {
+    pub fn frames(&self) -> &[u64] {
+        match self {
+            RawStack::Frames(ips) => ips,
+            _ => &[],
+        }
+    }
+}
+
+/// A thread and its two stacks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawStacks {
+    pub key: StackKey,
+    pub user: RawStack,
+    pub kernel: RawStack,
+}
+
+/// On-CPU samples of one (thread, stacks).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawSample {
+    pub stacks: RawStacks,
+    pub count: u64,
+}
+
+/// Off-CPU microseconds of one (thread, stacks, state).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawOffCpu {
+    pub stacks: RawStacks,
+    pub state: u32,
+    pub us: u64,
+}
+
+/// Off-CPU microseconds of one blocked (thread, stacks), with its waker.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawWake {
+    pub blocked: RawOffCpu,
+    pub waker: RawStacks,
+}
+
+/// What one drain read.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub on_cpu: Vec<RawSample>,
+    pub off_cpu: Vec<RawOffCpu>,
+    pub wakes: Vec<RawWake>,
+}
+
+impl Batch {
+    pub fn extend(&mut self, other: Batch) {
+        self.on_cpu.extend(other.on_cpu);
+        self.off_cpu.extend(other.off_cpu);
+        self.wakes.extend(other.wakes);
+    }
+}
+
+pub struct Drainer {
+    generation: u32,
+    pub stacks: StackStore,
+}
+
+impl Drainer {
+    /// `seeded`: stacks of the threads blocked before the run, by tid.
+    pub fn new(seeded: StdHashMap<u32, Seeded>) -> Drainer {
+        Drainer {
+            generation: 0,
+            stacks: StackStore::new(seeded),
+        }
+    }
+
+    /// Moves BPF to the next generation and drains the one it wrote so far.
+    pub fn drain(&mut self, collector: &mut Collector) -> Result<Batch> {
+        let retired = self.generation;
+        self.generation += 1;
+        collector.set_generation(self.generation)?;
+        thread::sleep(FLIP_GRACE);
+        self.drain_generation(collector, retired)
+    }
+
+    /// Drains both map sets; for the end of a run, after the programs detached.
+    pub fn drain_all(&mut self, collector: &mut Collector) -> Result<Batch> {
+        let mut batch = self.drain(collector)?;
+        batch.extend(self.drain(collector)?);
+        Ok(batch)
+    }
+
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    fn drain_generation(&mut self, collector: &mut Collector, generation: u32) -> Result<Batch> {
+        let set = if map_set(generation) == 0 { "A" } else { "B" };
+        let names = [
+            format!("STACKS_{set}"),
+            format!("COUNTS_{set}"),
+            format!("OFF_US_{set}"),
+            format!("WAKE_US_{set}"),
+        ];
+        let [Some(stacks), Some(counts), Some(off_us), Some(wake_us)] = collector
+            .ebpf
+            .maps_disjoint_mut(names.each_ref().map(String::as_str))
+        else {
+            anyhow::bail!("map set {set} missing from the BPF object");
+        };
+        let mut stacks: StackTraceMap<&mut MapData> = StackTraceMap::try_from(stacks)?;
+        // Nothing writes to this set now, so its contents are stable.
+        let mut ids = StdHashMap::new();
+        let stack_ids: Vec<u32> = stacks.stack_ids().collect::<Result<_, _>>()?;
+        for id in &stack_ids {
+            if let Ok(trace) = stacks.get(id, 0) {
+                ids.insert(*id as i32, trace.frames().iter().map(|f| f.ip).collect());
+            }
+            stacks.remove(id)?;
+        }
+        self.stacks.add_generation(generation, ids);
+
+        let mut batch = Batch::default();
+        for (key, count) in take_all::<StackKey>(counts)? {
+            let stacks = self.stacks.resolve(&key, generation);
+            batch.on_cpu.push(RawSample { stacks, count });
+        }
+        for (key, us) in take_all::<OffCpuKey>(off_us)? {
+            batch.off_cpu.push(self.off_cpu(&key, us));
+        }
+        for (key, us) in take_all::<WakeKey>(wake_us)? {
+            let blocked = self.off_cpu(&key.blocked, us);
+            let waker = self.stacks.resolve(&key.waker.stack, key.waker.stack_gen);
+            batch.wakes.push(RawWake { blocked, waker });
+        }
+        Ok(batch)
+    }
+
+    pub fn off_cpu(&self, key: &OffCpuKey, us: u64) -> RawOffCpu {
+        RawOffCpu {
+            stacks: self.stacks.resolve(&key.stack, key.stack_gen),
+            state: key.state,
+            us,
+        }
+    }
+}
+
+/// Reads every entry of a map nothing writes to, then empties it.
+fn take_all<K: Pod + Eq + std::hash::Hash>(map: &mut aya::maps::Map) -> Result<Vec<(K, u64)>> {
+    let mut map: HashMap<&mut MapData, K, u64> = HashMap::try_from(map)?;
+    let keys: Vec<K> = map.keys().collect::<Result<_, _>>()?;
+    let mut entries = Vec::with_capacity(keys.len());
+    for key in keys {
+        let value = map.get(&key, 0).context("reading a drained map")?;
+        map.remove(&key)?;
+        entries.push((key, value));
+    }
+    Ok(entries)
+}
+
+/// True when `id` marks a thread seeded from /proc at the start.
+pub fn is_before_run(id: i32) -> bool {
+    id == STACK_ID_BEFORE_RUN
+}
