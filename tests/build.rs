@@ -12,6 +12,11 @@ const WORKLOADS: &[(&str, &str)] = &[
     ("wl-syscall", "syscall.c"),
     ("wl-spin", "spin.c"),
     ("wl-forker", "forker.c"),
+    ("wl-sleeps", "sleeps.c"),
+    ("wl-mixed", "mixed.c"),
+    ("wl-contend", "contend.c"),
+    ("wl-fsync", "fsync.c"),
+    ("wl-pipe", "pipe.c"),
 ];
 
 fn main() {
@@ -21,7 +26,7 @@ fn main() {
     println!("cargo::rerun-if-changed={}", src.display());
     for (name, file) in WORKLOADS {
         let status = Command::new("gcc")
-            .args(["-O0", "-g", "-fno-omit-frame-pointer"])
+            .args(["-O0", "-g", "-fno-omit-frame-pointer", "-pthread"])
             .args(["-fno-inline", "-fno-optimize-sibling-calls", "-o"])
             .arg(out.join(name))
             .arg(src.join(file))

@@ -31,9 +31,10 @@ pub fn monotonic_ns() -> u64 {
 }
 
 /// Records every thread of the target that is blocked right now as pending
-/// since now, with its stack read from /proc. BPF's own records win: the
-/// insert does not replace, and a thread that runs again before it blocks
-/// overwrites ours at its next switch-out.
+/// since now, with its stack read from /proc. Called after the scheduler
+/// program is attached, so BPF's own records win: the insert does not
+/// replace one, and a thread that woke after /proc was read overwrites ours
+/// at its next switch-out, before any switch-in could credit it.
 pub fn seed(collector: &mut Collector, target: &Target) -> Result<HashMap<u32, Seeded>> {
     let tgids: Vec<u32> = match target {
         Target::AllProcesses => procfs::all_pids(),

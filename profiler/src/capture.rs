@@ -65,12 +65,13 @@ async fn capture(config: &Config) -> Result<Capture> {
         _ => {}
     }
     let mut process_events = drain::ProcessEvents::new(collector.take_process_events()?)?;
+    collector.attach(config.freq)?;
+    // After attaching: records BPF makes from here on win over seeded ones.
     let seeded = match config.off_cpu {
         Some(_) => blocked::seed(&mut collector, &config.target)?,
         None => Default::default(),
     };
     let mut drainer = Drainer::new(seeded);
-    collector.attach(config.freq)?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut terminate =
         signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;

@@ -224,3 +224,50 @@ impl Folded {
         totals
     }
 }
+
+/// A thread's times from report.json's `off_cpu.processes[].threads[]`.
+#[derive(Debug, Clone)]
+pub struct ThreadTimes {
+    pub name: String,
+    pub on_cpu_us: u64,
+    /// sleeping, uninterruptible, preempted, other.
+    pub off_us: [u64; 4],
+    pub wall_us: u64,
+}
+
+impl ThreadTimes {
+    pub fn off_total(&self) -> u64 {
+        self.off_us.iter().sum()
+    }
+}
+
+/// The threads of process `pid` in a report, by the report's numbers.
+pub fn thread_times(report: &serde_json::Value, pid: u32) -> Vec<ThreadTimes> {
+    let processes = report["off_cpu"]["processes"]
+        .as_array()
+        .expect("off_cpu.processes in report.json");
+    let process = processes
+        .iter()
+        .find(|p| p["id"] == pid)
+        .unwrap_or_else(|| panic!("pid {pid} missing from report.json's off_cpu.processes"));
+    process["threads"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| {
+            let off = &t["off_cpu_us"];
+            let state = |name: &str| off[name].as_u64().unwrap();
+            ThreadTimes {
+                name: t["name"].as_str().unwrap().to_string(),
+                on_cpu_us: t["on_cpu_us"].as_u64().unwrap(),
+                off_us: [
+                    state("sleeping"),
+                    state("uninterruptible"),
+                    state("preempted"),
+                    state("other"),
+                ],
+                wall_us: t["wall_us"].as_u64().unwrap(),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,278 @@
+//! Off-CPU time end to end, on the real kernel: where threads wait, why,
+//! for how long, and who wakes them.
+
+use integration_tests::{Folded, Workload, profile, require_bpf, thread_times};
+
+const SECOND_US: f64 = 1e6;
+
+fn assert_near(what: &str, value: f64, expected: f64, tolerance: f64) {
+    assert!(
+        (value - expected).abs() <= expected * tolerance,
+        "{what}: {value:.0}, expected {expected:.0} ± {:.0}%",
+        tolerance * 100.0
+    );
+}
+
+/// Off-CPU microseconds of `process` in stacks that contain `function`
+/// and end in the state pseudo-frame `state`.
+fn off_us(folded: &Folded, process: &str, function: &str, state: &str) -> u64 {
+    folded
+        .of_process(process)
+        .filter(|(frames, _)| {
+            frames.last().is_some_and(|f| f == state) && frames.iter().any(|f| f == function)
+        })
+        .map(|(_, us)| us)
+        .sum()
+}
+
+#[test]
+fn splits_off_cpu_time_between_a_20ms_and_a_10ms_sleep() {
+    let Some(_bpf) = require_bpf("splits_off_cpu_time_between_a_20ms_and_a_10ms_sleep") else {
+        return;
+    };
+    let sleeper = Workload::start("wl-sleeps", &[]);
+    let pid = sleeper.pid().to_string();
+    let run = profile("sleeps", &["--pid", &pid, "--off-cpu", "--duration", "3"]);
+    run.assert_success();
+    let folded = Folded::read(&run.dir.join("off-cpu.folded"));
+    let long = off_us(&folded, "wl-sleeps", "sleep_long", "[sleeping]") as f64;
+    let short = off_us(&folded, "wl-sleeps", "sleep_short", "[sleeping]") as f64;
+    assert!(short > 0.0, "no off-CPU time under sleep_short");
+    assert_near(
+        "sleep_long / sleep_short",
+        long / short * 1000.0,
+        2000.0,
+        0.10,
+    );
+    let chain = folded
+        .of_process("wl-sleeps")
+        .filter(|(frames, _)| frames.windows(2).any(|w| w == ["main", "sleep_long"]))
+        .count();
+    assert!(chain > 0, "sleep_long without its caller main");
+    let total: u64 = folded.samples_of("wl-sleeps");
+    assert_near("total off-CPU time", total as f64, 3.0 * SECOND_US, 0.10);
+
+    let report = run.report();
+    let sites = report["off_cpu"]["wait_sites"].as_array().unwrap();
+    let names: Vec<&str> = sites
+        .iter()
+        .take(2)
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["sleep_long", "sleep_short"],
+        "wait sites ranked by off-CPU time"
+    );
+    assert!(
+        run.stdout().contains("places threads waited"),
+        "{}",
+        run.stdout()
+    );
+}
+
+#[test]
+fn min_block_us_drops_shorter_waits() {
+    let Some(_bpf) = require_bpf("min_block_us_drops_shorter_waits") else {
+        return;
+    };
+    let sleeper = Workload::start("wl-sleeps", &[]);
+    let pid = sleeper.pid().to_string();
+    let run = profile(
+        "min-block",
+        &[
+            "--pid",
+            &pid,
+            "--off-cpu",
+            "--min-block-us",
+            "15000",
+            "-d",
+            "2",
+        ],
+    );
+    run.assert_success();
+    let folded = Folded::read(&run.dir.join("off-cpu.folded"));
+    assert!(off_us(&folded, "wl-sleeps", "sleep_long", "[sleeping]") > 0);
+    assert_eq!(
+        off_us(&folded, "wl-sleeps", "sleep_short", "[sleeping]"),
+        0,
+        "10 ms waits are below 15 ms"
+    );
+}
+
+#[test]
+fn cpu_contention_shows_as_preempted_time() {
+    let Some(_bpf) = require_bpf("cpu_contention_shows_as_preempted_time") else {
+        return;
+    };
+    let contend = Workload::start("wl-contend", &[]);
+    let run = profile(
+        "contend",
+        &["--pid", &contend.pid().to_string(), "--off-cpu", "-d", "3"],
+    );
+    run.assert_success();
+    let threads: Vec<_> = thread_times(&run.report(), contend.pid())
+        .into_iter()
+        .filter(|t| t.name == "contender")
+        .collect();
+    assert_eq!(threads.len(), 3, "{threads:?}");
+    for t in &threads {
+        // Three threads on one CPU: each waits, runnable, two thirds of the time.
+        let share = t.off_us[2] as f64 / t.wall_us as f64;
+        assert!(
+            (0.55..=0.78).contains(&share),
+            "preempted {:.0}% of {t:?}",
+            share * 100.0
+        );
+        assert_near(
+            "contender wall time",
+            t.wall_us as f64,
+            3.0 * SECOND_US,
+            0.05,
+        );
+    }
+}
+
+#[test]
+fn disk_flushes_show_as_uninterruptible_time_under_the_flushing_function() {
+    let Some(_bpf) = require_bpf("disk_flushes_show_as_uninterruptible_time") else {
+        return;
+    };
+    // On the build directory's file system: a real disk, not tmpfs.
+    let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("wl-fsync.data");
+    let flusher = Workload::start("wl-fsync", &[file.to_str().unwrap()]);
+    let run = profile(
+        "fsync",
+        &["--pid", &flusher.pid().to_string(), "--off-cpu", "-d", "2"],
+    );
+    run.assert_success();
+    let folded = Folded::read(&run.dir.join("off-cpu.folded"));
+    let flushing = off_us(&folded, "wl-fsync", "flush_file", "[uninterruptible]");
+    assert!(
+        flushing >= 100_000,
+        "only {flushing} us uninterruptible under flush_file"
+    );
+    let chain = folded.of_process("wl-fsync").any(|(frames, _)| {
+        frames
+            .windows(3)
+            .any(|w| w == ["main", "flush_loop", "flush_file"])
+    });
+    assert!(chain, "flush_file without its callers");
+}
+
+#[test]
+fn the_wall_view_of_a_thread_adds_up_to_the_duration() {
+    let Some(_bpf) = require_bpf("the_wall_view_of_a_thread_adds_up_to_the_duration") else {
+        return;
+    };
+    let mixed = Workload::start("wl-mixed", &[]);
+    let run = profile(
+        "wall",
+        &[
+            "--pid",
+            &mixed.pid().to_string(),
+            "--off-cpu",
+            "-d",
+            "3",
+            "-F",
+            "999",
+        ],
+    );
+    run.assert_success();
+    let threads = thread_times(&run.report(), mixed.pid());
+    assert_eq!(threads.len(), 1);
+    let t = &threads[0];
+    assert_near(
+        "on-CPU + off-CPU",
+        (t.on_cpu_us + t.off_total()) as f64,
+        3.0 * SECOND_US,
+        0.05,
+    );
+    assert!(
+        t.on_cpu_us > 900_000 && t.off_us[0] > 900_000,
+        "half busy, half asleep: {t:?}"
+    );
+    let wall = Folded::read(&run.dir.join("wall.folded"));
+    let on_cpu: u64 = wall
+        .of_process("wl-mixed")
+        .filter(|(f, _)| f.last().unwrap() == "[on-cpu]")
+        .map(|(_, n)| n)
+        .sum();
+    assert!(on_cpu > 0, "wall.folded has no [on-cpu] stacks");
+    assert_near(
+        "wall.folded total",
+        wall.samples_of("wl-mixed") as f64,
+        3.0 * SECOND_US,
+        0.05,
+    );
+}
+
+#[test]
+fn a_thread_asleep_for_the_whole_run_is_credited_with_the_whole_run() {
+    let Some(_bpf) = require_bpf("a_thread_asleep_for_the_whole_run") else {
+        return;
+    };
+    let sleeper = Workload(
+        std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let run = profile(
+        "asleep",
+        &["--pid", &sleeper.pid().to_string(), "--off-cpu", "-d", "2"],
+    );
+    run.assert_success();
+    let threads = thread_times(&run.report(), sleeper.pid());
+    assert_eq!(threads.len(), 1, "{threads:?}");
+    assert_near(
+        "sleeping time",
+        threads[0].off_us[0] as f64,
+        2.0 * SECOND_US,
+        0.05,
+    );
+    let folded = Folded::read(&run.dir.join("off-cpu.folded"));
+    let kernel_wait = folded.of_process("sleep").any(|(frames, _)| {
+        frames
+            .iter()
+            .any(|f| f.contains("nanosleep") && f.ends_with("_[k]"))
+    });
+    assert!(
+        kernel_wait,
+        "the sleep's kernel stack is missing: {:?}",
+        folded.stacks
+    );
+}
+
+#[test]
+fn wakers_name_the_thread_that_ended_each_wait() {
+    let Some(_bpf) = require_bpf("wakers_name_the_thread_that_ended_each_wait") else {
+        return;
+    };
+    let pipe = Workload::start("wl-pipe", &[]);
+    let run = profile(
+        "wakers",
+        &["--pid", &pipe.pid().to_string(), "--wakers", "-d", "2"],
+    );
+    run.assert_success();
+    let wakers = Folded::read(&run.dir.join("off-cpu-wakers.folded"));
+    let woken_by_writer: u64 = wakers
+        .of_process("wl-pipe")
+        .filter(|(frames, _)| {
+            let Some(split) = frames.iter().position(|f| f == "--") else {
+                return false;
+            };
+            frames[..split].iter().any(|f| f == "wait_for_data")
+                && frames[split..].iter().any(|f| f == "wake_reader")
+                && frames.last().unwrap() == "pipe-writer"
+        })
+        .map(|(_, us)| us)
+        .sum();
+    // The reader waits ~10 ms at a time, each wait ended by the writer.
+    assert!(
+        woken_by_writer >= 1_500_000,
+        "only {woken_by_writer} us of waits ended by pipe-writer"
+    );
+    assert!(run.dir.join("off-cpu-wakers.svg").is_file());
+}
