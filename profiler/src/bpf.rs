@@ -63,6 +63,8 @@ fn effective_capabilities() -> u64 {
 pub struct Collector {
     pub ebpf: Ebpf,
     verbose: bool,
+    /// Keeps the kernel's BPF run-time statistics on while held (-v).
+    _stats: Option<std::os::fd::OwnedFd>,
     follow_forks: bool,
     off_cpu: bool,
     wakers: bool,
@@ -114,9 +116,14 @@ impl Collector {
                 "this bpfprof was built without its BPF object: build it with `cargo xtask build`, or pass --bpf-object PATH"
             ),
         };
+        // Statistics cost a clock read per program run: only with -v.
+        let stats = (config.verbose > 0)
+            .then(|| aya::sys::enable_stats(aya::sys::Stats::RunTime).ok())
+            .flatten();
         Ok(Collector {
             ebpf,
             verbose: config.verbose > 0,
+            _stats: stats,
             follow_forks,
             off_cpu: off_cpu.is_some(),
             wakers,
@@ -258,6 +265,24 @@ impl Collector {
             "maps in all                        {:>8.1} MiB",
             mib(total)
         ));
+        lines
+    }
+
+    /// Runs and average run time of each attached program, from the
+    /// kernel's BPF statistics (kept on with -v only).
+    pub fn describe_costs(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for (name, program) in self.ebpf.programs() {
+            let Ok(info) = program.info() else { continue };
+            let runs = info.run_count();
+            if runs == 0 {
+                continue;
+            }
+            let average = info.run_time().as_nanos() as f64 / runs as f64;
+            lines.push(format!(
+                "BPF {name:<14} {runs:>10} runs  {average:>7.0} ns each"
+            ));
+        }
         lines
     }
 

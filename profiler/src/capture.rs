@@ -136,6 +136,11 @@ async fn capture(config: &Config) -> Result<Capture> {
     }
     let elapsed = start.elapsed();
     let end_ns = blocked::monotonic_ns();
+    if config.verbose > 0 {
+        for line in collector.describe_costs() {
+            eprintln!("bpfprof: {line}");
+        }
+    }
     collector.detach();
     for event in process_events.pending() {
         symbolizer.remember(event.tgid);
