@@ -96,7 +96,21 @@ impl Collector {
             (o.min_block_us, o.max_block_us, o.wakers)
         });
         let record_wakers = u32::from(wakers);
+        let sizes = config.map_sizes;
         let mut loader = EbpfLoader::new();
+        for map in ["STACKS_A", "STACKS_B"] {
+            loader.map_max_entries(map, sizes.stack_map);
+        }
+        for map in [
+            "COUNTS_A",
+            "COUNTS_B",
+            "OFF_US_A",
+            "OFF_US_B",
+            "WAKE_US_A",
+            "WAKE_US_B",
+        ] {
+            loader.map_max_entries(map, sizes.max_stacks);
+        }
         loader
             .override_global("SELF_TGID", &self_tgid, true)
             .override_global("FILTER_TGIDS", &filter_tgids, true)

@@ -82,7 +82,7 @@ async fn capture(config: &Config) -> Result<Capture> {
     }
     announce(config);
 
-    let mut symbolizer = Symbolizer::default();
+    let mut symbolizer = Symbolizer::new(config.naming);
     let mut profile = Profile::default();
     let deadline = async {
         match config.duration {
@@ -156,6 +156,7 @@ async fn capture(config: &Config) -> Result<Capture> {
     }
     symbolizer.add_batch(batch, &mut profile);
     add_bpf_errors(&collector, &mut profile)?;
+    profile.losses.perf_maps_ignored = symbolizer.perf_maps_ignored();
     Ok(Capture {
         profile,
         started,

@@ -71,6 +71,25 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_duration)]
     pub interval: Duration,
 
+    /// Entries in each stack map (default: scaled to CPUs x freq x
+    /// interval, at least 16384). Raise it when the Quality block reports
+    /// stack collisions.
+    #[arg(long, value_name = "N")]
+    pub stack_map_size: Option<u32>,
+
+    /// Distinct (thread, stack) counts held per drain interval (default:
+    /// scaled like --stack-map-size, at least 65536).
+    #[arg(long, value_name = "N")]
+    pub max_stacks: Option<u32>,
+
+    /// Do not show inlined functions as frames of their own.
+    #[arg(long)]
+    pub no_inline: bool,
+
+    /// Show symbol names as they are in the binary (no demangling).
+    #[arg(long)]
+    pub raw_names: bool,
+
     /// Rows in each hot-path table.
     #[arg(long, value_name = "N", default_value_t = 20)]
     pub top: usize,
@@ -104,6 +123,37 @@ pub struct OffCpu {
     pub max_block_us: u64,
 }
 
+/// Sizes of the BPF maps that hold one drain interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapSizes {
+    pub stack_map: u32,
+    pub max_stacks: u32,
+}
+
+impl MapSizes {
+    /// Enough for every sample of an interval to have its own stacks, with
+    /// room to keep stack-map collisions rare: each sample stores up to two
+    /// stacks (user, kernel), and the stack map is a table of buckets.
+    pub fn scaled(cpus: u64, freq: u64, interval: Duration) -> MapSizes {
+        let samples = (cpus * freq) as f64 * interval.as_secs_f64().max(0.01);
+        let scaled = |factor: f64, floor: u32| {
+            let wanted = (samples * factor).ceil().min(f64::from(1u32 << 24)) as u32;
+            wanted.max(floor).next_power_of_two()
+        };
+        MapSizes {
+            stack_map: scaled(4.0, 16384),
+            max_stacks: scaled(2.0, 65536),
+        }
+    }
+}
+
+/// How frames are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Naming {
+    pub inline: bool,
+    pub demangle: bool,
+}
+
 /// A validated run configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -112,6 +162,8 @@ pub struct Config {
     pub freq: u64,
     pub off_cpu: Option<OffCpu>,
     pub interval: Duration,
+    pub map_sizes: MapSizes,
+    pub naming: Naming,
     pub output_dir: PathBuf,
     pub top: usize,
     pub bpf_object: Option<PathBuf>,
@@ -122,6 +174,7 @@ pub struct Config {
 pub struct Limits {
     /// `kernel.perf_event_max_sample_rate`.
     pub max_sample_rate: u64,
+    pub cpus: u64,
 }
 
 impl Limits {
@@ -131,7 +184,11 @@ impl Limits {
                 .ok()
                 .and_then(|s| s.trim().parse().ok())
                 .unwrap_or(100_000);
-        Limits { max_sample_rate }
+        let cpus = aya::util::online_cpus().map_or(1, |c| c.len() as u64);
+        Limits {
+            max_sample_rate,
+            cpus,
+        }
     }
 }
 
@@ -165,6 +222,19 @@ pub fn validate(
     {
         return Err(format!("--bpf-object {}: no such file", path.display()));
     }
+    for (flag, value) in [
+        ("--stack-map-size", args.stack_map_size),
+        ("--max-stacks", args.max_stacks),
+    ] {
+        if value.is_some_and(|n| !(1024..=1 << 24).contains(&n)) {
+            return Err(format!("{flag} must be between 1024 and {}", 1 << 24));
+        }
+    }
+    let scaled = MapSizes::scaled(limits.cpus, args.freq, args.interval);
+    let map_sizes = MapSizes {
+        stack_map: args.stack_map_size.unwrap_or(scaled.stack_map),
+        max_stacks: args.max_stacks.unwrap_or(scaled.max_stacks),
+    };
     let off_cpu = off_cpu_settings(&args)?;
     let target = if !args.command.is_empty() {
         Target::Command(args.command)
@@ -183,6 +253,11 @@ pub fn validate(
         freq: args.freq,
         off_cpu,
         interval: args.interval,
+        map_sizes,
+        naming: Naming {
+            inline: !args.no_inline,
+            demangle: !args.raw_names,
+        },
         output_dir,
         top: args.top,
         bpf_object: args.bpf_object,
@@ -260,6 +335,7 @@ mod tests {
             args,
             &Limits {
                 max_sample_rate: 1000,
+                cpus: 2,
             },
             |pid| pid == 42,
             || PathBuf::from("default"),
@@ -355,6 +431,34 @@ mod tests {
         let err =
             parse(&["--off-cpu", "--min-block-us", "30", "--max-block-us", "20"]).unwrap_err();
         assert!(err.contains("above --max-block-us"), "{err}");
+    }
+
+    #[test]
+    fn map_sizes_scale_with_the_machine_and_can_be_set() {
+        let small = MapSizes::scaled(2, 99, Duration::from_secs(1));
+        assert_eq!((small.stack_map, small.max_stacks), (16384, 65536));
+        // A busy 64-CPU machine at 99 Hz: 6336 samples a second, each with
+        // up to two stacks, in buckets four times as many.
+        let big = MapSizes::scaled(64, 99, Duration::from_secs(1));
+        assert_eq!((big.stack_map, big.max_stacks), (32768, 65536));
+        let config = parse(&["--stack-map-size", "4096", "--max-stacks", "2048"]).unwrap();
+        assert_eq!(
+            (config.map_sizes.stack_map, config.map_sizes.max_stacks),
+            (4096, 2048)
+        );
+        assert!(
+            parse(&["--stack-map-size", "10"])
+                .unwrap_err()
+                .contains("--stack-map-size")
+        );
+        let naming = parse(&["--no-inline", "--raw-names"]).unwrap().naming;
+        assert_eq!(
+            naming,
+            Naming {
+                inline: false,
+                demangle: false
+            }
+        );
     }
 
     #[test]

@@ -72,12 +72,16 @@ fn main() -> ExitCode {
 
 fn run(config: &cli::Config) -> anyhow::Result<ExitCode> {
     let capture = capture::run(config)?;
-    let meta = meta::RunMeta::new(
-        config.freq,
-        capture::describe_target(&config.target),
-        capture.started,
-        capture.elapsed,
-    );
+    let meta = meta::RunMeta {
+        stack_map_size: config.map_sizes.stack_map,
+        max_stacks: config.map_sizes.max_stacks,
+        ..meta::RunMeta::new(
+            config.freq,
+            capture::describe_target(&config.target),
+            capture.started,
+            capture.elapsed,
+        )
+    };
     let tables = output::write_all(&config.output_dir, &meta, &capture, config.top)?;
     print!("{tables}");
     if let Some(code) = capture.command_status.filter(|&c| c != 0) {

@@ -15,6 +15,9 @@ pub struct RunMeta {
     /// UTC, RFC 3339.
     pub start_time: String,
     pub duration_secs: f64,
+    /// Entries per stack map and distinct stacks per interval.
+    pub stack_map_size: u32,
+    pub max_stacks: u32,
 }
 
 impl RunMeta {
@@ -29,6 +32,8 @@ impl RunMeta {
             target,
             start_time: utc_rfc3339(started),
             duration_secs: (duration.as_secs_f64() * 1000.0).round() / 1000.0,
+            stack_map_size: 0,
+            max_stacks: 0,
         }
     }
 }

@@ -104,6 +104,27 @@ fn parse_syscall_pc(text: &str) -> Option<u64> {
     u64::from_str_radix(fields.last()?.trim_start_matches("0x"), 16).ok()
 }
 
+/// Whether the JIT perf map of a process (perf-PID.map in its /tmp) may
+/// be read: true when there is none, or it belongs to the process's
+/// effective user; None when the process is gone.
+pub fn perf_map_trusted(tgid: u32) -> Option<bool> {
+    use std::os::unix::fs::MetadataExt;
+    let status = std::fs::read_to_string(format!("/proc/{tgid}/status")).ok()?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.split_whitespace().collect::<Vec<_>>())
+    };
+    let euid: u32 = field("Uid:")?.get(1)?.parse().ok()?;
+    // The pid the process sees itself as, in its own pid namespace.
+    let ns_pid = field("NSpid:")
+        .and_then(|v| v.last()?.parse::<u32>().ok())
+        .unwrap_or(tgid);
+    let map = format!("/proc/{tgid}/root/tmp/perf-{ns_pid}.map");
+    Some(std::fs::metadata(map).map_or(true, |m| m.uid() == euid))
+}
+
 /// One file-backed mapping of a process.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mapping {

@@ -14,7 +14,10 @@ pub enum FrameKind {
     /// A function inlined into the user frame below it (from DWARF).
     Inlined,
     Kernel,
-    /// Not a function: a marker such as `[unknown]` or `[lost stack]`.
+    /// A user address no symbol covers: named `[module+0xoffset]`, or
+    /// `[unknown]` when it is in no file.
+    Unknown,
+    /// Not a function: a marker such as `[truncated]` or `[lost stack]`.
     Pseudo,
 }
 
@@ -156,6 +159,8 @@ pub struct WakeSite {
 /// Samples and stacks the run could not record whole, by cause.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Losses {
+    /// On-CPU samples.
+    pub samples: u64,
     /// Stacks dropped because their stack-map bucket held another stack.
     pub stack_collisions: u64,
     /// Stacks dropped because the stack map was full.
@@ -172,6 +177,14 @@ pub struct Losses {
     pub pending_map_full: u64,
     /// Wakers not recorded: the wakers map was full.
     pub wakers_map_full: u64,
+    /// On-CPU samples whose stack hit the depth limit (127 frames).
+    pub truncated_stacks: u64,
+    /// On-CPU samples with at least one frame no symbol names.
+    pub samples_with_unknown_frames: u64,
+    /// The same, per module the unnamed frames are in.
+    pub unknown_frames_by_module: BTreeMap<String, u64>,
+    /// JIT perf maps not read: not owned by the process's user.
+    pub perf_maps_ignored: u64,
     /// Stack ids whose stack had left the map before it was read.
     pub stacks_lost_in_drain: u64,
     /// Process announcements dropped (ring buffer full): such a process
@@ -180,13 +193,20 @@ pub struct Losses {
 }
 
 impl Losses {
+    /// True when nothing was lost and every frame was named.
     pub fn is_empty(&self) -> bool {
-        self == &Losses::default()
+        self.entries().iter().all(|(_, v)| *v == 0)
     }
 
     /// Name and value of every counter, for the tables.
-    pub fn entries(&self) -> [(&'static str, u64); 10] {
+    pub fn entries(&self) -> [(&'static str, u64); 13] {
         [
+            (
+                "samples with unnamed frames",
+                self.samples_with_unknown_frames,
+            ),
+            ("stacks truncated at 127 frames", self.truncated_stacks),
+            ("JIT perf maps ignored (not owned)", self.perf_maps_ignored),
             ("stack id collisions", self.stack_collisions),
             ("stack map full", self.stack_map_full),
             ("user stack missing (user threads)", self.user_stack_missing),

@@ -15,7 +15,10 @@ use blazesym::{
     },
 };
 
+use profiler_common::MAX_STACK_DEPTH;
+
 use crate::{
+    cli::Naming,
     drain::{Batch, RawStack, RawStacks},
     procfs,
     profile::{Frame, FrameId, FrameKind, FrameTable, OffState, Profile, StackSite, WakeSite},
@@ -29,6 +32,11 @@ const ENOENT: i32 = 2;
 pub struct Symbolizer {
     blazesym: Blazesym,
     kernel_threads: HashMap<u32, bool>,
+    /// Whether a process's JIT perf map may be read, decided while it is
+    /// alive: only maps owned by the process's user are trusted, since
+    /// anyone can plant a file in /tmp.
+    perf_map_trusted: HashMap<u32, bool>,
+    perf_maps_ignored: u64,
 }
 
 /// Frames per address, for one batch: outermost first (inlined last).
@@ -36,18 +44,27 @@ type Names = HashMap<u64, Vec<FrameId>>;
 
 impl Default for Symbolizer {
     fn default() -> Self {
-        Symbolizer {
-            blazesym: Blazesym::builder()
-                .enable_code_info(true)
-                .enable_inlined_fns(true)
-                .enable_demangling(true)
-                .build(),
-            kernel_threads: HashMap::new(),
-        }
+        Symbolizer::new(Naming {
+            inline: true,
+            demangle: true,
+        })
     }
 }
 
 impl Symbolizer {
+    pub fn new(naming: Naming) -> Symbolizer {
+        Symbolizer {
+            blazesym: Blazesym::builder()
+                .enable_code_info(naming.inline)
+                .enable_inlined_fns(naming.inline)
+                .enable_demangling(naming.demangle)
+                .build(),
+            kernel_threads: HashMap::new(),
+            perf_map_trusted: HashMap::new(),
+            perf_maps_ignored: 0,
+        }
+    }
+
     /// Names every stack of a drained batch and adds it to the profile.
     pub fn add_batch(&mut self, batch: Batch, profile: &mut Profile) {
         let all_stacks: Vec<&RawStacks> = batch
@@ -109,10 +126,29 @@ impl Symbolizer {
     /// Snapshots a live process's memory maps (and JIT perf map), so its
     /// addresses can be named after it exits. Called when BPF first sees
     /// the process and after each exec; a process already gone is skipped.
-    pub fn remember(&self, tgid: u32) {
-        let _ = self
-            .blazesym
-            .cache(&Cache::Process(cache::Process::new(Pid::from(tgid))));
+    pub fn remember(&mut self, tgid: u32) {
+        let mut snapshot = cache::Process::new(Pid::from(tgid));
+        snapshot.cache_perf_map = self.perf_map_allowed(tgid);
+        let _ = self.blazesym.cache(&Cache::Process(snapshot));
+    }
+
+    fn perf_map_allowed(&mut self, tgid: u32) -> bool {
+        if let Some(&trusted) = self.perf_map_trusted.get(&tgid) {
+            return trusted;
+        }
+        let Some(trusted) = procfs::perf_map_trusted(tgid) else {
+            return false; // gone before we could check: do not read it
+        };
+        if !trusted {
+            self.perf_maps_ignored += 1;
+        }
+        self.perf_map_trusted.insert(tgid, trusted);
+        trusted
+    }
+
+    /// JIT perf maps left unread because another user owned them.
+    pub fn perf_maps_ignored(&self) -> u64 {
+        self.perf_maps_ignored
     }
 
     fn is_kernel_thread(&mut self, tgid: u32) -> bool {
@@ -155,7 +191,12 @@ impl Symbolizer {
         names
     }
 
-    fn symbolize_process(&self, tgid: u32, stacks: &[&RawStacks], table: &mut FrameTable) -> Names {
+    fn symbolize_process(
+        &mut self,
+        tgid: u32,
+        stacks: &[&RawStacks],
+        table: &mut FrameTable,
+    ) -> Names {
         let addrs = unique_lookup_addrs(stacks.iter().map(|s| &s.user));
         let alive = procfs::exists(tgid);
         if alive {
@@ -163,6 +204,7 @@ impl Symbolizer {
             self.remember(tgid);
         }
         let mut source = Process::new(Pid::from(tgid));
+        source.perf_map = self.perf_map_allowed(tgid);
         // map_files needs a live process; after exit the cached paths serve.
         source.map_files = alive;
         let results = self
@@ -194,12 +236,11 @@ impl Symbolizer {
                 }
                 _ => {
                     let mappings = mappings.get_or_insert_with(|| procfs::mappings(tgid));
-                    let name = procfs::find_mapping(mappings, *addr)
-                        .map_or_else(|| "[unknown]".to_string(), |m| m.describe(*addr));
+                    let mapping = procfs::find_mapping(mappings, *addr);
                     vec![table.intern(Frame {
-                        name,
-                        module: None,
-                        kind: FrameKind::User,
+                        name: mapping.map_or_else(|| "[unknown]".into(), |m| m.describe(*addr)),
+                        module: mapping.map(|m| file_name(&m.path)),
+                        kind: FrameKind::Unknown,
                     })]
                 }
             };
@@ -245,6 +286,12 @@ impl BatchNames {
             );
         }
         let user = self.user.get(&stacks.key.tgid);
+        let truncated = [&stacks.user, &stacks.kernel]
+            .iter()
+            .any(|s| s.frames().len() >= MAX_STACK_DEPTH);
+        if truncated {
+            frames.push(profile.frames.intern(Frame::pseudo("[truncated]")));
+        }
         match &stacks.user {
             RawStack::Frames(ips) => push_named(&mut frames, ips, user),
             // Kernel threads have no user stack.
@@ -276,11 +323,41 @@ impl BatchNames {
         if frames.is_empty() {
             frames.push(profile.frames.intern(Frame::pseudo("[no stack]")));
         }
+        if let Some(count) = samples {
+            count_quality(&frames, truncated, count, profile);
+        }
         StackSite {
             tgid: stacks.key.tgid,
             tid: stacks.key.tid,
             frames,
         }
+    }
+}
+
+/// Counts an on-CPU sample's truncation and unnamed frames (per module).
+fn count_quality(frames: &[FrameId], truncated: bool, count: u64, profile: &mut Profile) {
+    let losses = &mut profile.losses;
+    losses.samples += count;
+    if truncated {
+        losses.truncated_stacks += count;
+    }
+    let mut modules: Vec<&str> = frames
+        .iter()
+        .map(|&id| profile.frames.get(id))
+        .filter(|f| f.kind == FrameKind::Unknown)
+        .map(|f| f.module.as_deref().unwrap_or("[no file]"))
+        .collect();
+    if modules.is_empty() {
+        return;
+    }
+    losses.samples_with_unknown_frames += count;
+    modules.sort_unstable();
+    modules.dedup();
+    for module in modules {
+        *losses
+            .unknown_frames_by_module
+            .entry(module.to_string())
+            .or_default() += count;
     }
 }
 
@@ -446,6 +523,24 @@ mod tests {
         let (wake, us) = profile.wakes.iter().next().unwrap();
         assert_eq!((*us, wake.waker_name.as_str()), (500, "waker"));
         assert_eq!(profile.threads.len(), 2);
+    }
+
+    #[test]
+    fn stacks_at_the_depth_limit_are_marked_truncated_and_counted() {
+        let addr = a_named_function_of_ours();
+        let deep = sample_with_user_stack(vec![addr + 1; MAX_STACK_DEPTH]);
+        let shallow = sample_with_user_stack(vec![addr + 1; 3]);
+        let mut profile = Profile::default();
+        Symbolizer::default().add_batch(batch(vec![deep, shallow]), &mut profile);
+        let truncated: Vec<_> = profile
+            .on_cpu
+            .keys()
+            .filter(|site| profile.frames.get(site.frames[0]).name == "[truncated]")
+            .collect();
+        assert_eq!(truncated.len(), 1, "only the 127-frame stack is cut");
+        assert_eq!(profile.losses.truncated_stacks, 3);
+        assert_eq!(profile.losses.samples, 6);
+        assert_eq!(profile.losses.samples_with_unknown_frames, 0);
     }
 
     #[test]

@@ -52,13 +52,82 @@ pub fn render(meta: &RunMeta, summary: &Summary, losses: &Losses, top: usize) ->
     if let Some(off) = &summary.off_cpu {
         off_cpu_tables(&mut out, off, top);
     }
-    if !losses.is_empty() {
-        let _ = writeln!(out, "\nLosses");
-        for (name, value) in losses.entries().into_iter().filter(|(_, v)| *v > 0) {
-            let _ = writeln!(out, "  {name:<36} {value:>9}");
+    quality(&mut out, meta, losses);
+    out
+}
+
+/// Losses and unnamed frames, when there are any, with what to do about
+/// each one that touches more than 5% of the samples.
+fn quality(out: &mut String, meta: &RunMeta, losses: &Losses) {
+    if losses.is_empty() {
+        return;
+    }
+    let share = |n: u64| percent(n, losses.samples.max(1));
+    let _ = writeln!(out, "\nQuality");
+    for (name, value) in losses.entries().into_iter().filter(|(_, v)| *v > 0) {
+        let _ = writeln!(out, "  {name:<40} {value:>9}");
+        if name == "samples with unnamed frames" {
+            for (module, n) in &losses.unknown_frames_by_module {
+                let _ = writeln!(out, "    in {:<37} {n:>9}", truncate(module, 37));
+            }
         }
     }
-    out
+    for warning in warnings(meta, losses, share) {
+        let _ = writeln!(out, "warning: {warning}");
+    }
+}
+
+fn warnings(meta: &RunMeta, losses: &Losses, share: impl Fn(u64) -> f64) -> Vec<String> {
+    const LIMIT: f64 = 5.0;
+    let mut warnings = Vec::new();
+    let lost_stacks = losses.stack_collisions + losses.stack_map_full;
+    if share(lost_stacks) > LIMIT {
+        warnings.push(format!(
+            "{:.1}% of samples lost a stack to a full or colliding stack map: run with --stack-map-size {}",
+            share(lost_stacks),
+            (meta.stack_map_size.max(1) * 4).next_power_of_two()
+        ));
+    }
+    if share(losses.counts_map_full) > LIMIT {
+        warnings.push(format!(
+            "{:.1}% of samples were not counted (counts map full): run with --max-stacks {} or a shorter --interval",
+            share(losses.counts_map_full),
+            (meta.max_stacks.max(1) * 4).next_power_of_two()
+        ));
+    }
+    for (module, &n) in &losses.unknown_frames_by_module {
+        if share(n) <= LIMIT {
+            continue;
+        }
+        let advice = match module.as_str() {
+            "[no file]" => "JIT code needs a perf map (node --perf-basic-prof, Java with perf-map-agent, \
+                            python -X perf); elsewhere, build the target with frame pointers"
+                .to_string(),
+            special if special.starts_with('[') => {
+                "frame-pointer walks through code built without them end up here: build the target with \
+                 -fno-omit-frame-pointer (Rust: -C force-frame-pointers=yes)"
+                    .to_string()
+            }
+            _ => format!("install debug symbols for {module}, or build it unstripped and with frame pointers"),
+        };
+        warnings.push(format!(
+            "{:.1}% of samples have unnamed frames in {module}: {advice}",
+            share(n)
+        ));
+    }
+    if share(losses.user_stack_missing) > LIMIT {
+        warnings.push(format!(
+            "{:.1}% of samples of user threads came without a user stack",
+            share(losses.user_stack_missing)
+        ));
+    }
+    if share(losses.truncated_stacks) > LIMIT {
+        warnings.push(format!(
+            "{:.1}% of stacks were deeper than 127 frames and are cut at the root ([truncated])",
+            share(losses.truncated_stacks)
+        ));
+    }
+    warnings
 }
 
 fn off_cpu_tables(out: &mut String, off: &OffCpuSummary, top: usize) {
@@ -260,8 +329,39 @@ mod tests {
     }
 
     #[test]
+    fn the_quality_block_counts_and_advises_above_5_percent() {
+        let mut losses = Losses {
+            samples: 200,
+            stack_collisions: 30,
+            samples_with_unknown_frames: 40,
+            ..Losses::default()
+        };
+        losses
+            .unknown_frames_by_module
+            .insert("libfoo.so".into(), 36);
+        losses
+            .unknown_frames_by_module
+            .insert("[no file]".into(), 4);
+        let mut meta = meta();
+        meta.stack_map_size = 16384;
+        let text = render(&meta, &summary(), &losses, 20);
+        assert!(text.contains("Quality"), "{text}");
+        assert!(text.contains("    in libfoo.so"), "{text}");
+        assert!(text.contains("warning: 15.0% of samples lost a stack to a full or colliding stack map: run with --stack-map-size 65536"), "{text}");
+        assert!(text.contains("warning: 18.0% of samples have unnamed frames in libfoo.so: install debug symbols for libfoo.so"), "{text}");
+        assert!(
+            !text.contains("unnamed frames in [no file]"),
+            "2% is under the limit: {text}"
+        );
+        for line in text.lines().filter(|l| !l.starts_with("warning:")) {
+            assert!(line.chars().count() <= 100, "too wide: {line}");
+        }
+    }
+
+    #[test]
     fn tables_rank_fit_100_columns_and_show_losses() {
         let losses = Losses {
+            samples: 200,
             stack_collisions: 3,
             ..Losses::default()
         };
