@@ -92,6 +92,29 @@ fn jit_code_is_named_from_its_perf_map() {
 }
 
 #[test]
+fn the_perf_map_of_a_process_that_exited_is_still_used() {
+    let Some(_bpf) = require_bpf("the_perf_map_of_a_process_that_exited_is_still_used") else {
+        return;
+    };
+    // wl-jit exits (killed by timeout) before the final drain names it.
+    let jit = workload("wl-jit");
+    let run = profile(
+        "jit-exited",
+        &["--", "timeout", "1", jit.to_str().unwrap(), "map"],
+    );
+    run.assert_success();
+    let named = run.folded().leaf_samples("wl-jit", "jit_spin_loop");
+    assert!(
+        named >= 50,
+        "jit_spin_loop has {named} samples: {:?}",
+        run.folded().stacks
+    );
+    for pid in run.report()["processes"].as_array().unwrap() {
+        let _ = std::fs::remove_file(format!("/tmp/perf-{}.map", pid["pid"]));
+    }
+}
+
+#[test]
 fn a_perf_map_planted_by_another_user_is_ignored() {
     let Some(_bpf) = require_bpf("a_perf_map_planted_by_another_user_is_ignored") else {
         return;
