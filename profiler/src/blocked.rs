@@ -131,6 +131,40 @@ fn map_capacity(collector: &Collector, name: &str) -> usize {
         .map_or(65536, |info| info.max_entries() as usize)
 }
 
+/// Credits the threads still blocked at a window's end up to `now_ns`, and
+/// moves their records' start to `now_ns` so the wake-up credits only the
+/// rest: each microsecond lands in exactly one window. A record consumed
+/// by BPF meanwhile makes the update fail, and is then left to BPF.
+pub fn credit_open_and_restart(
+    collector: &mut Collector,
+    drainer: &Drainer,
+    now_ns: u64,
+    bounds_us: (u64, u64),
+) -> Result<Vec<RawOffCpu>> {
+    const BPF_EXIST: u64 = 2;
+    let records = read_live::<PendingBlock>(collector, "PENDING")?;
+    let mut pending: BpfHashMap<_, u32, PendingBlock> =
+        BpfHashMap::try_from(collector.ebpf.map_mut("PENDING").context("map PENDING")?)?;
+    let mut credited = Vec::new();
+    for (tid, record) in records {
+        if record.since_ns >= now_ns || !procfs::thread_exists(record.key.stack.tgid, tid) {
+            continue;
+        }
+        let restarted = PendingBlock {
+            since_ns: now_ns,
+            key: record.key,
+        };
+        if pending.insert(tid, restarted, BPF_EXIST).is_err() {
+            continue;
+        }
+        let us = (now_ns - record.since_ns) / 1000;
+        if us >= bounds_us.0 && us <= bounds_us.1 {
+            credited.push(drainer.off_cpu(&record.key, us));
+        }
+    }
+    Ok(credited)
+}
+
 /// Off-CPU time of the threads still blocked when the run ended (after the
 /// programs detached), up to `end_ns`, within the block-time bounds.
 pub fn credit_open(

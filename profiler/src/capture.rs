@@ -1,7 +1,8 @@
 //! The capture: loads and attaches the BPF programs, starts the command when
 //! there is one, then samples until the duration ends, the command exits or
-//! a signal arrives, draining and symbolizing every interval. Returns the
-//! whole profile; nothing collected is dropped on the way out.
+//! a signal arrives, draining and symbolizing every interval (and, in
+//! continuous mode, closing windows). Returns the whole profile; nothing
+//! collected is dropped on the way out.
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -16,7 +17,9 @@ use crate::{
     cli::{Config, Target},
     drain::{self, Batch, Drainer},
     profile::Profile,
+    status::Status,
     symbolize::Symbolizer,
+    windows::Windows,
 };
 
 pub struct Capture {
@@ -25,8 +28,6 @@ pub struct Capture {
     pub elapsed: Duration,
     /// Exit code of the profiled command, when it exited during the run.
     pub command_status: Option<i32>,
-    pub off_cpu: bool,
-    pub wakers: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,7 +84,17 @@ async fn capture(config: &Config) -> Result<Capture> {
     announce(config);
 
     let mut symbolizer = Symbolizer::new(config.naming);
-    let mut profile = Profile::default();
+    let mut run_profile = Profile::default();
+    let mut windows = config
+        .window
+        .map(|len| Windows::new(config, len))
+        .transpose()?;
+    let mut errors_so_far = [0u64; error::COUNT as usize];
+    let status = Status::new(config.duration);
+    let bounds = config
+        .off_cpu
+        .as_ref()
+        .map(|o| (o.min_block_us, o.max_block_us));
     let deadline = async {
         match config.duration {
             Some(d) => tokio::time::sleep(d).await,
@@ -113,11 +124,23 @@ async fn capture(config: &Config) -> Result<Capture> {
             }
             _ = ticks.tick() => {
                 let batch = drainer.drain(&mut collector)?;
-                symbolizer.add_batch(batch, &mut profile);
+                let profile = windows.as_mut().map_or(&mut run_profile, |w| &mut w.profile);
+                symbolizer.add_batch(batch, profile);
                 if config.off_cpu.is_some() {
                     let refs = blocked::stack_refs(&collector)?;
                     drainer.stacks.prune(drainer.generation(), refs);
                 }
+                symbolizer.forget_exited();
+                if let Some(w) = windows.as_mut().filter(|w| w.due(config.interval)) {
+                    if let Some(bounds) = bounds {
+                        let open = blocked::credit_open_and_restart(&mut collector, &drainer, blocked::monotonic_ns(), bounds)?;
+                        symbolizer.add_batch(Batch { off_cpu: open, ..Batch::default() }, &mut w.profile);
+                    }
+                    take_bpf_errors(&collector, &mut w.profile, &mut errors_so_far)?;
+                    w.profile.losses.perf_maps_ignored = symbolizer.take_perf_maps_ignored();
+                    run_profile.merge_collapsed(w.close(config)?);
+                }
+                status.update(&run_profile, windows.as_ref().map(|w| &w.profile));
             }
             _ = &mut deadline => break Stop::Duration,
             _ = interrupt.recv() => break Stop::Signal,
@@ -125,6 +148,7 @@ async fn capture(config: &Config) -> Result<Capture> {
             status = &mut command_exit => break Stop::CommandExited(status?),
         }
     };
+    status.clear();
     if stop == Stop::Signal {
         // A second Ctrl-C ends bpfprof at once, whatever it is doing.
         // SAFETY: restoring the default disposition of two signals.
@@ -146,44 +170,53 @@ async fn capture(config: &Config) -> Result<Capture> {
         symbolizer.remember(event.tgid);
     }
     let mut batch = drainer.drain_all(&mut collector)?;
-    if let Some(off_cpu) = &config.off_cpu {
-        let bounds = (off_cpu.min_block_us, off_cpu.max_block_us);
-        let open = blocked::credit_open(&collector, &drainer, end_ns, bounds)?;
+    if let Some(bounds) = bounds {
         batch.extend(Batch {
-            off_cpu: open,
+            off_cpu: blocked::credit_open(&collector, &drainer, end_ns, bounds)?,
             ..Batch::default()
         });
     }
-    symbolizer.add_batch(batch, &mut profile);
-    add_bpf_errors(&collector, &mut profile)?;
-    profile.losses.perf_maps_ignored = symbolizer.perf_maps_ignored();
+    let last = windows
+        .as_mut()
+        .map_or(&mut run_profile, |w| &mut w.profile);
+    symbolizer.add_batch(batch, last);
+    take_bpf_errors(&collector, last, &mut errors_so_far)?;
+    last.losses.perf_maps_ignored += symbolizer.take_perf_maps_ignored();
+    if let Some(mut w) = windows {
+        run_profile.merge_collapsed(w.close(config)?);
+    }
     Ok(Capture {
-        profile,
+        profile: run_profile,
         started,
         elapsed,
         command_status: match stop {
             Stop::CommandExited(code) => Some(code),
             _ => None,
         },
-        off_cpu: config.off_cpu.is_some(),
-        wakers: config.off_cpu.as_ref().is_some_and(|o| o.wakers),
     })
 }
 
-fn add_bpf_errors(collector: &Collector, profile: &mut Profile) -> Result<()> {
-    let errors = collector.error_counts()?;
+/// Moves the BPF error counters accrued since the last call into `profile`.
+fn take_bpf_errors(
+    collector: &Collector,
+    profile: &mut Profile,
+    so_far: &mut [u64; error::COUNT as usize],
+) -> Result<()> {
+    let totals = collector.error_counts()?;
+    let delta = |index: u32| totals[index as usize] - so_far[index as usize];
     let losses = &mut profile.losses;
-    losses.stack_collisions =
-        errors[error::KERN_STACK_COLLISION as usize] + errors[error::USER_STACK_COLLISION as usize];
-    losses.stack_map_full = errors[error::STACK_MAP_FULL as usize];
-    losses.stack_errors_other = errors[error::STACK_OTHER as usize];
-    losses.counts_map_full = errors[error::COUNTS_MAP_FULL as usize];
-    losses.follow_map_full = errors[error::FOLLOW_MAP_FULL as usize];
-    losses.process_events_lost = errors[error::PROCESS_EVENT_LOST as usize];
-    losses.pending_map_full = errors[error::PENDING_MAP_FULL as usize];
-    losses.wakers_map_full = errors[error::WAKERS_MAP_FULL as usize];
+    losses.stack_collisions +=
+        delta(error::KERN_STACK_COLLISION) + delta(error::USER_STACK_COLLISION);
+    losses.stack_map_full += delta(error::STACK_MAP_FULL);
+    losses.stack_errors_other += delta(error::STACK_OTHER);
+    losses.counts_map_full += delta(error::COUNTS_MAP_FULL);
+    losses.follow_map_full += delta(error::FOLLOW_MAP_FULL);
+    losses.process_events_lost += delta(error::PROCESS_EVENT_LOST);
+    losses.pending_map_full += delta(error::PENDING_MAP_FULL);
+    losses.wakers_map_full += delta(error::WAKERS_MAP_FULL);
     // user_stack_missing is counted in userspace, where kernel threads
     // (which never have a user stack) can be told apart.
+    *so_far = totals;
     Ok(())
 }
 

@@ -3,6 +3,8 @@
 //! Data flows one way: BPF (`bpf`) → drain (`drain`) → symbolize
 //! (`symbolize`) → profile model (`profile`, `analysis`) → renderers
 //! (`output`). `capture` runs the loop; `cli` validates the input first.
+//! `commands` holds the subcommands that work on saved profiles (`diff`,
+//! `report`) or on the machine (`doctor`).
 
 mod analysis;
 mod blocked;
@@ -10,24 +12,35 @@ mod bpf;
 mod capture;
 mod child;
 mod cli;
+mod commands;
 mod drain;
 mod meta;
 mod output;
+mod ownership;
 mod procfs;
 mod profile;
+mod saved;
+mod status;
 mod symbolize;
 mod tracefs;
+mod windows;
 
-use std::{path::PathBuf, process::ExitCode, time::SystemTime};
+use std::{
+    io::Write,
+    path::PathBuf,
+    process::ExitCode,
+    time::{SystemTime, UNIX_EPOCH},
+};
 
-use clap::{Parser, error::ErrorKind};
+use clap::{CommandFactory, Parser, error::ErrorKind};
+use cli::{Cli, Command};
 
 /// Exit code for rejected input, before anything was attached.
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
-    let args = match cli::Args::try_parse() {
-        Ok(args) => args,
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
         Err(err)
             if matches!(
                 err.kind(),
@@ -39,6 +52,39 @@ fn main() -> ExitCode {
         }
         Err(err) => return usage_error(&first_line(&err.to_string())),
     };
+    let result = match cli.command {
+        None => return profile(cli.profile),
+        Some(Command::Diff(args)) => commands::diff::run(&args),
+        Some(Command::Report(args)) => commands::report::run(&args),
+        Some(Command::Doctor { pid }) => commands::doctor::run(pid),
+        Some(Command::Completions { shell }) => {
+            clap_complete::generate(
+                shell,
+                &mut Cli::command(),
+                "bpfprof",
+                &mut std::io::stdout(),
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Some(Command::Man) => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .map_err(anyhow::Error::from)
+                .and_then(|()| Ok(std::io::stdout().write_all(&page)?))
+                .map(|()| ExitCode::SUCCESS)
+        }
+    };
+    result.unwrap_or_else(|err| {
+        // Input errors of the subcommands (a missing file, a bad line) are
+        // usage errors: one line, status 2.
+        eprintln!("bpfprof: {err:#}");
+        ExitCode::from(EXIT_USAGE)
+    })
+}
+
+/// `bpfprof [OPTIONS] [-- COMMAND]`: validate everything, then capture.
+fn profile(args: cli::Args) -> ExitCode {
     let invoked = SystemTime::now();
     let config = match cli::validate(
         args,
@@ -72,22 +118,47 @@ fn main() -> ExitCode {
 
 fn run(config: &cli::Config) -> anyhow::Result<ExitCode> {
     let capture = capture::run(config)?;
-    let meta = meta::RunMeta {
+    let meta = run_meta(config, capture.started, capture.elapsed);
+    let rendered = output::write_all(
+        &config.output_dir,
+        &meta,
+        &capture.profile,
+        &render_options(config, capture.started),
+    )?;
+    ownership::give_to_invoking_user(&config.output_dir);
+    print!("{}", rendered.stdout);
+    if let Some(code) = capture.command_status.filter(|&c| c != 0) {
+        eprintln!("bpfprof: the command exited with status {code}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn run_meta(
+    config: &cli::Config,
+    started: SystemTime,
+    elapsed: std::time::Duration,
+) -> meta::RunMeta {
+    meta::RunMeta {
         stack_map_size: config.map_sizes.stack_map,
         max_stacks: config.map_sizes.max_stacks,
         ..meta::RunMeta::new(
             config.freq,
             capture::describe_target(&config.target),
-            capture.started,
-            capture.elapsed,
+            started,
+            elapsed,
         )
-    };
-    let tables = output::write_all(&config.output_dir, &meta, &capture, config.top)?;
-    print!("{tables}");
-    if let Some(code) = capture.command_status.filter(|&c| c != 0) {
-        eprintln!("bpfprof: the command exited with status {code}");
     }
-    Ok(ExitCode::SUCCESS)
+}
+
+pub(crate) fn render_options(config: &cli::Config, started: SystemTime) -> output::Render<'_> {
+    output::Render {
+        args: &config.render,
+        off_cpu: config.off_cpu.is_some(),
+        wakers: config.off_cpu.as_ref().is_some_and(|o| o.wakers),
+        started_unix_nanos: started
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64),
+    }
 }
 
 fn usage_error(msg: &str) -> ExitCode {

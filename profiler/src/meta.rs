@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RunMeta {
     pub bpfprof_version: String,
     pub hostname: String,
@@ -16,7 +16,9 @@ pub struct RunMeta {
     pub start_time: String,
     pub duration_secs: f64,
     /// Entries per stack map and distinct stacks per interval.
+    #[serde(default)]
     pub stack_map_size: u32,
+    #[serde(default)]
     pub max_stacks: u32,
 }
 
@@ -72,9 +74,14 @@ pub fn utc_rfc3339(time: SystemTime) -> String {
 
 /// `bpfprof-YYYYmmdd-HHMMSS`, local time: the default output directory.
 pub fn default_output_dir_name(time: SystemTime) -> String {
+    format!("bpfprof-{}", timestamp(time))
+}
+
+/// `YYYYmmdd-HHMMSS`, local time.
+pub fn timestamp(time: SystemTime) -> String {
     let tm = calendar(time, true);
     format!(
-        "bpfprof-{:04}{:02}{:02}-{:02}{:02}{:02}",
+        "{:04}{:02}{:02}-{:02}{:02}{:02}",
         tm.tm_year + 1900,
         tm.tm_mon + 1,
         tm.tm_mday,

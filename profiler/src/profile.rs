@@ -44,6 +44,8 @@ impl Frame {
 pub struct FrameTable {
     frames: Vec<Frame>,
     ids: HashMap<Frame, FrameId>,
+    /// The full path of each module (frames keep only its file name).
+    module_paths: BTreeMap<String, String>,
 }
 
 impl FrameTable {
@@ -60,15 +62,41 @@ impl FrameTable {
     pub fn get(&self, id: FrameId) -> &Frame {
         &self.frames[id as usize]
     }
+
+    pub fn all(&self) -> &[Frame] {
+        &self.frames
+    }
+
+    pub fn note_module_path(&mut self, name: &str, path: &str) {
+        if !self.module_paths.contains_key(name) {
+            self.module_paths.insert(name.to_string(), path.to_string());
+        }
+    }
+
+    /// Modules seen, by file name, with their full paths.
+    pub fn module_paths(&self) -> &BTreeMap<String, String> {
+        &self.module_paths
+    }
 }
 
 /// A stack as counted: which thread, and its frames outermost first
 /// (user frames, then kernel frames).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
 pub struct StackSite {
     pub tgid: u32,
     pub tid: u32,
     pub frames: Vec<FrameId>,
+    /// The instruction address of each frame, as the kernel recorded it
+    /// (return addresses for callers); inlined frames share their caller's,
+    /// pseudo-frames have 0. Kept for pprof's locations.
+    pub pcs: Vec<u64>,
+}
+
+impl StackSite {
+    pub fn push(&mut self, frame: FrameId, pc: u64) {
+        self.frames.push(frame);
+        self.pcs.push(pc);
+    }
 }
 
 /// Why a thread was off-CPU.
@@ -157,7 +185,8 @@ pub struct WakeSite {
 }
 
 /// Samples and stacks the run could not record whole, by cause.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 pub struct Losses {
     /// On-CPU samples.
     pub samples: u64,
@@ -193,6 +222,30 @@ pub struct Losses {
 }
 
 impl Losses {
+    /// Adds another window's counts to these.
+    pub fn add(&mut self, other: &Losses) {
+        self.samples += other.samples;
+        self.stack_collisions += other.stack_collisions;
+        self.stack_map_full += other.stack_map_full;
+        self.user_stack_missing += other.user_stack_missing;
+        self.stack_errors_other += other.stack_errors_other;
+        self.counts_map_full += other.counts_map_full;
+        self.follow_map_full += other.follow_map_full;
+        self.pending_map_full += other.pending_map_full;
+        self.wakers_map_full += other.wakers_map_full;
+        self.truncated_stacks += other.truncated_stacks;
+        self.samples_with_unknown_frames += other.samples_with_unknown_frames;
+        for (module, n) in &other.unknown_frames_by_module {
+            *self
+                .unknown_frames_by_module
+                .entry(module.clone())
+                .or_default() += n;
+        }
+        self.perf_maps_ignored += other.perf_maps_ignored;
+        self.stacks_lost_in_drain += other.stacks_lost_in_drain;
+        self.process_events_lost += other.process_events_lost;
+    }
+
     /// True when nothing was lost and every frame was named.
     pub fn is_empty(&self) -> bool {
         self.entries().iter().all(|(_, v)| *v == 0)
@@ -284,6 +337,57 @@ impl Profile {
         self.on_cpu.values().sum()
     }
 
+    /// Adds a window's profile to this one. Threads and processes are
+    /// collapsed by process name (the first pid seen stands for all), so a
+    /// run of days with processes coming and going stays the same size.
+    pub fn merge_collapsed(&mut self, other: Profile) {
+        let ids: Vec<FrameId> = other
+            .frames
+            .all()
+            .iter()
+            .map(|f| self.frames.intern(f.clone()))
+            .collect();
+        for (name, path) in other.frames.module_paths() {
+            self.frames.note_module_path(name, path);
+        }
+        let mut pid_of: HashMap<u32, u32> = HashMap::new();
+        for (&tgid, info) in &other.processes {
+            let existing = self
+                .processes
+                .iter()
+                .find(|(_, p)| p.name == info.name)
+                .map(|(&pid, _)| pid);
+            let pid = existing.unwrap_or(tgid);
+            self.name_process(pid, || info.name.clone());
+            self.name_thread(pid, pid, || info.name.clone());
+            pid_of.insert(tgid, pid);
+        }
+        let remap = |site: StackSite| {
+            let pid = pid_of.get(&site.tgid).copied().unwrap_or(site.tgid);
+            StackSite {
+                tgid: pid,
+                tid: pid,
+                frames: site.frames.iter().map(|&f| ids[f as usize]).collect(),
+                pcs: site.pcs,
+            }
+        };
+        for (site, n) in other.on_cpu {
+            self.add(remap(site), n);
+        }
+        for (off, us) in other.off_cpu {
+            self.add_off_cpu(remap(off.site), off.state, us);
+        }
+        for (wake, us) in other.wakes {
+            let site = WakeSite {
+                blocked: remap(wake.blocked),
+                waker: remap(wake.waker),
+                waker_name: wake.waker_name,
+            };
+            self.add_wake(site, us);
+        }
+        self.losses.add(&other.losses);
+    }
+
     pub fn process_name(&self, tgid: u32) -> &str {
         self.processes
             .get(&tgid)
@@ -313,6 +417,7 @@ mod tests {
             tgid: 7,
             tid: 8,
             frames: vec![0],
+            ..StackSite::default()
         };
         profile.add(site.clone(), 2);
         profile.add(site.clone(), 3);
@@ -320,6 +425,34 @@ mod tests {
         assert_eq!(profile.processes[&7].samples, 5);
         assert_eq!(profile.total_samples(), 5);
         assert_eq!(profile.process_name(9), "[unknown process]");
+    }
+
+    #[test]
+    fn merging_windows_collapses_processes_by_name() {
+        let window = |pid: u32, samples: u64| {
+            let mut p = Profile::default();
+            p.name_process(pid, || "worker".into());
+            p.name_thread(pid, pid + 1, || "worker".into());
+            let f = p.frames.intern(Frame::pseudo("busy"));
+            p.add(
+                StackSite {
+                    tgid: pid,
+                    tid: pid + 1,
+                    frames: vec![f],
+                    ..StackSite::default()
+                },
+                samples,
+            );
+            p.losses.samples = samples;
+            p
+        };
+        let mut run = Profile::default();
+        run.merge_collapsed(window(100, 5));
+        run.merge_collapsed(window(200, 7));
+        assert_eq!(run.processes.len(), 1, "{:?}", run.processes);
+        assert_eq!(run.processes[&100].samples, 12);
+        assert_eq!(run.on_cpu.len(), 1);
+        assert_eq!(run.losses.samples, 12);
     }
 
     #[test]
@@ -331,6 +464,7 @@ mod tests {
             tgid: 7,
             tid: 8,
             frames: vec![0],
+            ..StackSite::default()
         };
         profile.add_off_cpu(site.clone(), OffState::Sleeping, 100);
         profile.add_off_cpu(site.clone(), OffState::Preempted, 50);

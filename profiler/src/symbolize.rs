@@ -11,6 +11,7 @@ use blazesym::{
     symbolize::{
         Input, Symbolized, Symbolizer as Blazesym,
         cache::{self, Cache},
+        evict::{self, Evict},
         source::{Kernel, Process, Source},
     },
 };
@@ -37,6 +38,9 @@ pub struct Symbolizer {
     /// anyone can plant a file in /tmp.
     perf_map_trusted: HashMap<u32, bool>,
     perf_maps_ignored: u64,
+    /// Processes whose maps are cached, with how many drains in a row
+    /// found them gone.
+    cached: HashMap<u32, u8>,
 }
 
 /// Frames per address, for one batch: outermost first (inlined last).
@@ -62,6 +66,7 @@ impl Symbolizer {
             kernel_threads: HashMap::new(),
             perf_map_trusted: HashMap::new(),
             perf_maps_ignored: 0,
+            cached: HashMap::new(),
         }
     }
 
@@ -129,7 +134,34 @@ impl Symbolizer {
     pub fn remember(&mut self, tgid: u32) {
         let mut snapshot = cache::Process::new(Pid::from(tgid));
         snapshot.cache_perf_map = self.perf_map_allowed(tgid);
-        let _ = self.blazesym.cache(&Cache::Process(snapshot));
+        if self.blazesym.cache(&Cache::Process(snapshot)).is_ok() {
+            self.cached.insert(tgid, 0);
+        }
+    }
+
+    /// Drops what is cached for processes gone for two drains in a row (the
+    /// first drain after an exit may still bring its last samples), so a
+    /// run of days with processes coming and going stays the same size.
+    pub fn forget_exited(&mut self) {
+        let mut gone = Vec::new();
+        for (&tgid, absent) in self.cached.iter_mut() {
+            if procfs::exists(tgid) {
+                *absent = 0;
+            } else {
+                *absent += 1;
+                if *absent >= 2 {
+                    gone.push(tgid);
+                }
+            }
+        }
+        for tgid in gone {
+            self.cached.remove(&tgid);
+            self.kernel_threads.remove(&tgid);
+            self.perf_map_trusted.remove(&tgid);
+            let _ = self
+                .blazesym
+                .evict(&Evict::Process(evict::Process::new(Pid::from(tgid))));
+        }
     }
 
     fn perf_map_allowed(&mut self, tgid: u32) -> bool {
@@ -146,9 +178,10 @@ impl Symbolizer {
         trusted
     }
 
-    /// JIT perf maps left unread because another user owned them.
-    pub fn perf_maps_ignored(&self) -> u64 {
-        self.perf_maps_ignored
+    /// JIT perf maps left unread because another user owned them, since
+    /// the last call.
+    pub fn take_perf_maps_ignored(&mut self) -> u64 {
+        std::mem::take(&mut self.perf_maps_ignored)
     }
 
     fn is_kernel_thread(&mut self, tgid: u32) -> bool {
@@ -216,10 +249,11 @@ impl Symbolizer {
         for (i, addr) in addrs.iter().enumerate() {
             let ids = match results.get(i) {
                 Some(Symbolized::Sym(sym)) => {
-                    let module = sym
-                        .module
-                        .as_deref()
-                        .map(|m| file_name(&m.to_string_lossy()));
+                    let path = sym.module.as_deref().map(|m| m.to_string_lossy());
+                    let module = path.as_deref().map(file_name);
+                    if let (Some(name), Some(path)) = (&module, &path) {
+                        table.note_module_path(name, path);
+                    }
                     let mut ids = vec![table.intern(Frame {
                         name: clean(&sym.name),
                         module: module.clone(),
@@ -277,60 +311,60 @@ impl BatchNames {
     /// The frames of a thread's stacks, outermost first: user, then kernel.
     /// `samples` is set for on-CPU samples, whose losses are counted.
     fn site(&self, stacks: &RawStacks, profile: &mut Profile, samples: Option<u64>) -> StackSite {
-        let mut frames = Vec::new();
+        let mut site = StackSite {
+            tgid: stacks.key.tgid,
+            tid: stacks.key.tid,
+            ..StackSite::default()
+        };
+        let pseudo = |site: &mut StackSite, profile: &mut Profile, name: &str| {
+            site.push(profile.frames.intern(Frame::pseudo(name)), 0);
+        };
         if matches!(stacks.kernel, RawStack::KernelNames(_)) {
-            frames.push(
-                profile
-                    .frames
-                    .intern(Frame::pseudo("[blocked since before start]")),
-            );
+            pseudo(&mut site, profile, "[blocked since before start]");
         }
         let user = self.user.get(&stacks.key.tgid);
         let truncated = [&stacks.user, &stacks.kernel]
             .iter()
             .any(|s| s.frames().len() >= MAX_STACK_DEPTH);
         if truncated {
-            frames.push(profile.frames.intern(Frame::pseudo("[truncated]")));
+            pseudo(&mut site, profile, "[truncated]");
         }
         match &stacks.user {
-            RawStack::Frames(ips) => push_named(&mut frames, ips, user),
+            RawStack::Frames(ips) => push_named(&mut site, ips, user),
             // Kernel threads have no user stack.
             RawStack::Failed(EFAULT) if user.is_none() => {}
             RawStack::Failed(EFAULT) => {
                 if let Some(count) = samples {
                     profile.losses.user_stack_missing += count;
                 }
-                frames.push(profile.frames.intern(Frame::pseudo("[missing user stack]")));
+                pseudo(&mut site, profile, "[missing user stack]");
             }
             RawStack::Failed(ENOENT) => {}
-            other => frames.push(loss_frame(other, profile)),
+            other => site.push(loss_frame(other, profile), 0),
         }
         match &stacks.kernel {
-            RawStack::Frames(ips) => push_named(&mut frames, ips, Some(&self.kernel)),
+            RawStack::Frames(ips) => push_named(&mut site, ips, Some(&self.kernel)),
             RawStack::KernelNames(names) => {
                 for name in names.iter().rev() {
-                    frames.push(profile.frames.intern(Frame {
+                    let frame = profile.frames.intern(Frame {
                         name: clean(name),
                         module: None,
                         kind: FrameKind::Kernel,
-                    }));
+                    });
+                    site.push(frame, 0);
                 }
             }
             // The sample landed in user mode: there is no kernel stack.
             RawStack::Failed(EFAULT) => {}
-            other => frames.push(loss_frame(other, profile)),
+            other => site.push(loss_frame(other, profile), 0),
         }
-        if frames.is_empty() {
-            frames.push(profile.frames.intern(Frame::pseudo("[no stack]")));
+        if site.frames.is_empty() {
+            pseudo(&mut site, profile, "[no stack]");
         }
         if let Some(count) = samples {
-            count_quality(&frames, truncated, count, profile);
+            count_quality(&site.frames, truncated, count, profile);
         }
-        StackSite {
-            tgid: stacks.key.tgid,
-            tid: stacks.key.tid,
-            frames,
-        }
+        site
     }
 }
 
@@ -361,12 +395,15 @@ fn count_quality(frames: &[FrameId], truncated: bool, count: u64, profile: &mut 
     }
 }
 
-/// Appends the frames of a leaf-first stack, outermost first.
-fn push_named(out: &mut Vec<FrameId>, ips: &[u64], names: Option<&Names>) {
+/// Appends the frames of a leaf-first stack, outermost first, each with
+/// the address the kernel recorded for it.
+fn push_named(site: &mut StackSite, ips: &[u64], names: Option<&Names>) {
     let Some(names) = names else { return };
     let addrs: Vec<u64> = lookup_addrs(ips).collect();
-    for addr in addrs.iter().rev() {
-        out.extend(names.get(addr).into_iter().flatten());
+    for (ip, addr) in ips.iter().zip(addrs).rev() {
+        for &frame in names.get(&addr).into_iter().flatten() {
+            site.push(frame, *ip);
+        }
     }
 }
 

@@ -3,7 +3,9 @@
 //! by wall time and the places threads waited (`off_cpu`). Pure functions
 //! of the model.
 
+pub mod advice;
 pub mod off_cpu;
+pub mod paths;
 
 use std::collections::HashMap;
 
@@ -29,7 +31,7 @@ pub struct ProcessStat {
 }
 
 /// Everything the tables and the JSON report show, computed once.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct Summary {
     pub total_samples: u64,
     /// By total samples, descending.
@@ -37,16 +39,33 @@ pub struct Summary {
     pub processes: Vec<ProcessStat>,
     /// Present when off-CPU time was recorded.
     pub off_cpu: Option<off_cpu::OffCpuSummary>,
+    /// The hottest caller → callee edges by on-CPU samples.
+    pub call_paths: Vec<paths::CallEdge>,
+    /// The same by off-CPU time (empty without off-CPU time).
+    pub off_cpu_call_paths: Vec<paths::CallEdge>,
+    pub recommendations: Vec<String>,
 }
+
+/// Call paths kept for the report; the tables show `--top` of them.
+const CALL_PATHS: usize = 100;
 
 /// `sample_period_us`: on-CPU time one sample stands for (1e6 / freq).
 pub fn summarize(profile: &Profile, off_cpu: bool, sample_period_us: f64) -> Summary {
-    Summary {
+    let mut summary = Summary {
         total_samples: profile.total_samples(),
         functions: hot_functions(profile),
         processes: processes(profile),
         off_cpu: off_cpu.then(|| off_cpu::summarize(profile, sample_period_us)),
-    }
+        call_paths: paths::on_cpu_edges(profile, CALL_PATHS),
+        off_cpu_call_paths: if off_cpu {
+            paths::off_cpu_edges(profile, CALL_PATHS)
+        } else {
+            Vec::new()
+        },
+        recommendations: Vec::new(),
+    };
+    summary.recommendations = advice::recommend(profile, &summary);
+    summary
 }
 
 /// Every function with its self and total samples, by total descending.
@@ -155,6 +174,7 @@ mod tests {
                     tgid: 1,
                     tid: 1,
                     frames,
+                    ..StackSite::default()
                 },
                 *count,
             );
@@ -229,6 +249,7 @@ mod tests {
                 tgid: 2,
                 tid: 2,
                 frames: vec![f],
+                ..StackSite::default()
             },
             9,
         );

@@ -224,6 +224,7 @@ mod tests {
                 tgid: 1,
                 tid: 1,
                 frames: vec![main, work],
+                ..StackSite::default()
             },
             100,
         );
@@ -231,6 +232,7 @@ mod tests {
             tgid: 1,
             tid: 1,
             frames: vec![main, wait, schedule],
+            ..StackSite::default()
         };
         p.add_off_cpu(blocked.clone(), OffState::Sleeping, 3_000_000);
         p.add_off_cpu(blocked, OffState::Preempted, 500_000);
@@ -286,6 +288,7 @@ mod tests {
                 tgid: 9,
                 tid: 9,
                 frames: vec![k],
+                ..StackSite::default()
             },
             OffState::Sleeping,
             10,

@@ -144,6 +144,7 @@ mod tests {
                 tgid: 10,
                 tid: 10,
                 frames: vec![main, write, sys],
+                ..StackSite::default()
             },
             4,
         );
@@ -152,6 +153,7 @@ mod tests {
                 tgid: 10,
                 tid: 11,
                 frames: vec![main, write, sys],
+                ..StackSite::default()
             },
             1,
         );
@@ -160,6 +162,7 @@ mod tests {
                 tgid: 10,
                 tid: 10,
                 frames: vec![main, inlined],
+                ..StackSite::default()
             },
             2,
         );
@@ -184,6 +187,7 @@ mod tests {
                 tgid: 1,
                 tid: 1,
                 frames: vec![main],
+                ..StackSite::default()
             },
             3,
         );
@@ -191,6 +195,7 @@ mod tests {
             tgid: 1,
             tid: 1,
             frames: vec![main, wait],
+            ..StackSite::default()
         };
         profile.add_off_cpu(blocked.clone(), OffState::Sleeping, 700);
         profile.add_off_cpu(blocked.clone(), OffState::Uninterruptible, 50);
@@ -198,6 +203,7 @@ mod tests {
             tgid: 1,
             tid: 2,
             frames: vec![main, notify],
+            ..StackSite::default()
         };
         profile.add_wake(
             WakeSite {

@@ -10,6 +10,7 @@ use crate::{
     analysis::{
         FunctionStat, Summary,
         off_cpu::{OffCpuSummary, WallEntity},
+        paths::CallEdge,
         percent, top_by_self,
     },
     meta::RunMeta,
@@ -28,7 +29,32 @@ struct Report<'a> {
     hot_functions: Vec<FunctionRow<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     off_cpu: Option<OffCpuReport<'a>>,
+    call_paths: Vec<EdgeRow<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    off_cpu_call_paths: Vec<EdgeRow<'a>>,
+    recommendations: &'a [String],
     outputs: &'a [&'a str],
+}
+
+#[derive(Serialize)]
+struct EdgeRow<'a> {
+    caller: &'a str,
+    callee: &'a str,
+    /// Samples on-CPU, microseconds off-CPU.
+    value: u64,
+    percent: f64,
+}
+
+fn edge_rows(edges: &[CallEdge]) -> Vec<EdgeRow<'_>> {
+    edges
+        .iter()
+        .map(|e| EdgeRow {
+            caller: &e.caller,
+            callee: &e.callee,
+            value: e.value,
+            percent: round2(e.percent),
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -210,20 +236,16 @@ pub fn render(meta: &RunMeta, summary: &Summary, losses: &Losses, outputs: &[&st
             })
             .collect(),
         off_cpu: summary.off_cpu.as_ref().map(off_cpu_report),
+        call_paths: edge_rows(&summary.call_paths),
+        off_cpu_call_paths: edge_rows(&summary.off_cpu_call_paths),
+        recommendations: &summary.recommendations,
         outputs,
     };
     serde_json::to_string_pretty(&report).expect("the report serializes") + "\n"
 }
 
-pub fn write(
-    path: &Path,
-    meta: &RunMeta,
-    summary: &Summary,
-    losses: &Losses,
-    outputs: &[&str],
-) -> Result<()> {
-    std::fs::write(path, render(meta, summary, losses, outputs))
-        .with_context(|| format!("writing {}", path.display()))
+pub fn write(path: &Path, report: &str) -> Result<()> {
+    std::fs::write(path, report).with_context(|| format!("writing {}", path.display()))
 }
 
 fn round2(value: f64) -> f64 {

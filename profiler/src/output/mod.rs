@@ -3,6 +3,8 @@
 
 pub mod folded;
 pub mod json;
+pub mod pprof;
+pub mod speedscope;
 pub mod svg;
 pub mod table;
 
@@ -14,12 +16,35 @@ use inferno::flamegraph::{
     color::{BasicPalette, MultiPalette},
 };
 
-use crate::{analysis, capture::Capture, meta::RunMeta};
+use crate::{
+    analysis,
+    cli::{Format, RenderArgs},
+    meta::RunMeta,
+    profile::Profile,
+};
 
-/// Writes every output file into `dir` and returns the tables for stdout.
-pub fn write_all(dir: &Path, meta: &RunMeta, capture: &Capture, top: usize) -> Result<String> {
-    let profile = &capture.profile;
-    let off_cpu = capture.off_cpu;
+/// How a profile is rendered.
+pub struct Render<'a> {
+    pub args: &'a RenderArgs,
+    pub off_cpu: bool,
+    pub wakers: bool,
+    /// When the run started, for pprof.
+    pub started_unix_nanos: i64,
+}
+
+/// The text for stdout: the tables, or report.json with `--json`.
+pub struct Rendered {
+    pub stdout: String,
+}
+
+/// Writes every requested output file into `dir`.
+pub fn write_all(
+    dir: &Path,
+    meta: &RunMeta,
+    profile: &Profile,
+    render: &Render,
+) -> Result<Rendered> {
+    let wants = |format| render.args.format.contains(&format);
     let sample_period_us = 1e6 / meta.freq_hz as f64;
     let subtitle = |what: String| {
         Some(format!(
@@ -27,14 +52,23 @@ pub fn write_all(dir: &Path, meta: &RunMeta, capture: &Capture, top: usize) -> R
             meta.target, meta.duration_secs, meta.freq_hz, meta.cpus
         ))
     };
-    let mut written = Vec::new();
-    let mut graph =
-        |name: &'static str, folded: &folded::Folded, style: svg::GraphStyle| -> Result<()> {
+    let mut files = Vec::new();
+    let mut graph = |name: &str, folded: &folded::Folded, style: svg::GraphStyle| -> Result<()> {
+        if wants(Format::Folded) {
             folded::write(&dir.join(format!("{name}.folded")), folded)?;
-            svg::write(&dir.join(format!("{name}.svg")), folded, style)?;
-            written.extend([format!("{name}.folded"), format!("{name}.svg")]);
-            Ok(())
-        };
+            files.push(format!("{name}.folded"));
+        }
+        if wants(Format::Svg) {
+            svg::write(
+                &dir.join(format!("{name}.svg")),
+                folded,
+                style,
+                render.args.min_width,
+            )?;
+            files.push(format!("{name}.svg"));
+        }
+        Ok(())
+    };
     graph(
         "on-cpu",
         &folded::fold(profile),
@@ -45,7 +79,7 @@ pub fn write_all(dir: &Path, meta: &RunMeta, capture: &Capture, top: usize) -> R
             palette: Palette::default(),
         },
     )?;
-    if off_cpu {
+    if render.off_cpu {
         let off = folded::fold_off_cpu(profile);
         let blocked = table::time(off.values().sum());
         graph(
@@ -69,7 +103,7 @@ pub fn write_all(dir: &Path, meta: &RunMeta, capture: &Capture, top: usize) -> R
             },
         )?;
     }
-    if capture.wakers {
+    if render.wakers {
         graph(
             "off-cpu-wakers",
             &folded::fold_wakers(profile),
@@ -81,21 +115,34 @@ pub fn write_all(dir: &Path, meta: &RunMeta, capture: &Capture, top: usize) -> R
             },
         )?;
     }
-    written.push("report.json".into());
-    let summary = analysis::summarize(profile, off_cpu, sample_period_us);
-    let names: Vec<&str> = written.iter().map(String::as_str).collect();
-    json::write(
-        &dir.join("report.json"),
-        meta,
-        &summary,
-        &profile.losses,
-        &names,
-    )?;
-    let mut tables = table::render(meta, &summary, &profile.losses, top);
-    tables.push_str(&format!(
-        "\nWrote {} in {}\n",
-        names.join(", "),
-        dir.display()
-    ));
-    Ok(tables)
+    if wants(Format::Pprof) {
+        let message = pprof::build(profile, meta, render.off_cpu, render.started_unix_nanos);
+        pprof::write(&dir.join("profile.pb.gz"), &message)?;
+        files.push("profile.pb.gz".into());
+    }
+    if wants(Format::Speedscope) {
+        speedscope::write(&dir.join("speedscope.json"), profile, meta, render.off_cpu)?;
+        files.push("speedscope.json".into());
+    }
+    let summary = analysis::summarize(profile, render.off_cpu, sample_period_us);
+    if wants(Format::Json) {
+        files.push("report.json".into());
+    }
+    let names: Vec<&str> = files.iter().map(String::as_str).collect();
+    let report = json::render(meta, &summary, &profile.losses, &names);
+    if wants(Format::Json) {
+        json::write(&dir.join("report.json"), &report)?;
+    }
+    let stdout = if render.args.json {
+        report
+    } else {
+        let mut tables = table::render(meta, &summary, &profile.losses, render.args.top);
+        tables.push_str(&format!(
+            "\nWrote {} in {}\n",
+            names.join(", "),
+            dir.display()
+        ));
+        tables
+    };
+    Ok(Rendered { stdout })
 }

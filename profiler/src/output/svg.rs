@@ -12,7 +12,12 @@ pub struct GraphStyle<'a> {
     pub palette: Palette,
 }
 
-pub fn write(path: &Path, folded: &BTreeMap<String, u64>, style: GraphStyle) -> Result<()> {
+pub fn write(
+    path: &Path,
+    folded: &BTreeMap<String, u64>,
+    style: GraphStyle,
+    min_width: f64,
+) -> Result<()> {
     let file =
         std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
     if folded.is_empty() {
@@ -30,6 +35,7 @@ pub fn write(path: &Path, folded: &BTreeMap<String, u64>, style: GraphStyle) -> 
     options.count_name = style.count_name.to_string();
     options.colors = style.palette;
     options.deterministic = true;
+    options.min_width = min_width;
     let lines = super::folded::lines(folded);
     flamegraph::from_lines(
         &mut options,
@@ -64,7 +70,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("g.svg");
         let folded = BTreeMap::from([("app;main;hot_loop".to_string(), 7u64)]);
-        write(&path, &folded, style()).unwrap();
+        write(&path, &folded, style(), 0.1).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(
             svg.contains("hot_loop"),
@@ -72,7 +78,7 @@ mod tests {
         );
         assert!(svg.contains("7 samples"), "count missing from the SVG");
 
-        write(&path, &BTreeMap::new(), style()).unwrap();
+        write(&path, &BTreeMap::new(), style(), 0.1).unwrap();
         let svg = std::fs::read_to_string(&path).unwrap();
         assert!(
             svg.contains("On-CPU &lt;test&gt;: no samples were collected"),

@@ -3,14 +3,14 @@
 
 use std::fmt::Write;
 
+mod off_cpu;
+
+pub use off_cpu::time;
+
 use crate::{
-    analysis::{
-        FunctionStat, Summary,
-        off_cpu::{OffCpuSummary, states},
-        percent, top_by_self,
-    },
+    analysis::{FunctionStat, Summary, paths::CallEdge, percent, top_by_self},
     meta::RunMeta,
-    profile::{Losses, StateTimes},
+    profile::Losses,
 };
 
 const FUNCTION_WIDTH: usize = 52;
@@ -49,12 +49,55 @@ pub fn render(meta: &RunMeta, summary: &Summary, losses: &Losses, top: usize) ->
             );
         }
     }
+    if total > 0 {
+        call_paths(
+            &mut out,
+            "Hottest call paths on-CPU (caller -> callee, samples)",
+            &summary.call_paths,
+            top,
+        );
+    }
     if let Some(off) = &summary.off_cpu {
-        off_cpu_tables(&mut out, off, top);
+        off_cpu::tables(&mut out, off, top);
+        if off.total_us > 0 {
+            call_paths(
+                &mut out,
+                "Hottest call paths off-CPU (caller -> callee, time)",
+                &summary.off_cpu_call_paths,
+                top,
+            );
+        }
     }
     quality(&mut out, meta, losses);
+    if !summary.recommendations.is_empty() {
+        let _ = writeln!(out, "\nRecommendations");
+        for advice in &summary.recommendations {
+            let _ = writeln!(out, "- {advice}");
+        }
+    }
     out
 }
+
+fn call_paths(out: &mut String, title: &str, edges: &[CallEdge], top: usize) {
+    let _ = writeln!(out, "\n{title}");
+    let off_cpu = title.contains("off-CPU");
+    for e in edges.iter().take(top) {
+        let value = if off_cpu {
+            time(e.value)
+        } else {
+            e.value.to_string()
+        };
+        let path = format!("{} -> {}", e.caller, e.callee);
+        let _ = writeln!(
+            out,
+            "  {value:>9}  {:>5.1}%  {}",
+            e.percent,
+            truncate(&path, PATH_WIDTH)
+        );
+    }
+}
+
+const PATH_WIDTH: usize = 80;
 
 /// Losses and unnamed frames, when there are any, with what to do about
 /// each one that touches more than 5% of the samples.
@@ -130,122 +173,6 @@ fn warnings(meta: &RunMeta, losses: &Losses, share: impl Fn(u64) -> f64) -> Vec<
     warnings
 }
 
-fn off_cpu_tables(out: &mut String, off: &OffCpuSummary, top: usize) {
-    let by_state: Vec<String> = states()
-        .filter(|&(i, _)| off.by_state[i] > 0)
-        .map(|(i, name)| format!("{name} {}", time(off.by_state[i])))
-        .collect();
-    let _ = writeln!(
-        out,
-        "\nOff-CPU: {} blocked ({})",
-        time(off.total_us),
-        if by_state.is_empty() {
-            "nothing".into()
-        } else {
-            by_state.join(", ")
-        }
-    );
-    if off.total_us == 0 {
-        return;
-    }
-    let _ = writeln!(
-        out,
-        "\nTop {top} functions by wall time (on-CPU + off-CPU, self + callees)"
-    );
-    let _ = writeln!(
-        out,
-        "  {:>9} {:>9} {}  {:<WALL_FUNCTION$}  module",
-        "wall",
-        "cpu",
-        state_header(),
-        "function"
-    );
-    for f in off.functions.iter().take(top) {
-        let _ = writeln!(
-            out,
-            "  {:>9} {:>9} {}  {:<WALL_FUNCTION$}  {}",
-            time(f.wall_us()),
-            time(f.cpu_us),
-            state_cells(&f.off_us),
-            truncate(&f.name, WALL_FUNCTION),
-            truncate(&f.module, WALL_MODULE)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "\nTop {top} places threads waited (innermost user-space function)"
-    );
-    let _ = writeln!(
-        out,
-        "  {:>9} {}  {:<WAIT_FUNCTION$}  module",
-        "off-cpu",
-        state_header(),
-        "function"
-    );
-    for w in off.wait_sites.iter().take(top) {
-        let _ = writeln!(
-            out,
-            "  {:>9} {}  {:<WAIT_FUNCTION$}  {}",
-            time(w.total()),
-            state_cells(&w.off_us),
-            truncate(&w.name, WAIT_FUNCTION),
-            truncate(&w.module, WAIT_MODULE)
-        );
-    }
-    let _ = writeln!(out, "\nTop processes by wall time");
-    let _ = writeln!(
-        out,
-        "  {:>8} {:>9} {:>9} {}  process",
-        "pid",
-        "wall",
-        "cpu",
-        state_header()
-    );
-    for p in off.processes.iter().take(top) {
-        let _ = writeln!(
-            out,
-            "  {:>8} {:>9} {:>9} {}  {}",
-            p.id,
-            time(p.wall_us()),
-            time(p.cpu_us),
-            state_cells(&p.off_us),
-            truncate(&p.name, 20)
-        );
-    }
-}
-
-const WALL_FUNCTION: usize = 28;
-const WALL_MODULE: usize = 12;
-const WAIT_FUNCTION: usize = 38;
-const WAIT_MODULE: usize = 14;
-
-fn state_header() -> String {
-    format!(
-        "{:>9} {:>9} {:>9} {:>9}",
-        "sleeping", "uninter", "preempt", "other"
-    )
-}
-
-fn state_cells(times: &StateTimes) -> String {
-    format!(
-        "{:>9} {:>9} {:>9} {:>9}",
-        time(times[0]),
-        time(times[1]),
-        time(times[2]),
-        time(times[3])
-    )
-}
-
-/// Microseconds as `-`, `850 us`, `12.3 ms` or `4.56 s`.
-pub fn time(us: u64) -> String {
-    match us {
-        0 => "-".into(),
-        1..1_000 => format!("{us} us"),
-        1_000..1_000_000 => format!("{:.1} ms", us as f64 / 1e3),
-        _ => format!("{:.2} s", us as f64 / 1e6),
-    }
-}
-
 fn function_table(out: &mut String, rows: &[FunctionStat], total: u64, self_first: bool) {
     let (first, second) = if self_first {
         ("self", "total")
@@ -279,7 +206,7 @@ fn function_table(out: &mut String, rows: &[FunctionStat], total: u64, self_firs
 
 /// Shortens to `width` characters, keeping the end of the name, which is
 /// the distinctive part of long qualified names (`...::Vec<T>::push`).
-fn truncate(text: &str, width: usize) -> String {
+pub(crate) fn truncate(text: &str, width: usize) -> String {
     let count = text.chars().count();
     if count <= width {
         return text.to_string();
@@ -324,7 +251,7 @@ mod tests {
                 name: "app".into(),
                 samples: 200,
             }],
-            off_cpu: None,
+            ..Summary::default()
         }
     }
 
@@ -388,61 +315,11 @@ mod tests {
     }
 
     #[test]
-    fn off_cpu_tables_fit_and_rank_by_wall() {
-        use crate::analysis::off_cpu::{WaitSite, WallEntity, WallStat};
-        let mut summary = summary();
-        let long = "a_very_long_function_name_that_goes_on_and_on_and_on".to_string();
-        summary.off_cpu = Some(OffCpuSummary {
-            total_us: 2_500_000,
-            by_state: [2_000_000, 0, 500_000, 0],
-            functions: vec![WallStat {
-                name: long.clone(),
-                module: "app".into(),
-                cpu_us: 1_000_000,
-                off_us: [2_000_000, 0, 500_000, 0],
-            }],
-            wait_sites: vec![WaitSite {
-                name: "wait_for_reply".into(),
-                module: "app".into(),
-                off_us: [2_000_000, 0, 0, 0],
-            }],
-            processes: vec![WallEntity {
-                id: 42,
-                tgid: 42,
-                name: "app".into(),
-                cpu_us: 1_000_000,
-                off_us: [2_000_000, 0, 500_000, 0],
-            }],
-            threads: vec![],
-        });
-        let text = render(&meta(), &summary, &Losses::default(), 20);
-        for line in text.lines() {
-            assert!(
-                line.chars().count() <= 100,
-                "too wide ({}): {line}",
-                line.chars().count()
-            );
-        }
-        assert!(
-            text.contains("Off-CPU: 2.50 s blocked (sleeping 2.00 s, preempted 500.0 ms)"),
-            "{text}"
-        );
-        assert!(
-            text.contains("   3.50 s    1.00 s    2.00 s         -  500.0 ms         -  …"),
-            "{text}"
-        );
-        assert!(text.contains("wait_for_reply"));
-        assert_eq!(time(999), "999 us");
-        assert_eq!(time(1500), "1.5 ms");
-    }
-
-    #[test]
     fn an_empty_profile_says_so() {
         let empty = Summary {
             total_samples: 0,
             functions: vec![],
-            processes: vec![],
-            off_cpu: None,
+            ..Summary::default()
         };
         let text = render(&meta(), &empty, &Losses::default(), 20);
         assert!(text.contains("No samples"));

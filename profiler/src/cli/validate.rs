@@ -1,196 +1,12 @@
-//! Command-line interface: the clap definitions, and the validation that
-//! turns them into a [`Config`] before anything is attached. Every rejected
-//! flag becomes one line naming the flag and the problem.
+//! Validation: from parsed flags to a [`Config`], one clear line per
+//! problem.
 
 use std::{
-    ffi::OsString,
     path::{Path, PathBuf},
     time::Duration,
 };
 
-use clap::Parser;
-
-const EXAMPLES: &str = "\
-Examples:
-  sudo bpfprof --duration 30 --freq 99        every CPU for 30 s
-  sudo bpfprof --pid 1234,5678 --duration 5   only these processes
-  sudo bpfprof --output out/ -- ./my-program  a command and its children, until it exits
-  sudo bpfprof                                until Ctrl-C (the outputs are still written)
-  sudo bpfprof --pid 1234 --off-cpu -d 10     where it runs, and where and why it waits
-  sudo bpfprof --pid 1234 --wakers -d 10      ...and which thread ended each wait
-
-Outputs (in --output DIR): on-cpu.folded/.svg, report.json; with --off-cpu also
-off-cpu.folded/.svg and wall.folded/.svg; with --wakers off-cpu-wakers.folded/.svg.
-The hot-path tables are printed on stdout.";
-
-/// A system-wide sampling profiler for Linux, on eBPF.
-#[derive(Parser, Debug)]
-#[command(name = "bpfprof", version, after_help = EXAMPLES)]
-pub struct Args {
-    /// How long to profile, in seconds (also 500ms, 2m). Default: until
-    /// Ctrl-C, or until COMMAND exits.
-    #[arg(short, long, value_name = "SECS", value_parser = parse_duration)]
-    pub duration: Option<Duration>,
-
-    /// Samples per second on each CPU.
-    #[arg(short = 'F', long, value_name = "HZ", default_value_t = 99)]
-    pub freq: u64,
-
-    /// Only profile these processes (comma-separated pids).
-    #[arg(
-        short,
-        long,
-        value_name = "PID,...",
-        value_delimiter = ',',
-        conflicts_with = "command"
-    )]
-    pub pid: Vec<u32>,
-
-    /// Also record off-CPU time: where threads wait, and why (sleeping,
-    /// uninterruptible I/O, preempted), from the scheduler.
-    #[arg(long)]
-    pub off_cpu: bool,
-
-    /// Also record which thread woke each blocked thread (implies --off-cpu).
-    #[arg(long)]
-    pub wakers: bool,
-
-    /// Ignore off-CPU intervals shorter than this many microseconds [default: 1].
-    #[arg(long, value_name = "US")]
-    pub min_block_us: Option<u64>,
-
-    /// Ignore off-CPU intervals longer than this many microseconds.
-    #[arg(long, value_name = "US")]
-    pub max_block_us: Option<u64>,
-
-    /// Directory for the output files. Default: bpfprof-YYYYmmdd-HHMMSS/.
-    #[arg(short, long, value_name = "DIR")]
-    pub output: Option<PathBuf>,
-
-    /// How often the kernel maps are drained and symbolized, in seconds.
-    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_duration)]
-    pub interval: Duration,
-
-    /// Entries in each stack map (default: scaled to CPUs x freq x
-    /// interval, at least 16384). Raise it when the Quality block reports
-    /// stack collisions.
-    #[arg(long, value_name = "N")]
-    pub stack_map_size: Option<u32>,
-
-    /// Distinct (thread, stack) counts held per drain interval (default:
-    /// scaled like --stack-map-size, at least 65536).
-    #[arg(long, value_name = "N")]
-    pub max_stacks: Option<u32>,
-
-    /// Do not show inlined functions as frames of their own.
-    #[arg(long)]
-    pub no_inline: bool,
-
-    /// Show symbol names as they are in the binary (no demangling).
-    #[arg(long)]
-    pub raw_names: bool,
-
-    /// Rows in each hot-path table.
-    #[arg(long, value_name = "N", default_value_t = 20)]
-    pub top: usize,
-
-    /// Load the BPF programs from this object instead of the embedded one.
-    #[arg(long, value_name = "PATH")]
-    pub bpf_object: Option<PathBuf>,
-
-    /// More detail: map sizes, the BPF verifier log on load failures.
-    #[arg(short, long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
-
-    /// Command to run and profile with its children, until it exits.
-    #[arg(last = true, value_name = "COMMAND")]
-    pub command: Vec<OsString>,
-}
-
-/// Which tasks are sampled.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    AllProcesses,
-    Pids(Vec<u32>),
-    Command(Vec<OsString>),
-}
-
-/// Off-CPU settings, when off-CPU time is recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OffCpu {
-    pub wakers: bool,
-    pub min_block_us: u64,
-    pub max_block_us: u64,
-}
-
-/// Sizes of the BPF maps that hold one drain interval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MapSizes {
-    pub stack_map: u32,
-    pub max_stacks: u32,
-}
-
-impl MapSizes {
-    /// Enough for every sample of an interval to have its own stacks, with
-    /// room to keep stack-map collisions rare: each sample stores up to two
-    /// stacks (user, kernel), and the stack map is a table of buckets.
-    pub fn scaled(cpus: u64, freq: u64, interval: Duration) -> MapSizes {
-        let samples = (cpus * freq) as f64 * interval.as_secs_f64().max(0.01);
-        let scaled = |factor: f64, floor: u32| {
-            let wanted = (samples * factor).ceil().min(f64::from(1u32 << 24)) as u32;
-            wanted.max(floor).next_power_of_two()
-        };
-        MapSizes {
-            stack_map: scaled(4.0, 16384),
-            max_stacks: scaled(2.0, 65536),
-        }
-    }
-}
-
-/// How frames are named.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Naming {
-    pub inline: bool,
-    pub demangle: bool,
-}
-
-/// A validated run configuration.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub target: Target,
-    pub duration: Option<Duration>,
-    pub freq: u64,
-    pub off_cpu: Option<OffCpu>,
-    pub interval: Duration,
-    pub map_sizes: MapSizes,
-    pub naming: Naming,
-    pub output_dir: PathBuf,
-    pub top: usize,
-    pub bpf_object: Option<PathBuf>,
-    pub verbose: u8,
-}
-
-/// Facts of the machine that flag validation depends on.
-pub struct Limits {
-    /// `kernel.perf_event_max_sample_rate`.
-    pub max_sample_rate: u64,
-    pub cpus: u64,
-}
-
-impl Limits {
-    pub fn of_this_machine() -> Limits {
-        let max_sample_rate =
-            std::fs::read_to_string("/proc/sys/kernel/perf_event_max_sample_rate")
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or(100_000);
-        let cpus = aya::util::online_cpus().map_or(1, |c| c.len() as u64);
-        Limits {
-            max_sample_rate,
-            cpus,
-        }
-    }
-}
+use super::{Args, Config, Limits, MapSizes, Naming, OffCpu, Target};
 
 /// Checks every flag; the error is the one line to print.
 pub fn validate(
@@ -211,8 +27,20 @@ pub fn validate(
     if args.interval < Duration::from_millis(10) {
         return Err("--interval must be at least 10ms".into());
     }
-    if args.top == 0 {
+    if args.render.top == 0 {
         return Err("--top must be at least 1".into());
+    }
+    if let Some(window) = args.window
+        && window < args.interval
+    {
+        return Err(format!(
+            "--window {:.1}s is shorter than --interval {:.1}s",
+            window.as_secs_f64(),
+            args.interval.as_secs_f64()
+        ));
+    }
+    if args.keep == Some(0) {
+        return Err("--keep must be at least 1".into());
     }
     if let Some(pid) = args.pid.iter().find(|&&pid| pid == 0 || !pid_exists(pid)) {
         return Err(format!("--pid {pid}: no such process"));
@@ -259,7 +87,9 @@ pub fn validate(
             demangle: !args.raw_names,
         },
         output_dir,
-        top: args.top,
+        render: args.render,
+        window: args.window,
+        keep: args.keep,
         bpf_object: args.bpf_object,
         verbose: args.verbose,
     })
@@ -327,12 +157,14 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{Cli, Format};
+    use clap::Parser;
 
     fn parse(args: &[&str]) -> Result<Config, String> {
-        let args = Args::try_parse_from(std::iter::once("bpfprof").chain(args.iter().copied()))
+        let cli = Cli::try_parse_from(std::iter::once("bpfprof").chain(args.iter().copied()))
             .map_err(|e| e.to_string())?;
         validate(
-            args,
+            cli.profile,
             &Limits {
                 max_sample_rate: 1000,
                 cpus: 2,
@@ -459,6 +291,57 @@ mod tests {
                 demangle: false
             }
         );
+    }
+
+    #[test]
+    fn formats_windows_and_json_are_checked() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(
+            config.render.format,
+            [Format::Folded, Format::Svg, Format::Json, Format::Pprof]
+        );
+        let config = parse(&["--format", "pprof,speedscope", "--json"]).unwrap();
+        assert_eq!(config.render.format, [Format::Pprof, Format::Speedscope]);
+        assert!(config.render.json);
+        assert!(parse(&["--format", "png"]).is_err());
+        let config = parse(&["--window", "10", "--keep", "3"]).unwrap();
+        assert_eq!(
+            (config.window, config.keep),
+            (Some(Duration::from_secs(10)), Some(3))
+        );
+        assert!(parse(&["--keep", "3"]).is_err(), "--keep needs --window");
+        assert!(
+            parse(&["--window", "0.5"])
+                .unwrap_err()
+                .contains("shorter than --interval")
+        );
+        assert!(
+            parse(&["--window", "10", "--keep", "0"])
+                .unwrap_err()
+                .contains("--keep")
+        );
+    }
+
+    #[test]
+    fn subcommands_parse() {
+        let cli = Cli::try_parse_from([
+            "bpfprof",
+            "diff",
+            "a.folded",
+            "b.folded",
+            "--threshold",
+            "2",
+        ])
+        .unwrap();
+        assert!(
+            matches!(cli.command, Some(crate::cli::Command::Diff(ref d)) if d.threshold == 2.0)
+        );
+        let cli = Cli::try_parse_from(["bpfprof", "report", "dir", "--top", "5"]).unwrap();
+        assert!(
+            matches!(cli.command, Some(crate::cli::Command::Report(ref r)) if r.render.top == 5)
+        );
+        let cli = Cli::try_parse_from(["bpfprof", "--", "diff"]).unwrap();
+        assert!(cli.command.is_none() && cli.profile.command == ["diff"]);
     }
 
     #[test]

@@ -1,0 +1,114 @@
+//! Call paths: the hottest caller → callee edges, each stack counted once
+//! per edge, with their share of on-CPU samples and of off-CPU time.
+
+use std::collections::{HashMap, HashSet};
+
+use crate::profile::{FrameId, FrameKind, Profile, StackSite};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallEdge {
+    pub caller: String,
+    pub callee: String,
+    /// On-CPU samples, or off-CPU microseconds.
+    pub value: u64,
+    /// Share of all on-CPU samples, or of all off-CPU time, in percent.
+    pub percent: f64,
+}
+
+/// The `top` edges by on-CPU samples.
+pub fn on_cpu_edges(profile: &Profile, top: usize) -> Vec<CallEdge> {
+    edges(profile, profile.on_cpu.iter().map(|(s, &n)| (s, n)), top)
+}
+
+/// The `top` edges by off-CPU microseconds.
+pub fn off_cpu_edges(profile: &Profile, top: usize) -> Vec<CallEdge> {
+    edges(
+        profile,
+        profile.off_cpu.iter().map(|(o, &us)| (&o.site, us)),
+        top,
+    )
+}
+
+fn edges<'a>(
+    profile: &Profile,
+    stacks: impl Iterator<Item = (&'a StackSite, u64)>,
+    top: usize,
+) -> Vec<CallEdge> {
+    let mut totals: HashMap<(FrameId, FrameId), u64> = HashMap::new();
+    let mut whole = 0;
+    let mut seen = HashSet::new();
+    for (site, value) in stacks {
+        whole += value;
+        seen.clear();
+        for pair in site.frames.windows(2) {
+            let edge = (pair[0], pair[1]);
+            // Pseudo-frames are not calls; a recursive edge counts once.
+            let pseudo = pair
+                .iter()
+                .any(|&f| profile.frames.get(f).kind == FrameKind::Pseudo);
+            if !pseudo && seen.insert(edge) {
+                *totals.entry(edge).or_default() += value;
+            }
+        }
+    }
+    let mut edges: Vec<CallEdge> = totals
+        .into_iter()
+        .map(|((caller, callee), value)| CallEdge {
+            caller: profile.frames.get(caller).name.clone(),
+            callee: profile.frames.get(callee).name.clone(),
+            value,
+            percent: super::percent(value, whole),
+        })
+        .collect();
+    edges.sort_by(|a, b| (b.value, &a.caller, &a.callee).cmp(&(a.value, &b.caller, &b.callee)));
+    edges.truncate(top);
+    edges
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::Frame;
+
+    #[test]
+    fn edges_count_each_stack_once_and_rank_by_share() {
+        let mut p = Profile::default();
+        let f = |p: &mut Profile, n: &str| {
+            p.frames.intern(Frame {
+                name: n.into(),
+                module: None,
+                kind: FrameKind::User,
+            })
+        };
+        let (main, a, b, rec) = (
+            f(&mut p, "main"),
+            f(&mut p, "a"),
+            f(&mut p, "b"),
+            f(&mut p, "rec"),
+        );
+        let site = |frames| StackSite {
+            tgid: 1,
+            tid: 1,
+            frames,
+            ..StackSite::default()
+        };
+        p.add(site(vec![main, a]), 6);
+        p.add(site(vec![main, b, rec, rec, rec]), 4);
+        let edges = on_cpu_edges(&p, 10);
+        assert_eq!(
+            (
+                edges[0].caller.as_str(),
+                edges[0].callee.as_str(),
+                edges[0].value
+            ),
+            ("main", "a", 6)
+        );
+        assert_eq!(edges[0].percent, 60.0);
+        let recursive = edges
+            .iter()
+            .find(|e| e.caller == "rec" && e.callee == "rec")
+            .unwrap();
+        assert_eq!(recursive.value, 4, "counted once per stack");
+        assert_eq!(on_cpu_edges(&p, 1).len(), 1);
+    }
+}

@@ -1,0 +1,303 @@
+//! Command-line interface: the clap definitions (this file), and the
+//! validation that turns them into a [`Config`] before anything is attached
+//! (`validate`). Every rejected flag becomes one line naming the flag and
+//! the problem.
+
+mod validate;
+
+pub use validate::{parse_duration, prepare_output_dir, validate};
+
+use std::{ffi::OsString, path::PathBuf, time::Duration};
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+const EXAMPLES: &str = "\
+Examples:
+  sudo bpfprof --duration 30 --freq 99        every CPU for 30 s
+  sudo bpfprof --pid 1234,5678 --duration 5   only these processes
+  sudo bpfprof --output out/ -- ./my-program  a command and its children, until it exits
+  sudo bpfprof                                until Ctrl-C (the outputs are still written)
+  sudo bpfprof --pid 1234 --off-cpu -d 10     where it runs, and where and why it waits
+  sudo bpfprof --pid 1234 --wakers -d 10      ...and which thread ended each wait
+
+  sudo bpfprof --window 60 --keep 24 -o /var/tmp/prof   continuous: a profile a minute
+  sudo bpfprof -d 10 --format pprof,speedscope     for go tool pprof / speedscope.app
+  sudo bpfprof -d 10 --json | jq .hot_functions    the report as JSON on stdout
+  bpfprof diff before/ after/                      what got slower, what got faster
+  bpfprof report bpfprof-20260101-120000/ --top 50 re-render a saved run
+  bpfprof doctor --pid 1234                        is this machine (and pid) ready?
+
+Outputs (in --output DIR): on-cpu.folded/.svg, report.json, profile.pb.gz; with
+--off-cpu also off-cpu.folded/.svg and wall.folded/.svg; with --wakers
+off-cpu-wakers.folded/.svg; speedscope.json on request. The hot-path tables,
+call paths and recommendations are printed on stdout.";
+
+/// A system-wide sampling profiler for Linux, on eBPF.
+#[derive(Parser, Debug)]
+#[command(name = "bpfprof", version, after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub profile: Args,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Compare two profiles: a differential flame graph and the functions
+    /// that grew, shrank, appeared and vanished.
+    Diff(DiffArgs),
+    /// Re-render the tables and graphs of a saved output directory.
+    Report(ReportArgs),
+    /// Check that this machine (and a target process) can be profiled well.
+    Doctor {
+        /// Also check this process's binaries for symbols, frame pointers
+        /// and unwind tables.
+        #[arg(long, value_name = "PID")]
+        pid: Option<u32>,
+    },
+    /// Print a shell completion script.
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), e.g. `bpfprof man > bpfprof.1`.
+    Man,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct DiffArgs {
+    /// The baseline: a folded file or a bpfprof output directory.
+    pub base: PathBuf,
+    /// The profile to compare with it, of the same kind.
+    pub new: PathBuf,
+    /// Where to write diff.svg and diff.folded [default: the current directory].
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Smallest change, in points of the total, worth listing.
+    #[arg(long, value_name = "POINTS", default_value_t = 1.0)]
+    pub threshold: f64,
+    /// Rows in each list.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub top: usize,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ReportArgs {
+    /// A directory bpfprof wrote.
+    pub dir: PathBuf,
+    #[command(flatten)]
+    pub render: RenderArgs,
+}
+
+/// What to render, for a run and for `report`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RenderArgs {
+    /// Rows in each hot-path table.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub top: usize,
+
+    /// Which files to write (comma-separated): folded, svg, json, pprof,
+    /// speedscope.
+    #[arg(
+        long,
+        value_name = "LIST",
+        value_delimiter = ',',
+        default_value = "folded,svg,json,pprof"
+    )]
+    pub format: Vec<Format>,
+
+    /// Print report.json on stdout instead of the tables (for scripts).
+    #[arg(long)]
+    pub json: bool,
+
+    /// Leave out of flame graphs the functions narrower than this (pixels).
+    #[arg(long, value_name = "PX", default_value_t = 0.1)]
+    pub min_width: f64,
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Folded,
+    Svg,
+    Json,
+    Pprof,
+    Speedscope,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    /// How long to profile, in seconds (also 500ms, 2m). Default: until
+    /// Ctrl-C, or until COMMAND exits.
+    #[arg(short, long, value_name = "SECS", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+
+    /// Samples per second on each CPU.
+    #[arg(short = 'F', long, value_name = "HZ", default_value_t = 99)]
+    pub freq: u64,
+
+    /// Only profile these processes (comma-separated pids).
+    #[arg(
+        short,
+        long,
+        value_name = "PID,...",
+        value_delimiter = ',',
+        conflicts_with = "command"
+    )]
+    pub pid: Vec<u32>,
+
+    /// Also record off-CPU time: where threads wait, and why (sleeping,
+    /// uninterruptible I/O, preempted), from the scheduler.
+    #[arg(long)]
+    pub off_cpu: bool,
+
+    /// Also record which thread woke each blocked thread (implies --off-cpu).
+    #[arg(long)]
+    pub wakers: bool,
+
+    /// Ignore off-CPU intervals shorter than this many microseconds [default: 1].
+    #[arg(long, value_name = "US")]
+    pub min_block_us: Option<u64>,
+
+    /// Ignore off-CPU intervals longer than this many microseconds.
+    #[arg(long, value_name = "US")]
+    pub max_block_us: Option<u64>,
+
+    /// Directory for the output files. Default: bpfprof-YYYYmmdd-HHMMSS/.
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+
+    /// How often the kernel maps are drained and symbolized, in seconds.
+    #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_duration)]
+    pub interval: Duration,
+
+    /// Entries in each stack map (default: scaled to CPUs x freq x
+    /// interval, at least 16384). Raise it when the Quality block reports
+    /// stack collisions.
+    #[arg(long, value_name = "N")]
+    pub stack_map_size: Option<u32>,
+
+    /// Distinct (thread, stack) counts held per drain interval (default:
+    /// scaled like --stack-map-size, at least 65536).
+    #[arg(long, value_name = "N")]
+    pub max_stacks: Option<u32>,
+
+    /// Do not show inlined functions as frames of their own.
+    #[arg(long)]
+    pub no_inline: bool,
+
+    /// Show symbol names as they are in the binary (no demangling).
+    #[arg(long)]
+    pub raw_names: bool,
+
+    #[command(flatten)]
+    pub render: RenderArgs,
+
+    /// Continuous mode: cut the run into windows of this length; each one's
+    /// files go to DIR/windows/NNNNNN-<start>/ as it closes.
+    #[arg(long, value_name = "SECS", value_parser = parse_duration)]
+    pub window: Option<Duration>,
+
+    /// Keep only the last N windows.
+    #[arg(long, value_name = "N", requires = "window")]
+    pub keep: Option<usize>,
+
+    /// Load the BPF programs from this object instead of the embedded one.
+    #[arg(long, value_name = "PATH")]
+    pub bpf_object: Option<PathBuf>,
+
+    /// More detail: map sizes, the BPF verifier log on load failures.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Command to run and profile with its children, until it exits.
+    #[arg(last = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+/// Which tasks are sampled.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    AllProcesses,
+    Pids(Vec<u32>),
+    Command(Vec<OsString>),
+}
+
+/// Off-CPU settings, when off-CPU time is recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OffCpu {
+    pub wakers: bool,
+    pub min_block_us: u64,
+    pub max_block_us: u64,
+}
+
+/// Sizes of the BPF maps that hold one drain interval.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MapSizes {
+    pub stack_map: u32,
+    pub max_stacks: u32,
+}
+
+impl MapSizes {
+    /// Enough for every sample of an interval to have its own stacks, with
+    /// room to keep stack-map collisions rare: each sample stores up to two
+    /// stacks (user, kernel), and the stack map is a table of buckets.
+    pub fn scaled(cpus: u64, freq: u64, interval: Duration) -> MapSizes {
+        let samples = (cpus * freq) as f64 * interval.as_secs_f64().max(0.01);
+        let scaled = |factor: f64, floor: u32| {
+            let wanted = (samples * factor).ceil().min(f64::from(1u32 << 24)) as u32;
+            wanted.max(floor).next_power_of_two()
+        };
+        MapSizes {
+            stack_map: scaled(4.0, 16384),
+            max_stacks: scaled(2.0, 65536),
+        }
+    }
+}
+
+/// How frames are named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Naming {
+    pub inline: bool,
+    pub demangle: bool,
+}
+
+/// A validated run configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub target: Target,
+    pub duration: Option<Duration>,
+    pub freq: u64,
+    pub off_cpu: Option<OffCpu>,
+    pub interval: Duration,
+    pub map_sizes: MapSizes,
+    pub naming: Naming,
+    pub output_dir: PathBuf,
+    pub render: RenderArgs,
+    pub window: Option<Duration>,
+    pub keep: Option<usize>,
+    pub bpf_object: Option<PathBuf>,
+    pub verbose: u8,
+}
+
+/// Facts of the machine that flag validation depends on.
+pub struct Limits {
+    /// `kernel.perf_event_max_sample_rate`.
+    pub max_sample_rate: u64,
+    pub cpus: u64,
+}
+
+impl Limits {
+    pub fn of_this_machine() -> Limits {
+        let max_sample_rate =
+            std::fs::read_to_string("/proc/sys/kernel/perf_event_max_sample_rate")
+                .ok()
+                .and_then(|s| s.trim().parse().ok())
+                .unwrap_or(100_000);
+        let cpus = aya::util::online_cpus().map_or(1, |c| c.len() as u64);
+        Limits {
+            max_sample_rate,
+            cpus,
+        }
+    }
+}
