@@ -1,0 +1,320 @@
+//! The ecosystem's formats, the analyses, and the commands around a run:
+//! pprof and speedscope files, --json, diff, report, continuous windows,
+//! ownership under sudo, doctor, completions and the man page.
+
+use std::{
+    os::unix::fs::MetadataExt,
+    process::Command,
+    time::{Duration, Instant},
+};
+
+use integration_tests::{Workload, bpfprof_bin, output_dir, profile, require_bpf, spawn_profiler};
+
+fn bpfprof(args: &[&str]) -> std::process::Output {
+    Command::new(bpfprof_bin())
+        .args(args)
+        .output()
+        .expect("starting bpfprof")
+}
+
+#[test]
+fn writes_pprof_and_speedscope_and_json_on_stdout() {
+    let Some(_bpf) = require_bpf("writes_pprof_and_speedscope_and_json_on_stdout") else {
+        return;
+    };
+    let ratio = Workload::start("wl-ratio", &[]);
+    let pid = ratio.pid().to_string();
+    let run = profile(
+        "formats",
+        &[
+            "--pid",
+            &pid,
+            "-d",
+            "1",
+            "--format",
+            "pprof,speedscope,json",
+            "--json",
+        ],
+    );
+    run.assert_success();
+    let report: serde_json::Value =
+        serde_json::from_slice(&run.output.stdout).expect("--json prints report.json");
+    assert!(
+        report["recommendations"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("hot_a takes"),
+        "{report}"
+    );
+    assert_eq!(report["call_paths"][0]["caller"], "__libc_start_call_main");
+    assert_eq!(
+        report["outputs"],
+        serde_json::json!(["profile.pb.gz", "speedscope.json", "report.json"])
+    );
+    assert!(
+        !run.dir.join("on-cpu.svg").exists(),
+        "svg was not asked for"
+    );
+    let pprof = std::fs::read(run.dir.join("profile.pb.gz")).unwrap();
+    assert_eq!(&pprof[..2], &[0x1f, 0x8b], "gzip");
+    let speedscope: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(run.dir.join("speedscope.json")).unwrap()).unwrap();
+    let frames = speedscope["shared"]["frames"].as_array().unwrap();
+    assert!(frames.iter().any(|f| f["name"] == "hot_a"));
+    assert!(
+        speedscope["profiles"][0]["weights"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_u64().unwrap())
+            .sum::<u64>()
+            >= 50
+    );
+}
+
+#[test]
+fn diff_compares_two_runs_and_rejects_malformed_input() {
+    let Some(_bpf) = require_bpf("diff_compares_two_runs") else {
+        return;
+    };
+    let ratio = Workload::start("wl-ratio", &[]);
+    let pid = ratio.pid().to_string();
+    let base = profile("diff-base", &["--pid", &pid, "-d", "1"]);
+    base.assert_success();
+    let new = profile("diff-new", &["--pid", &pid, "-d", "1"]);
+    new.assert_success();
+    let out = output_dir("diff-out");
+    let diff = bpfprof(&[
+        "diff",
+        base.dir.to_str().unwrap(),
+        new.dir.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(
+        diff.status.success(),
+        "{}",
+        String::from_utf8_lossy(&diff.stderr)
+    );
+    let text = String::from_utf8_lossy(&diff.stdout);
+    assert!(
+        text.contains("Regressions") && text.contains("Net change"),
+        "{text}"
+    );
+    assert!(out.join("diff.svg").is_file() && out.join("diff.folded").is_file());
+
+    let bad = out.join("bad.folded");
+    std::fs::write(&bad, "app;main 3\napp;main;work three\n").unwrap();
+    let diff = bpfprof(&["diff", bad.to_str().unwrap(), base.dir.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&diff.stderr);
+    assert_eq!(diff.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("bad.folded:2:") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    let missing = bpfprof(&["diff", "/nonexistent/base", base.dir.to_str().unwrap()]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/base: no such file"));
+}
+
+#[test]
+fn report_rerenders_a_saved_run() {
+    let Some(_bpf) = require_bpf("report_rerenders_a_saved_run") else {
+        return;
+    };
+    let ratio = Workload::start("wl-ratio", &[]);
+    let run = profile(
+        "report",
+        &["--pid", &ratio.pid().to_string(), "-d", "1", "--off-cpu"],
+    );
+    run.assert_success();
+    let svg = run.dir.join("on-cpu.svg");
+    std::fs::remove_file(&svg).unwrap();
+    let report = bpfprof(&[
+        "report",
+        run.dir.to_str().unwrap(),
+        "--top",
+        "2",
+        "--format",
+        "svg",
+    ]);
+    let stdout = String::from_utf8_lossy(&report.stdout);
+    assert!(
+        report.status.success(),
+        "{}",
+        String::from_utf8_lossy(&report.stderr)
+    );
+    assert!(
+        svg.is_file() && run.dir.join("wall.svg").is_file(),
+        "the graphs are drawn again"
+    );
+    let self_table = stdout
+        .split("by self time")
+        .nth(1)
+        .unwrap()
+        .split("\n\n")
+        .next()
+        .unwrap();
+    assert_eq!(
+        self_table.lines().count(),
+        4,
+        "a header and --top 2 rows:\n{stdout}"
+    );
+    assert!(
+        self_table.contains("hot_a") && self_table.contains("wl-ratio"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("Off-CPU"),
+        "off-CPU tables come back too: {stdout}"
+    );
+    let not_a_run = bpfprof(&["report", "/tmp"]);
+    assert_eq!(not_a_run.status.code(), Some(2));
+}
+
+#[test]
+fn windows_are_written_while_the_capture_runs() {
+    let Some(_bpf) = require_bpf("windows_are_written_while_the_capture_runs") else {
+        return;
+    };
+    let spin = Workload::start("wl-spin", &[]);
+    let dir = output_dir("windows");
+    let started = Instant::now();
+    let child = spawn_profiler(
+        &dir,
+        &[
+            "--pid",
+            &spin.pid().to_string(),
+            "-d",
+            "4.4",
+            "--window",
+            "1",
+            "--keep",
+            "2",
+        ],
+    );
+    let windows = dir.join("windows");
+    let mut first_seen = None;
+    while started.elapsed() < Duration::from_secs(3) {
+        let count = std::fs::read_dir(&windows).map_or(0, |d| d.count());
+        if count > 0 {
+            first_seen = Some(started.elapsed());
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        first_seen.is_some(),
+        "no window was written during the first 3 s of the capture"
+    );
+    let mut kept: Vec<_> = std::fs::read_dir(&windows)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    kept.sort();
+    assert_eq!(kept.len(), 2, "--keep 2: {kept:?}");
+    for window in &kept {
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(window.join("report.json")).unwrap())
+                .unwrap();
+        assert!(
+            report["totals"]["samples"].as_u64().unwrap() > 0,
+            "{}",
+            window.display()
+        );
+    }
+    let whole: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("report.json")).unwrap()).unwrap();
+    let samples = whole["totals"]["samples"].as_u64().unwrap();
+    assert!(
+        (390..=480).contains(&samples),
+        "the whole run keeps every window's samples: {samples}"
+    );
+}
+
+#[test]
+fn outputs_belong_to_the_user_who_ran_sudo() {
+    let Some(_bpf) = require_bpf("outputs_belong_to_the_user_who_ran_sudo") else {
+        return;
+    };
+    let spin = Workload::start("wl-spin", &[]);
+    let dir = output_dir("sudo");
+    let output = Command::new(bpfprof_bin())
+        .args([
+            "--pid",
+            &spin.pid().to_string(),
+            "-d",
+            "0.5",
+            "-o",
+            dir.to_str().unwrap(),
+        ])
+        .env("SUDO_UID", "65534")
+        .env("SUDO_GID", "65534")
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for path in [dir.clone(), dir.join("on-cpu.svg"), dir.join("report.json")] {
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(
+            (meta.uid(), meta.gid()),
+            (65534, 65534),
+            "{}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn doctor_checks_this_machine_and_a_process() {
+    let Some(_bpf) = require_bpf("doctor_checks_this_machine_and_a_process") else {
+        return;
+    };
+    let spin = Workload::start("wl-spin", &[]);
+    let doctor = bpfprof(&["doctor", "--pid", &spin.pid().to_string()]);
+    let stdout = String::from_utf8_lossy(&doctor.stdout);
+    assert!(doctor.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("ok    kernel BTF") && stdout.contains("Ready to profile."),
+        "{stdout}"
+    );
+    let workload_line = stdout
+        .lines()
+        .find(|l| l.contains("/wl-spin:"))
+        .expect("a line for the workload binary");
+    assert!(
+        workload_line.starts_with("ok") && workload_line.contains("frame pointers in"),
+        "{workload_line}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("warn") && l.contains("libc.so.6")),
+        "Debian's libc has no frame pointers: {stdout}"
+    );
+}
+
+#[test]
+fn completions_and_the_man_page_come_from_the_cli() {
+    let Some(_bpf) = require_bpf("completions_and_the_man_page") else {
+        return;
+    };
+    let bash = bpfprof(&["completions", "bash"]);
+    assert!(bash.status.success() && String::from_utf8_lossy(&bash.stdout).contains("--off-cpu"));
+    let man = bpfprof(&["man"]);
+    let page = String::from_utf8_lossy(&man.stdout);
+    assert!(
+        man.status.success() && page.contains(".TH bpfprof") && page.contains("diff"),
+        "{page}"
+    );
+}
