@@ -59,17 +59,22 @@ fn calendar(time: SystemTime, local: bool) -> libc::tm {
     }
 }
 
-pub fn utc_rfc3339(time: SystemTime) -> String {
-    let tm = calendar(time, false);
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+/// Year, month, day, hour, minute, second of `time`.
+fn date_time(time: SystemTime, local: bool) -> [i32; 6] {
+    let tm = calendar(time, local);
+    [
         tm.tm_year + 1900,
         tm.tm_mon + 1,
         tm.tm_mday,
         tm.tm_hour,
         tm.tm_min,
-        tm.tm_sec
-    )
+        tm.tm_sec,
+    ]
+}
+
+pub fn utc_rfc3339(time: SystemTime) -> String {
+    let [y, mo, d, h, mi, s] = date_time(time, false);
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
 /// `bpfprof-YYYYmmdd-HHMMSS`, local time: the default output directory.
@@ -79,16 +84,8 @@ pub fn default_output_dir_name(time: SystemTime) -> String {
 
 /// `YYYYmmdd-HHMMSS`, local time.
 pub fn timestamp(time: SystemTime) -> String {
-    let tm = calendar(time, true);
-    format!(
-        "{:04}{:02}{:02}-{:02}{:02}{:02}",
-        tm.tm_year + 1900,
-        tm.tm_mon + 1,
-        tm.tm_mday,
-        tm.tm_hour,
-        tm.tm_min,
-        tm.tm_sec
-    )
+    let [y, mo, d, h, mi, s] = date_time(time, true);
+    format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}")
 }
 
 #[cfg(test)]

@@ -135,6 +135,12 @@ pub struct Mapping {
 }
 
 impl Mapping {
+    /// The path through which the kernel opens this mapping's file for
+    /// root, whatever mount namespace it is in (blazesym's cache key).
+    pub fn map_files_path(&self, tgid: u32) -> std::path::PathBuf {
+        format!("/proc/{tgid}/map_files/{:x}-{:x}", self.start, self.end).into()
+    }
+
     /// The name perf and FlameGraph show for an unnamed address:
     /// the file name and the offset in the file.
     pub fn describe(&self, addr: u64) -> String {

@@ -3,6 +3,7 @@
 //! tests it and installs it. Each step prints one line of progress.
 
 mod prereqs;
+mod soak;
 
 use std::{
     env,
@@ -22,7 +23,8 @@ tasks:
   run [-- ARGS]         build, then run bpfprof ARGS (under sudo when not root)
   test [-- ARGS]        build, then the whole test suite (ARGS go to `cargo test`)
   install [--root DIR]  build, then copy bpfprof to DIR (default /usr/local/bin as
-                        root, else ~/.cargo/bin)";
+                        root, else ~/.cargo/bin)
+  soak [MINUTES]        build, then the continuous-mode soak test (default 10 min)";
 
 fn main() -> ExitCode {
     match run(env::args().skip(1).collect()) {
@@ -51,6 +53,16 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
         "test" => {
             let bin = build(&root)?;
             test(&root, &bin, passthrough)
+        }
+        "soak" => {
+            let minutes = match rest.first() {
+                Some(m) => m
+                    .parse()
+                    .with_context(|| format!("soak: `{m}` is not a number of minutes"))?,
+                None => 10,
+            };
+            let bin = build(&root)?;
+            soak::run(&bin, minutes)
         }
         "install" => {
             let bin = build(&root)?;

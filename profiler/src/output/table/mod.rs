@@ -218,7 +218,10 @@ pub(crate) fn truncate(text: &str, width: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analysis::ProcessStat;
+    use crate::analysis::{
+        ProcessStat,
+        off_cpu::{OffCpuSummary, WaitSite, WallEntity, WallStat},
+    };
 
     fn meta() -> RunMeta {
         let mut meta = RunMeta::new(
@@ -312,6 +315,56 @@ mod tests {
         );
         assert!(text.contains("stack id collisions"));
         assert!(text.contains("       42        200  100.0%  app"), "{text}");
+    }
+
+    #[test]
+    fn off_cpu_tables_fit_and_rank_by_wall() {
+        let mut summary =
+            crate::analysis::summarize(&crate::profile::Profile::default(), false, 10_000.0);
+        summary.total_samples = 200;
+        let long = "a_very_long_function_name_that_goes_on_and_on_and_on".to_string();
+        summary.off_cpu = Some(OffCpuSummary {
+            total_us: 2_500_000,
+            by_state: [2_000_000, 0, 500_000, 0],
+            functions: vec![WallStat {
+                name: long.clone(),
+                module: "app".into(),
+                cpu_us: 1_000_000,
+                off_us: [2_000_000, 0, 500_000, 0],
+            }],
+            wait_sites: vec![WaitSite {
+                name: "wait_for_reply".into(),
+                module: "app".into(),
+                off_us: [2_000_000, 0, 0, 0],
+            }],
+            processes: vec![WallEntity {
+                id: 42,
+                tgid: 42,
+                name: "app".into(),
+                cpu_us: 1_000_000,
+                off_us: [2_000_000, 0, 500_000, 0],
+            }],
+            threads: vec![],
+        });
+        let text = render(&meta(), &summary, &Losses::default(), 20);
+        for line in text.lines() {
+            assert!(
+                line.chars().count() <= 100,
+                "too wide ({}): {line}",
+                line.chars().count()
+            );
+        }
+        assert!(
+            text.contains("Off-CPU: 2.50 s blocked (sleeping 2.00 s, preempted 500.0 ms)"),
+            "{text}"
+        );
+        assert!(
+            text.contains("   3.50 s    1.00 s    2.00 s         -  500.0 ms         -  …"),
+            "{text}"
+        );
+        assert!(text.contains("wait_for_reply"));
+        assert_eq!(time(999), "999 us");
+        assert_eq!(time(1500), "1.5 ms");
     }
 
     #[test]

@@ -3,7 +3,11 @@
 //! losses counted. Symbolization fills it; analysis and the renderers only
 //! read it.
 
+mod losses;
+
 use std::collections::{BTreeMap, HashMap};
+
+pub use losses::Losses;
 
 /// Index into [`FrameTable`].
 pub type FrameId = u32;
@@ -184,99 +188,6 @@ pub struct WakeSite {
     pub waker_name: String,
 }
 
-/// Samples and stacks the run could not record whole, by cause.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct Losses {
-    /// On-CPU samples.
-    pub samples: u64,
-    /// Stacks dropped because their stack-map bucket held another stack.
-    pub stack_collisions: u64,
-    /// Stacks dropped because the stack map was full.
-    pub stack_map_full: u64,
-    /// Samples of user threads that came without a user stack.
-    pub user_stack_missing: u64,
-    /// Other `bpf_get_stackid` failures.
-    pub stack_errors_other: u64,
-    /// Samples not counted because the counts map was full.
-    pub counts_map_full: u64,
-    /// Forked children of a followed command that could not be followed.
-    pub follow_map_full: u64,
-    /// Blocked threads not tracked: the pending map was full.
-    pub pending_map_full: u64,
-    /// Wakers not recorded: the wakers map was full.
-    pub wakers_map_full: u64,
-    /// On-CPU samples whose stack hit the depth limit (127 frames).
-    pub truncated_stacks: u64,
-    /// On-CPU samples with at least one frame no symbol names.
-    pub samples_with_unknown_frames: u64,
-    /// The same, per module the unnamed frames are in.
-    pub unknown_frames_by_module: BTreeMap<String, u64>,
-    /// JIT perf maps not read: not owned by the process's user.
-    pub perf_maps_ignored: u64,
-    /// Stack ids whose stack had left the map before it was read.
-    pub stacks_lost_in_drain: u64,
-    /// Process announcements dropped (ring buffer full): such a process
-    /// may be unnamed if it exited before the next drain.
-    pub process_events_lost: u64,
-}
-
-impl Losses {
-    /// Adds another window's counts to these.
-    pub fn add(&mut self, other: &Losses) {
-        self.samples += other.samples;
-        self.stack_collisions += other.stack_collisions;
-        self.stack_map_full += other.stack_map_full;
-        self.user_stack_missing += other.user_stack_missing;
-        self.stack_errors_other += other.stack_errors_other;
-        self.counts_map_full += other.counts_map_full;
-        self.follow_map_full += other.follow_map_full;
-        self.pending_map_full += other.pending_map_full;
-        self.wakers_map_full += other.wakers_map_full;
-        self.truncated_stacks += other.truncated_stacks;
-        self.samples_with_unknown_frames += other.samples_with_unknown_frames;
-        for (module, n) in &other.unknown_frames_by_module {
-            *self
-                .unknown_frames_by_module
-                .entry(module.clone())
-                .or_default() += n;
-        }
-        self.perf_maps_ignored += other.perf_maps_ignored;
-        self.stacks_lost_in_drain += other.stacks_lost_in_drain;
-        self.process_events_lost += other.process_events_lost;
-    }
-
-    /// True when nothing was lost and every frame was named.
-    pub fn is_empty(&self) -> bool {
-        self.entries().iter().all(|(_, v)| *v == 0)
-    }
-
-    /// Name and value of every counter, for the tables.
-    pub fn entries(&self) -> [(&'static str, u64); 13] {
-        [
-            (
-                "samples with unnamed frames",
-                self.samples_with_unknown_frames,
-            ),
-            ("stacks truncated at 127 frames", self.truncated_stacks),
-            ("JIT perf maps ignored (not owned)", self.perf_maps_ignored),
-            ("stack id collisions", self.stack_collisions),
-            ("stack map full", self.stack_map_full),
-            ("user stack missing (user threads)", self.user_stack_missing),
-            ("other stack errors", self.stack_errors_other),
-            ("counts map full", self.counts_map_full),
-            ("children not followed (map full)", self.follow_map_full),
-            (
-                "blocked threads not tracked (map full)",
-                self.pending_map_full,
-            ),
-            ("wakers not recorded (map full)", self.wakers_map_full),
-            ("stacks lost between drains", self.stacks_lost_in_drain),
-            ("process events lost", self.process_events_lost),
-        ]
-    }
-}
-
 #[derive(Debug, Default)]
 pub struct Profile {
     pub frames: FrameTable,
@@ -338,8 +249,10 @@ impl Profile {
     }
 
     /// Adds a window's profile to this one. Threads and processes are
-    /// collapsed by process name (the first pid seen stands for all), so a
-    /// run of days with processes coming and going stays the same size.
+    /// collapsed by process name (the first pid seen stands for all), and
+    /// addresses dropped (address randomization gives every new process
+    /// other ones; the windows keep them), so a run of days with processes
+    /// coming and going stays the same size.
     pub fn merge_collapsed(&mut self, other: Profile) {
         let ids: Vec<FrameId> = other
             .frames
@@ -367,8 +280,8 @@ impl Profile {
             StackSite {
                 tgid: pid,
                 tid: pid,
+                pcs: vec![0; site.frames.len()],
                 frames: site.frames.iter().map(|&f| ids[f as usize]).collect(),
-                pcs: site.pcs,
             }
         };
         for (site, n) in other.on_cpu {
@@ -439,7 +352,7 @@ mod tests {
                     tgid: pid,
                     tid: pid + 1,
                     frames: vec![f],
-                    ..StackSite::default()
+                    pcs: vec![u64::from(pid)],
                 },
                 samples,
             );
@@ -451,7 +364,11 @@ mod tests {
         run.merge_collapsed(window(200, 7));
         assert_eq!(run.processes.len(), 1, "{:?}", run.processes);
         assert_eq!(run.processes[&100].samples, 12);
-        assert_eq!(run.on_cpu.len(), 1);
+        assert_eq!(
+            run.on_cpu.len(),
+            1,
+            "one stack, whatever its addresses were"
+        );
         assert_eq!(run.losses.samples, 12);
     }
 

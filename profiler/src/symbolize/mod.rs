@@ -2,9 +2,17 @@
 //! the profile. One blazesym `Symbolizer` serves the whole run (it caches
 //! parsed ELF and DWARF per file); each drain makes one batched call for all
 //! kernel addresses and one per process for its user addresses, whatever
-//! kind of stack (on-CPU, off-CPU, waker) they come from.
+//! kind of stack (on-CPU, off-CPU, waker) they come from. `sites` turns the
+//! named addresses into the profile's stack sites.
 
-use std::collections::{HashMap, HashSet};
+mod sites;
+
+use sites::BatchNames;
+
+use std::{
+    collections::{HashMap, HashSet},
+    path::PathBuf,
+};
 
 use blazesym::{
     Pid,
@@ -16,13 +24,11 @@ use blazesym::{
     },
 };
 
-use profiler_common::MAX_STACK_DEPTH;
-
 use crate::{
     cli::Naming,
     drain::{Batch, RawStack, RawStacks},
     procfs,
-    profile::{Frame, FrameId, FrameKind, FrameTable, OffState, Profile, StackSite, WakeSite},
+    profile::{Frame, FrameId, FrameKind, FrameTable, OffState, Profile, WakeSite},
 };
 
 const EEXIST: i32 = 17;
@@ -39,8 +45,15 @@ pub struct Symbolizer {
     perf_map_trusted: HashMap<u32, bool>,
     perf_maps_ignored: u64,
     /// Processes whose maps are cached, with how many drains in a row
-    /// found them gone.
-    cached: HashMap<u32, u8>,
+    /// found them gone, and the /proc/PID/map_files paths blazesym opened
+    /// for them: it keeps a resolver per path until told to evict it.
+    cached: HashMap<u32, CachedProcess>,
+}
+
+#[derive(Default)]
+struct CachedProcess {
+    drains_gone: u8,
+    map_files: HashSet<PathBuf>,
 }
 
 /// Frames per address, for one batch: outermost first (inlined last).
@@ -135,7 +148,11 @@ impl Symbolizer {
         let mut snapshot = cache::Process::new(Pid::from(tgid));
         snapshot.cache_perf_map = self.perf_map_allowed(tgid);
         if self.blazesym.cache(&Cache::Process(snapshot)).is_ok() {
-            self.cached.insert(tgid, 0);
+            let cached = self.cached.entry(tgid).or_default();
+            cached.drains_gone = 0;
+            for m in procfs::mappings(tgid) {
+                cached.map_files.insert(m.map_files_path(tgid));
+            }
         }
     }
 
@@ -144,23 +161,26 @@ impl Symbolizer {
     /// run of days with processes coming and going stays the same size.
     pub fn forget_exited(&mut self) {
         let mut gone = Vec::new();
-        for (&tgid, absent) in self.cached.iter_mut() {
+        for (&tgid, cached) in self.cached.iter_mut() {
             if procfs::exists(tgid) {
-                *absent = 0;
+                cached.drains_gone = 0;
             } else {
-                *absent += 1;
-                if *absent >= 2 {
+                cached.drains_gone += 1;
+                if cached.drains_gone >= 2 {
                     gone.push(tgid);
                 }
             }
         }
         for tgid in gone {
-            self.cached.remove(&tgid);
+            let cached = self.cached.remove(&tgid).unwrap_or_default();
             self.kernel_threads.remove(&tgid);
             self.perf_map_trusted.remove(&tgid);
             let _ = self
                 .blazesym
                 .evict(&Evict::Process(evict::Process::new(Pid::from(tgid))));
+            for path in cached.map_files {
+                let _ = self.blazesym.evict(&Evict::Elf(evict::Elf::new(path)));
+            }
         }
     }
 
@@ -301,129 +321,6 @@ fn unique_lookup_addrs<'a>(stacks: impl Iterator<Item = &'a RawStack>) -> Vec<u6
         .collect()
 }
 
-/// The names of one batch: kernel addresses, and user addresses per process.
-struct BatchNames {
-    kernel: Names,
-    user: HashMap<u32, Names>,
-}
-
-impl BatchNames {
-    /// The frames of a thread's stacks, outermost first: user, then kernel.
-    /// `samples` is set for on-CPU samples, whose losses are counted.
-    fn site(&self, stacks: &RawStacks, profile: &mut Profile, samples: Option<u64>) -> StackSite {
-        let mut site = StackSite {
-            tgid: stacks.key.tgid,
-            tid: stacks.key.tid,
-            ..StackSite::default()
-        };
-        let pseudo = |site: &mut StackSite, profile: &mut Profile, name: &str| {
-            site.push(profile.frames.intern(Frame::pseudo(name)), 0);
-        };
-        if matches!(stacks.kernel, RawStack::KernelNames(_)) {
-            pseudo(&mut site, profile, "[blocked since before start]");
-        }
-        let user = self.user.get(&stacks.key.tgid);
-        let truncated = [&stacks.user, &stacks.kernel]
-            .iter()
-            .any(|s| s.frames().len() >= MAX_STACK_DEPTH);
-        if truncated {
-            pseudo(&mut site, profile, "[truncated]");
-        }
-        match &stacks.user {
-            RawStack::Frames(ips) => push_named(&mut site, ips, user),
-            // Kernel threads have no user stack.
-            RawStack::Failed(EFAULT) if user.is_none() => {}
-            RawStack::Failed(EFAULT) => {
-                if let Some(count) = samples {
-                    profile.losses.user_stack_missing += count;
-                }
-                pseudo(&mut site, profile, "[missing user stack]");
-            }
-            RawStack::Failed(ENOENT) => {}
-            other => site.push(loss_frame(other, profile), 0),
-        }
-        match &stacks.kernel {
-            RawStack::Frames(ips) => push_named(&mut site, ips, Some(&self.kernel)),
-            RawStack::KernelNames(names) => {
-                for name in names.iter().rev() {
-                    let frame = profile.frames.intern(Frame {
-                        name: clean(name),
-                        module: None,
-                        kind: FrameKind::Kernel,
-                    });
-                    site.push(frame, 0);
-                }
-            }
-            // The sample landed in user mode: there is no kernel stack.
-            RawStack::Failed(EFAULT) => {}
-            other => site.push(loss_frame(other, profile), 0),
-        }
-        if site.frames.is_empty() {
-            pseudo(&mut site, profile, "[no stack]");
-        }
-        if let Some(count) = samples {
-            count_quality(&site.frames, truncated, count, profile);
-        }
-        site
-    }
-}
-
-/// Counts an on-CPU sample's truncation and unnamed frames (per module).
-fn count_quality(frames: &[FrameId], truncated: bool, count: u64, profile: &mut Profile) {
-    let losses = &mut profile.losses;
-    losses.samples += count;
-    if truncated {
-        losses.truncated_stacks += count;
-    }
-    let mut modules: Vec<&str> = frames
-        .iter()
-        .map(|&id| profile.frames.get(id))
-        .filter(|f| f.kind == FrameKind::Unknown)
-        .map(|f| f.module.as_deref().unwrap_or("[no file]"))
-        .collect();
-    if modules.is_empty() {
-        return;
-    }
-    losses.samples_with_unknown_frames += count;
-    modules.sort_unstable();
-    modules.dedup();
-    for module in modules {
-        *losses
-            .unknown_frames_by_module
-            .entry(module.to_string())
-            .or_default() += count;
-    }
-}
-
-/// Appends the frames of a leaf-first stack, outermost first, each with
-/// the address the kernel recorded for it.
-fn push_named(site: &mut StackSite, ips: &[u64], names: Option<&Names>) {
-    let Some(names) = names else { return };
-    let addrs: Vec<u64> = lookup_addrs(ips).collect();
-    for (ip, addr) in ips.iter().zip(addrs).rev() {
-        for &frame in names.get(&addr).into_iter().flatten() {
-            site.push(frame, *ip);
-        }
-    }
-}
-
-/// A pseudo-frame standing where a stack could not be recorded.
-fn loss_frame(stack: &RawStack, profile: &mut Profile) -> FrameId {
-    let name = match stack {
-        RawStack::Failed(EEXIST) => "[stack collision]".to_string(),
-        RawStack::Failed(ENOMEM) => "[stack map full]".to_string(),
-        RawStack::Failed(errno) => format!("[stack error {errno}]"),
-        RawStack::Lost => {
-            profile.losses.stacks_lost_in_drain += 1;
-            "[lost stack]".to_string()
-        }
-        RawStack::Frames(_) | RawStack::KernelNames(_) => {
-            unreachable!("only failed stacks get a loss frame")
-        }
-    };
-    profile.frames.intern(Frame::pseudo(&name))
-}
-
 fn main_thread_comm(tgid: u32, stacks: &[&RawStacks]) -> String {
     let stack = stacks
         .iter()
@@ -448,141 +345,4 @@ fn clean(name: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::drain::RawSample;
-    use profiler_common::StackKey;
-
-    #[inline(never)]
-    fn a_named_function_of_ours() -> u64 {
-        std::hint::black_box(a_named_function_of_ours as *const () as usize as u64)
-    }
-
-    fn sample_with_user_stack(ips: Vec<u64>) -> RawSample {
-        let mut key = StackKey {
-            tgid: std::process::id(),
-            tid: std::process::id(),
-            ..StackKey::default()
-        };
-        key.comm[..4].copy_from_slice(b"test");
-        RawSample {
-            stacks: RawStacks {
-                key,
-                user: RawStack::Frames(ips),
-                kernel: RawStack::Failed(EFAULT),
-            },
-            count: 3,
-        }
-    }
-
-    fn batch(on_cpu: Vec<RawSample>) -> Batch {
-        Batch {
-            on_cpu,
-            ..Batch::default()
-        }
-    }
-
-    #[test]
-    fn return_addresses_are_looked_up_one_byte_earlier() {
-        let addrs: Vec<u64> = lookup_addrs(&[100, 200, 300]).collect();
-        assert_eq!(addrs, vec![100, 199, 299]);
-    }
-
-    #[test]
-    fn names_a_function_of_this_process() {
-        let addr = a_named_function_of_ours();
-        let mut symbolizer = Symbolizer::default();
-        let mut profile = Profile::default();
-        symbolizer.add_batch(
-            batch(vec![sample_with_user_stack(vec![addr + 1])]),
-            &mut profile,
-        );
-        let (site, count) = profile.on_cpu.iter().next().unwrap();
-        assert_eq!(*count, 3);
-        let frame = profile.frames.get(site.frames[0]);
-        assert!(frame.name.contains("a_named_function_of_ours"), "{frame:?}");
-        assert_eq!(frame.kind, FrameKind::User);
-        assert!(
-            frame.module.as_deref().unwrap_or("").starts_with("bpfprof"),
-            "{frame:?}"
-        );
-    }
-
-    #[test]
-    fn losses_become_pseudo_frames_and_are_counted() {
-        let mut sample = sample_with_user_stack(vec![]);
-        sample.stacks.user = RawStack::Failed(EFAULT);
-        sample.stacks.kernel = RawStack::Failed(EEXIST);
-        let mut profile = Profile::default();
-        Symbolizer::default().add_batch(batch(vec![sample]), &mut profile);
-        let site = profile.on_cpu.keys().next().unwrap();
-        let names: Vec<&str> = site
-            .frames
-            .iter()
-            .map(|&f| profile.frames.get(f).name.as_str())
-            .collect();
-        assert_eq!(names, ["[missing user stack]", "[stack collision]"]);
-        assert_eq!(profile.losses.user_stack_missing, 3);
-    }
-
-    #[test]
-    fn off_cpu_stacks_and_wakers_are_named_too() {
-        let addr = a_named_function_of_ours();
-        let blocked = sample_with_user_stack(vec![addr + 1]).stacks;
-        let mut waker = blocked.clone();
-        waker.key.tid += 1;
-        waker.key.comm = *b"waker\0\0\0\0\0\0\0\0\0\0\0";
-        let off = crate::drain::RawOffCpu {
-            stacks: blocked,
-            state: 0,
-            us: 500,
-        };
-        let wake = crate::drain::RawWake {
-            blocked: off.clone(),
-            waker,
-        };
-        let mut profile = Profile::default();
-        let batch = Batch {
-            off_cpu: vec![off],
-            wakes: vec![wake],
-            ..Batch::default()
-        };
-        Symbolizer::default().add_batch(batch, &mut profile);
-        let (site, us) = profile.off_cpu.iter().next().unwrap();
-        assert_eq!((*us, site.state), (500, OffState::Sleeping));
-        assert!(
-            profile
-                .frames
-                .get(site.site.frames[0])
-                .name
-                .contains("a_named_function_of_ours")
-        );
-        let (wake, us) = profile.wakes.iter().next().unwrap();
-        assert_eq!((*us, wake.waker_name.as_str()), (500, "waker"));
-        assert_eq!(profile.threads.len(), 2);
-    }
-
-    #[test]
-    fn stacks_at_the_depth_limit_are_marked_truncated_and_counted() {
-        let addr = a_named_function_of_ours();
-        let deep = sample_with_user_stack(vec![addr + 1; MAX_STACK_DEPTH]);
-        let shallow = sample_with_user_stack(vec![addr + 1; 3]);
-        let mut profile = Profile::default();
-        Symbolizer::default().add_batch(batch(vec![deep, shallow]), &mut profile);
-        let truncated: Vec<_> = profile
-            .on_cpu
-            .keys()
-            .filter(|site| profile.frames.get(site.frames[0]).name == "[truncated]")
-            .collect();
-        assert_eq!(truncated.len(), 1, "only the 127-frame stack is cut");
-        assert_eq!(profile.losses.truncated_stacks, 3);
-        assert_eq!(profile.losses.samples, 6);
-        assert_eq!(profile.losses.samples_with_unknown_frames, 0);
-    }
-
-    #[test]
-    fn comms_stop_at_the_first_nul() {
-        assert_eq!(comm_to_string(b"bash\0\0\0\0"), "bash");
-        assert_eq!(comm_to_string(b"sixteen-chars-xx"), "sixteen-chars-xx");
-    }
-}
+mod tests;

@@ -1,0 +1,140 @@
+use super::*;
+use crate::profile::{Frame, OffState};
+use flate2::read::GzDecoder;
+use std::io::Read;
+
+fn profile() -> Profile {
+    let mut p = Profile::default();
+    p.name_process(7, || "app".into());
+    p.name_thread(7, 8, || "worker".into());
+    let f = |p: &mut Profile, name: &str, kind| {
+        let module =
+            (kind != FrameKind::Kernel && kind != FrameKind::Pseudo).then(|| "app".to_string());
+        p.frames.intern(Frame {
+            name: name.into(),
+            module,
+            kind,
+        })
+    };
+    let main = f(&mut p, "main", FrameKind::User);
+    let outer = f(&mut p, "outer", FrameKind::User);
+    let inlined = f(&mut p, "inlined", FrameKind::Inlined);
+    let read = f(&mut p, "ksys_read", FrameKind::Kernel);
+    let lost = f(&mut p, "[lost stack]", FrameKind::Pseudo);
+    let site = StackSite {
+        tgid: 7,
+        tid: 8,
+        frames: vec![main, outer, inlined, read],
+        pcs: vec![0x1010, 0x2020, 0x2020, 0xffff_0000],
+    };
+    p.add(site.clone(), 5);
+    p.add(
+        StackSite {
+            tgid: 7,
+            tid: 8,
+            frames: vec![lost],
+            pcs: vec![0],
+        },
+        1,
+    );
+    p.add_off_cpu(site, OffState::Uninterruptible, 250);
+    p
+}
+
+#[test]
+fn round_trips_with_every_id_resolved() {
+    let mut meta = RunMeta::new(
+        100,
+        "pid 7".into(),
+        std::time::SystemTime::now(),
+        Default::default(),
+    );
+    meta.duration_secs = 2.0;
+    let dir = std::env::temp_dir().join(format!("bpfprof-pprof-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("profile.pb.gz");
+    write(
+        &path,
+        &build(&profile(), &meta, true, 1_700_000_000_000_000_000),
+    )
+    .unwrap();
+    let mut bytes = Vec::new();
+    GzDecoder::new(std::fs::File::open(&path).unwrap())
+        .read_to_end(&mut bytes)
+        .unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let decoded = proto::Profile::decode(bytes.as_slice()).unwrap();
+
+    let s = |id: i64| decoded.string_table[id as usize].as_str();
+    assert_eq!(decoded.string_table[0], "");
+    let types: Vec<_> = decoded
+        .sample_type
+        .iter()
+        .map(|t| (s(t.r#type), s(t.unit)))
+        .collect();
+    assert_eq!(
+        types,
+        [
+            ("samples", "count"),
+            ("cpu", "nanoseconds"),
+            ("off_cpu", "nanoseconds")
+        ]
+    );
+    assert_eq!(
+        (decoded.period, decoded.duration_nanos),
+        (10_000_000, 2_000_000_000)
+    );
+    let function_ids: Vec<u64> = decoded.function.iter().map(|f| f.id).collect();
+    let mapping_ids: Vec<u64> = decoded.mapping.iter().map(|m| m.id).collect();
+    let location_ids: Vec<u64> = decoded.location.iter().map(|l| l.id).collect();
+    for location in &decoded.location {
+        assert!(location.mapping_id == 0 || mapping_ids.contains(&location.mapping_id));
+        for line in &location.line {
+            assert!(function_ids.contains(&line.function_id));
+        }
+    }
+    for sample in &decoded.sample {
+        assert!(
+            sample
+                .location_id
+                .iter()
+                .all(|id| location_ids.contains(id))
+        );
+        assert_eq!(sample.value.len(), 3);
+        for label in &sample.label {
+            let _ = s(label.key);
+            let _ = s(label.str);
+        }
+    }
+    // The inlined function shares its caller's address: one location, two lines.
+    let inline = decoded
+        .location
+        .iter()
+        .find(|l| l.address == 0x2020)
+        .unwrap();
+    let names: Vec<&str> = inline
+        .line
+        .iter()
+        .map(|l| s(decoded.function[l.function_id as usize - 1].name))
+        .collect();
+    assert_eq!(names, ["inlined", "outer"]);
+    // Leaf first: the kernel frame leads the on-CPU sample.
+    let on_cpu = decoded.sample.iter().find(|s| s.value[0] == 5).unwrap();
+    assert_eq!(
+        decoded.location[on_cpu.location_id[0] as usize - 1].address,
+        0xffff_0000
+    );
+    assert_eq!(on_cpu.value[1], 50_000_000);
+    let off = decoded.sample.iter().find(|s| s.value[2] > 0).unwrap();
+    assert_eq!(off.value[2], 250_000);
+    assert!(
+        off.label
+            .iter()
+            .any(|l| s(l.key) == "state" && s(l.str) == "uninterruptible")
+    );
+    let kernel = decoded
+        .mapping
+        .iter()
+        .find(|m| s(m.filename) == "[kernel.kallsyms]");
+    assert!(kernel.is_some());
+}

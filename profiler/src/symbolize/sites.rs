@@ -1,0 +1,139 @@
+//! From named addresses to stack sites: user frames then kernel frames,
+//! outermost first, with pseudo-frames where a stack could not be recorded,
+//! and the quality counts (truncation, unnamed frames) of on-CPU samples.
+
+use profiler_common::MAX_STACK_DEPTH;
+
+use super::{EEXIST, EFAULT, ENOENT, ENOMEM, Names, clean, lookup_addrs};
+use crate::{
+    drain::{RawStack, RawStacks},
+    profile::{Frame, FrameId, FrameKind, Profile, StackSite},
+};
+
+/// The names of one batch: kernel addresses, and user addresses per process.
+pub(super) struct BatchNames {
+    pub kernel: Names,
+    pub user: std::collections::HashMap<u32, Names>,
+}
+
+impl BatchNames {
+    /// The frames of a thread's stacks, outermost first: user, then kernel.
+    /// `samples` is set for on-CPU samples, whose losses are counted.
+    pub fn site(
+        &self,
+        stacks: &RawStacks,
+        profile: &mut Profile,
+        samples: Option<u64>,
+    ) -> StackSite {
+        let mut site = StackSite {
+            tgid: stacks.key.tgid,
+            tid: stacks.key.tid,
+            ..StackSite::default()
+        };
+        let pseudo = |site: &mut StackSite, profile: &mut Profile, name: &str| {
+            site.push(profile.frames.intern(Frame::pseudo(name)), 0);
+        };
+        if matches!(stacks.kernel, RawStack::KernelNames(_)) {
+            pseudo(&mut site, profile, "[blocked since before start]");
+        }
+        let user = self.user.get(&stacks.key.tgid);
+        let truncated = [&stacks.user, &stacks.kernel]
+            .iter()
+            .any(|s| s.frames().len() >= MAX_STACK_DEPTH);
+        if truncated {
+            pseudo(&mut site, profile, "[truncated]");
+        }
+        match &stacks.user {
+            RawStack::Frames(ips) => push_named(&mut site, ips, user),
+            // Kernel threads have no user stack.
+            RawStack::Failed(EFAULT) if user.is_none() => {}
+            RawStack::Failed(EFAULT) => {
+                if let Some(count) = samples {
+                    profile.losses.user_stack_missing += count;
+                }
+                pseudo(&mut site, profile, "[missing user stack]");
+            }
+            RawStack::Failed(ENOENT) => {}
+            other => site.push(loss_frame(other, profile), 0),
+        }
+        match &stacks.kernel {
+            RawStack::Frames(ips) => push_named(&mut site, ips, Some(&self.kernel)),
+            RawStack::KernelNames(names) => {
+                for name in names.iter().rev() {
+                    let frame = profile.frames.intern(Frame {
+                        name: clean(name),
+                        module: None,
+                        kind: FrameKind::Kernel,
+                    });
+                    site.push(frame, 0);
+                }
+            }
+            // The sample landed in user mode: there is no kernel stack.
+            RawStack::Failed(EFAULT) => {}
+            other => site.push(loss_frame(other, profile), 0),
+        }
+        if site.frames.is_empty() {
+            pseudo(&mut site, profile, "[no stack]");
+        }
+        if let Some(count) = samples {
+            count_quality(&site.frames, truncated, count, profile);
+        }
+        site
+    }
+}
+
+/// Counts an on-CPU sample's truncation and unnamed frames (per module).
+fn count_quality(frames: &[FrameId], truncated: bool, count: u64, profile: &mut Profile) {
+    let losses = &mut profile.losses;
+    losses.samples += count;
+    if truncated {
+        losses.truncated_stacks += count;
+    }
+    let mut modules: Vec<&str> = frames
+        .iter()
+        .map(|&id| profile.frames.get(id))
+        .filter(|f| f.kind == FrameKind::Unknown)
+        .map(|f| f.module.as_deref().unwrap_or("[no file]"))
+        .collect();
+    if modules.is_empty() {
+        return;
+    }
+    losses.samples_with_unknown_frames += count;
+    modules.sort_unstable();
+    modules.dedup();
+    for module in modules {
+        *losses
+            .unknown_frames_by_module
+            .entry(module.to_string())
+            .or_default() += count;
+    }
+}
+
+/// Appends the frames of a leaf-first stack, outermost first, each with
+/// the address the kernel recorded for it.
+fn push_named(site: &mut StackSite, ips: &[u64], names: Option<&Names>) {
+    let Some(names) = names else { return };
+    let addrs: Vec<u64> = lookup_addrs(ips).collect();
+    for (ip, addr) in ips.iter().zip(addrs).rev() {
+        for &frame in names.get(&addr).into_iter().flatten() {
+            site.push(frame, *ip);
+        }
+    }
+}
+
+/// A pseudo-frame standing where a stack could not be recorded.
+fn loss_frame(stack: &RawStack, profile: &mut Profile) -> FrameId {
+    let name = match stack {
+        RawStack::Failed(EEXIST) => "[stack collision]".to_string(),
+        RawStack::Failed(ENOMEM) => "[stack map full]".to_string(),
+        RawStack::Failed(errno) => format!("[stack error {errno}]"),
+        RawStack::Lost => {
+            profile.losses.stacks_lost_in_drain += 1;
+            "[lost stack]".to_string()
+        }
+        RawStack::Frames(_) | RawStack::KernelNames(_) => {
+            unreachable!("only failed stacks get a loss frame")
+        }
+    };
+    profile.frames.intern(Frame::pseudo(&name))
+}

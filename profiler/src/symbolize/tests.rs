@@ -1,0 +1,136 @@
+use super::*;
+use crate::drain::RawSample;
+use profiler_common::{MAX_STACK_DEPTH, StackKey};
+
+#[inline(never)]
+fn a_named_function_of_ours() -> u64 {
+    std::hint::black_box(a_named_function_of_ours as *const () as usize as u64)
+}
+
+fn sample_with_user_stack(ips: Vec<u64>) -> RawSample {
+    let mut key = StackKey {
+        tgid: std::process::id(),
+        tid: std::process::id(),
+        ..StackKey::default()
+    };
+    key.comm[..4].copy_from_slice(b"test");
+    RawSample {
+        stacks: RawStacks {
+            key,
+            user: RawStack::Frames(ips),
+            kernel: RawStack::Failed(EFAULT),
+        },
+        count: 3,
+    }
+}
+
+fn batch(on_cpu: Vec<RawSample>) -> Batch {
+    Batch {
+        on_cpu,
+        ..Batch::default()
+    }
+}
+
+#[test]
+fn return_addresses_are_looked_up_one_byte_earlier() {
+    let addrs: Vec<u64> = lookup_addrs(&[100, 200, 300]).collect();
+    assert_eq!(addrs, vec![100, 199, 299]);
+}
+
+#[test]
+fn names_a_function_of_this_process() {
+    let addr = a_named_function_of_ours();
+    let mut symbolizer = Symbolizer::default();
+    let mut profile = Profile::default();
+    symbolizer.add_batch(
+        batch(vec![sample_with_user_stack(vec![addr + 1])]),
+        &mut profile,
+    );
+    let (site, count) = profile.on_cpu.iter().next().unwrap();
+    assert_eq!(*count, 3);
+    let frame = profile.frames.get(site.frames[0]);
+    assert!(frame.name.contains("a_named_function_of_ours"), "{frame:?}");
+    assert_eq!(frame.kind, FrameKind::User);
+    assert!(
+        frame.module.as_deref().unwrap_or("").starts_with("bpfprof"),
+        "{frame:?}"
+    );
+}
+
+#[test]
+fn losses_become_pseudo_frames_and_are_counted() {
+    let mut sample = sample_with_user_stack(vec![]);
+    sample.stacks.user = RawStack::Failed(EFAULT);
+    sample.stacks.kernel = RawStack::Failed(EEXIST);
+    let mut profile = Profile::default();
+    Symbolizer::default().add_batch(batch(vec![sample]), &mut profile);
+    let site = profile.on_cpu.keys().next().unwrap();
+    let names: Vec<&str> = site
+        .frames
+        .iter()
+        .map(|&f| profile.frames.get(f).name.as_str())
+        .collect();
+    assert_eq!(names, ["[missing user stack]", "[stack collision]"]);
+    assert_eq!(profile.losses.user_stack_missing, 3);
+}
+
+#[test]
+fn off_cpu_stacks_and_wakers_are_named_too() {
+    let addr = a_named_function_of_ours();
+    let blocked = sample_with_user_stack(vec![addr + 1]).stacks;
+    let mut waker = blocked.clone();
+    waker.key.tid += 1;
+    waker.key.comm = *b"waker\0\0\0\0\0\0\0\0\0\0\0";
+    let off = crate::drain::RawOffCpu {
+        stacks: blocked,
+        state: 0,
+        us: 500,
+    };
+    let wake = crate::drain::RawWake {
+        blocked: off.clone(),
+        waker,
+    };
+    let mut profile = Profile::default();
+    let batch = Batch {
+        off_cpu: vec![off],
+        wakes: vec![wake],
+        ..Batch::default()
+    };
+    Symbolizer::default().add_batch(batch, &mut profile);
+    let (site, us) = profile.off_cpu.iter().next().unwrap();
+    assert_eq!((*us, site.state), (500, OffState::Sleeping));
+    assert!(
+        profile
+            .frames
+            .get(site.site.frames[0])
+            .name
+            .contains("a_named_function_of_ours")
+    );
+    let (wake, us) = profile.wakes.iter().next().unwrap();
+    assert_eq!((*us, wake.waker_name.as_str()), (500, "waker"));
+    assert_eq!(profile.threads.len(), 2);
+}
+
+#[test]
+fn stacks_at_the_depth_limit_are_marked_truncated_and_counted() {
+    let addr = a_named_function_of_ours();
+    let deep = sample_with_user_stack(vec![addr + 1; MAX_STACK_DEPTH]);
+    let shallow = sample_with_user_stack(vec![addr + 1; 3]);
+    let mut profile = Profile::default();
+    Symbolizer::default().add_batch(batch(vec![deep, shallow]), &mut profile);
+    let truncated: Vec<_> = profile
+        .on_cpu
+        .keys()
+        .filter(|site| profile.frames.get(site.frames[0]).name == "[truncated]")
+        .collect();
+    assert_eq!(truncated.len(), 1, "only the 127-frame stack is cut");
+    assert_eq!(profile.losses.truncated_stacks, 3);
+    assert_eq!(profile.losses.samples, 6);
+    assert_eq!(profile.losses.samples_with_unknown_frames, 0);
+}
+
+#[test]
+fn comms_stop_at_the_first_nul() {
+    assert_eq!(comm_to_string(b"bash\0\0\0\0"), "bash");
+    assert_eq!(comm_to_string(b"sixteen-chars-xx"), "sixteen-chars-xx");
+}
