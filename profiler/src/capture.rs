@@ -28,6 +28,8 @@ pub struct Capture {
     pub elapsed: Duration,
     /// Exit code of the profiled command, when it exited during the run.
     pub command_status: Option<i32>,
+    /// When sampling stopped: the time to report is counted from here.
+    pub stopped: Instant,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,6 +150,7 @@ async fn capture(config: &Config) -> Result<Capture> {
             status = &mut command_exit => break Stop::CommandExited(status?),
         }
     };
+    let stopped = Instant::now();
     status.clear();
     if stop == Stop::Signal {
         // A second Ctrl-C ends bpfprof at once, whatever it is doing.
@@ -193,6 +196,7 @@ async fn capture(config: &Config) -> Result<Capture> {
             Stop::CommandExited(code) => Some(code),
             _ => None,
         },
+        stopped,
     })
 }
 

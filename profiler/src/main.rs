@@ -126,6 +126,11 @@ fn run(config: &cli::Config) -> anyhow::Result<ExitCode> {
         &render_options(config, capture.started),
     )?;
     ownership::give_to_invoking_user(&config.output_dir);
+    if config.verbose > 0 {
+        // From the end of sampling: the final drain and symbolization count.
+        let ms = capture.stopped.elapsed().as_secs_f64() * 1000.0;
+        eprintln!("bpfprof: outputs written in {ms:.0} ms after the capture ended");
+    }
     print!("{}", rendered.stdout);
     if let Some(code) = capture.command_status.filter(|&c| c != 0) {
         eprintln!("bpfprof: the command exited with status {code}");

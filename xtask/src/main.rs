@@ -2,6 +2,7 @@
 //! builds the BPF object and the self-contained `bpfprof` binary, runs it,
 //! tests it and installs it. Each step prints one line of progress.
 
+mod bench;
 mod prereqs;
 mod soak;
 
@@ -24,7 +25,9 @@ tasks:
   test [-- ARGS]        build, then the whole test suite (ARGS go to `cargo test`)
   install [--root DIR]  build, then copy bpfprof to DIR (default /usr/local/bin as
                         root, else ~/.cargo/bin)
-  soak [MINUTES]        build, then the continuous-mode soak test (default 10 min)";
+  soak [MINUTES]        build, then the continuous-mode soak test (default 10 min)
+  bench [--quick]       build, then bpfprof side by side with perf and bpftrace;
+                        writes docs/benchmarks.md and docs/benchmarks.json";
 
 fn main() -> ExitCode {
     match run(env::args().skip(1).collect()) {
@@ -63,6 +66,11 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
             };
             let bin = build(&root)?;
             soak::run(&bin, minutes)
+        }
+        "bench" => {
+            let quick = rest.iter().any(|a| a == "--quick");
+            let bin = build(&root)?;
+            bench::run(&root, &bin, quick)
         }
         "install" => {
             let bin = build(&root)?;

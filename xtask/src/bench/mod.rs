@@ -1,0 +1,139 @@
+//! `cargo xtask bench [--quick]`: bpfprof measured side by side with perf
+//! and bpftrace on this machine. Installs what it compares against, runs
+//! every comparison (each figure the median of repeated runs, with min and
+//! max; ratios taken within one run), and writes docs/benchmarks.md and
+//! docs/benchmarks.json. Not part of `test`.
+
+mod cases;
+mod report;
+mod run;
+
+use std::{
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+use anyhow::{Context, Result};
+
+use crate::{is_root, progress, run_checked};
+
+/// One comparison: its name in the results, and how to run it.
+type Case = (&'static str, fn(&Bench) -> Result<serde_json::Value>);
+
+pub struct Bench {
+    bpfprof: PathBuf,
+    workloads: PathBuf,
+    scratch: PathBuf,
+    runs: usize,
+    cpus: usize,
+    capture_seconds: u64,
+}
+
+pub fn run(root: &Path, bpfprof: &Path, quick: bool) -> Result<ExitCode> {
+    ensure_tools()?;
+    let bench = Bench {
+        bpfprof: bpfprof.to_path_buf(),
+        workloads: build_workloads(root)?,
+        scratch: std::env::temp_dir().join("bpfprof-bench"),
+        runs: if quick { 3 } else { 5 },
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        capture_seconds: if quick { 10 } else { 30 },
+    };
+    std::fs::create_dir_all(&bench.scratch)?;
+    let mut results = serde_json::Map::new();
+    let cases: [Case; 4] = [
+        ("off_cpu_cost", Bench::off_cpu_cost),
+        ("sampling_cost", Bench::sampling_cost),
+        ("accuracy", Bench::accuracy),
+        ("report_time_and_memory", Bench::report_time_and_memory),
+    ];
+    for (name, case) in cases {
+        progress(&format!("bench: {name} ({} runs)", bench.runs));
+        let value = case(&bench).with_context(|| format!("bench case {name}"))?;
+        results.insert(name.into(), value);
+    }
+    let docs = root.join("docs");
+    std::fs::create_dir_all(&docs)?;
+    let machine = report::machine(&bench)?;
+    let results = serde_json::json!({ "machine": machine, "results": results });
+    std::fs::write(
+        docs.join("benchmarks.json"),
+        serde_json::to_string_pretty(&results)? + "\n",
+    )?;
+    std::fs::write(
+        docs.join("benchmarks.md"),
+        report::markdown(&results, quick),
+    )?;
+    progress("bench: wrote docs/benchmarks.md and docs/benchmarks.json");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// perf and bpftrace from Debian's packages, inferno's command-line tools
+/// for perf's post-processing.
+fn ensure_tools() -> Result<()> {
+    let missing = |tool: &str| {
+        !Command::new("sh")
+            .args(["-c", &format!("command -v {tool}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    let packages: Vec<&str> = [("perf", "linux-perf"), ("bpftrace", "bpftrace")]
+        .into_iter()
+        .filter(|(tool, _)| missing(tool))
+        .map(|(_, package)| package)
+        .collect();
+    if !packages.is_empty() {
+        anyhow::ensure!(
+            is_root(),
+            "the benchmark needs {} installed (apt-get install -y {})",
+            packages.join(", "),
+            packages.join(" ")
+        );
+        progress(&format!("bench: installing {}", packages.join(", ")));
+        run_checked(
+            Command::new("apt-get").args(["update", "-qq"]),
+            "apt-get update",
+        )?;
+        run_checked(
+            Command::new("apt-get")
+                .args(["install", "-y", "-qq"])
+                .args(&packages),
+            "installing the comparison tools",
+        )?;
+    }
+    if missing("inferno-collapse-perf") {
+        progress("bench: installing inferno's command-line tools (for perf's flame graphs)");
+        run_checked(
+            Command::new(crate::cargo()).args([
+                "install",
+                "inferno",
+                "--version",
+                "0.12.8",
+                "--locked",
+            ]),
+            "installing inferno",
+        )?;
+    }
+    Ok(())
+}
+
+/// The test workloads, built as the tests build them.
+fn build_workloads(root: &Path) -> Result<PathBuf> {
+    let dir = root.join("target/bench");
+    std::fs::create_dir_all(&dir)?;
+    for (name, source) in [
+        ("wl-pingpong", "pingpong.c"),
+        ("wl-fixed", "fixed.c"),
+        ("wl-ratio", "ratio.c"),
+        ("wl-sleeps", "sleeps.c"),
+    ] {
+        run_checked(
+            Command::new("gcc")
+                .args(["-O0", "-g", "-fno-omit-frame-pointer", "-fno-inline", "-o"])
+                .arg(dir.join(name))
+                .arg(root.join("tests/workloads").join(source)),
+            &format!("building {name}"),
+        )?;
+    }
+    Ok(dir)
+}

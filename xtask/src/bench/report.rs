@@ -1,0 +1,225 @@
+//! docs/benchmarks.md: a table per comparison, the machine, the versions,
+//! the date, and each target stated as met or missed.
+
+use std::{fmt::Write, process::Command};
+
+use anyhow::Result;
+use serde_json::{Value, json};
+
+use super::Bench;
+
+pub fn machine(bench: &Bench) -> Result<Value> {
+    let version = |cmd: &str, arg: &str| {
+        Command::new(cmd)
+            .arg(arg)
+            .output()
+            .map(|o| {
+                String::from_utf8_lossy(&o.stdout)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|t| {
+            t.lines().find_map(|l| {
+                l.strip_prefix("model name")?
+                    .split(':')
+                    .nth(1)
+                    .map(|m| m.trim().to_string())
+            })
+        })
+        .unwrap_or_default();
+    Ok(json!({
+        "date": version("date", "-u"),
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+        "cpu": cpu,
+        "cpus": bench.cpus,
+        "runs": bench.runs,
+        "bpfprof": version(&bench.bpfprof.display().to_string(), "--version"),
+        "perf": version("perf", "--version"),
+        "bpftrace": version("bpftrace", "--version"),
+    }))
+}
+
+fn show(v: &Value, digits: usize) -> String {
+    match (v["median"].as_f64(), v["min"].as_f64(), v["max"].as_f64()) {
+        (Some(m), Some(lo), Some(hi)) => format!("{m:.digits$} ({lo:.digits$}–{hi:.digits$})"),
+        _ => "–".into(),
+    }
+}
+
+fn verdict(met: bool) -> &'static str {
+    if met { "**met**" } else { "**missed**" }
+}
+
+pub fn markdown(all: &Value, quick: bool) -> String {
+    let m = &all["machine"];
+    let r = &all["results"];
+    let mut out = String::new();
+    let _ = writeln!(out, "# Benchmarks\n");
+    let _ = writeln!(
+        out,
+        "Measured by `cargo xtask bench{}` on {}: {}, {} CPUs, kernel {}; {}, {}, {}. Each figure is the median of {} runs, (min–max); ratios are taken within each run, side by side, because the machine is shared and noisy.\n",
+        if quick { " --quick" } else { "" },
+        m["date"].as_str().unwrap_or(""),
+        m["cpu"].as_str().unwrap_or(""),
+        m["cpus"],
+        m["kernel"].as_str().unwrap_or(""),
+        m["bpfprof"].as_str().unwrap_or(""),
+        m["perf"].as_str().unwrap_or(""),
+        m["bpftrace"].as_str().unwrap_or(""),
+        m["runs"]
+    );
+
+    let off = &r["off_cpu_cost"];
+    let _ = writeln!(
+        out,
+        "## Off-CPU cost\n\nA pipe ping-pong between two processes pinned to one CPU, 200,000 round trips (about 400,000 context switches); every tracer records stacks at every switch, system-wide.\n"
+    );
+    let _ = writeln!(out, "| tracer | seconds | slowdown |\n|---|---|---|");
+    let mut ours = f64::NAN;
+    for row in off["rows"].as_array().into_iter().flatten() {
+        let slowdown = if row["slowdown"].is_null() {
+            "1".to_string()
+        } else {
+            format!("{}x", show(&row["slowdown"], 2))
+        };
+        if row["tool"] == "bpfprof --off-cpu" {
+            ours = row["slowdown"]["median"].as_f64().unwrap_or(f64::NAN);
+        }
+        let _ = writeln!(
+            out,
+            "| {} | {} | {slowdown} |",
+            row["tool"].as_str().unwrap_or(""),
+            show(&row["seconds"], 3)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nTarget: bpfprof at most 1.5x: {} ({ours:.2}x).\n",
+        verdict(ours <= 1.5)
+    );
+
+    let _ = writeln!(
+        out,
+        "## Sampling cost\n\nSystem-wide, under a fixed CPU-bound load on every CPU. CPU seconds are the profiler's own (user + sys), including its post-processing to a flame graph: for perf, `perf record` + `perf script` + `inferno-collapse-perf` + `inferno-flamegraph`.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| Hz | bpfprof CPU s | perf CPU s | bpfprof / perf | BPF ns per sample | load slowdown, bpfprof | load slowdown, perf |\n|---|---|---|---|---|---|---|"
+    );
+    let (mut cpu_met, mut ns_met) = (true, true);
+    for row in r["sampling_cost"].as_array().into_iter().flatten() {
+        cpu_met &= row["bpfprof_cpu_over_perf_cpu"]["median"]
+            .as_f64()
+            .is_some_and(|v| v <= 0.5);
+        ns_met &= row["bpfprof"]["bpf_ns_per_sample"]["median"]
+            .as_f64()
+            .is_some_and(|v| v <= 2000.0);
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} |",
+            row["freq_hz"],
+            show(&row["bpfprof"]["cpu_seconds"], 2),
+            show(&row["perf"]["cpu_seconds"], 2),
+            show(&row["bpfprof_cpu_over_perf_cpu"], 2),
+            show(&row["bpfprof"]["bpf_ns_per_sample"], 0),
+            show(&row["bpfprof"]["slowdown"], 3),
+            show(&row["perf"]["slowdown"], 3)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "\nTargets: bpfprof's CPU at most 0.5x perf's at every rate: {}; BPF cost at most 2 µs per sample: {}.\n",
+        verdict(cpu_met),
+        verdict(ns_met)
+    );
+
+    let acc = &r["accuracy"];
+    let _ = writeln!(
+        out,
+        "## Accuracy\n\nShares measured on workloads of known split (percent of the two functions' samples or time).\n"
+    );
+    let _ = writeln!(
+        out,
+        "| workload | truth | bpfprof | error, points | perf | error, points |\n|---|---|---|---|---|---|"
+    );
+    let on = &acc["on_cpu_75_25"];
+    let _ = writeln!(
+        out,
+        "| on-CPU, hot_a / (hot_a + hot_b), 999 Hz, 3 s | 75.0 | {} | {} | {} | {} |",
+        show(&on["bpfprof_share"], 1),
+        show(&on["bpfprof_error_points"], 1),
+        show(&on["perf_share"], 1),
+        show(&on["perf_error_points"], 1)
+    );
+    let offa = &acc["off_cpu_2_1"];
+    let _ = writeln!(
+        out,
+        "| off-CPU, 20 ms / (20 + 10 ms) sleeps, 3 s | 66.7 | {} | {} | – | – |",
+        show(&offa["bpfprof_share"], 1),
+        show(&offa["bpfprof_error_points"], 1)
+    );
+    let ours_err = on["bpfprof_error_points"]["median"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    let perf_err = on["perf_error_points"]["median"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    let off_err = offa["bpfprof_error_points"]["median"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    let _ = writeln!(out, "\nperf: {}\n", offa["perf"].as_str().unwrap_or(""));
+    let _ = writeln!(
+        out,
+        "Targets: bpfprof within 2 points: {} (on-CPU {ours_err:.1}, off-CPU {off_err:.1}); never worse than perf: {}.\n",
+        verdict(ours_err <= 2.0 && off_err <= 2.0),
+        verdict(ours_err <= perf_err)
+    );
+
+    let rt = &r["report_time_and_memory"];
+    let report_ms = rt["bpfprof_report_ms"]["median"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    let rss = rt["bpfprof_peak_rss_mib"]["median"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    let _ = writeln!(
+        out,
+        "## Time to report and memory\n\nSystem-wide at 99 Hz for {} s.\n",
+        rt["capture_seconds"]
+    );
+    let _ = writeln!(out, "| figure | value |\n|---|---|");
+    let _ = writeln!(
+        out,
+        "| bpfprof: end of capture to the last output written (folded, svg, json, pprof), ms | {} |",
+        show(&rt["bpfprof_report_ms"], 0)
+    );
+    let _ = writeln!(
+        out,
+        "| perf: `perf script` to a flame graph, s | {} |",
+        show(&rt["perf_script_to_flamegraph_seconds"], 2)
+    );
+    let _ = writeln!(
+        out,
+        "| bpfprof peak RSS with processes starting and exiting, MiB | {} |",
+        show(&rt["bpfprof_peak_rss_mib"], 1)
+    );
+    let _ = writeln!(
+        out,
+        "\nTargets: report within 1 s: {} ({report_ms:.0} ms); peak RSS at most 64 MiB: {} ({rss:.1} MiB).\n",
+        verdict(report_ms <= 1000.0),
+        verdict(rss <= 64.0)
+    );
+
+    let _ = writeln!(
+        out,
+        "## Not measured yet\n\n- Scale: cost against the number of CPUs, the frequency and the number of distinct stacks (drain time per interval, map occupancy).\n- Criterion micro-benchmarks of the userspace hot paths."
+    );
+    out
+}
