@@ -274,7 +274,9 @@ fn node_jit_frames_are_named_with_perf_basic_prof() {
     };
     let script = "function hotLoopForProfiler(n) { let x = 0; for (let i = 0; i < n; i++) x = (x * 31 + i) | 0; return x; }\n\
                   const end = Date.now() + 30000; let s = 0; while (Date.now() < end) s += hotLoopForProfiler(1e6);\n";
+    // node leaves a V8 log in its working directory: keep it out of the tree.
     let node = Command::new("node")
+        .current_dir(std::env::temp_dir())
         .args(["--perf-basic-prof", "-e", script])
         .spawn()
         .expect("node is needed: apt-get install nodejs");
@@ -282,6 +284,16 @@ fn node_jit_frames_are_named_with_perf_basic_prof() {
     std::thread::sleep(std::time::Duration::from_millis(1500));
     let run = profile("node", &["--pid", &node.pid().to_string(), "-d", "2"]);
     let _ = std::fs::remove_file(format!("/tmp/perf-{}.map", node.pid()));
+    let v8_log = format!("-{}-v8.log", node.pid());
+    for entry in std::fs::read_dir(std::env::temp_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        if entry.file_name().to_string_lossy().ends_with(&v8_log) {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
     run.assert_success();
     let folded = run.folded();
     let named: u64 = folded
