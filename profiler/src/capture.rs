@@ -179,6 +179,19 @@ async fn capture(config: &Config) -> Result<Capture> {
             ..Batch::default()
         });
     }
+    if config.verbose > 0 {
+        let s = &drainer.stats;
+        eprintln!(
+            "bpfprof: {} drains, {:.1} ms each on average, {:.1} ms at most; at most {} counts (of {}) and {} stacks (of {}) in one interval",
+            s.drains,
+            s.total_ms / f64::from(s.drains.max(1)),
+            s.max_ms,
+            s.peak_keys,
+            config.map_sizes.max_stacks,
+            s.peak_stacks,
+            config.map_sizes.stack_map
+        );
+    }
     let last = windows
         .as_mut()
         .map_or(&mut run_profile, |w| &mut w.profile);

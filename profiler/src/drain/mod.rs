@@ -104,6 +104,29 @@ impl Batch {
 pub struct Drainer {
     generation: u32,
     pub stacks: StackStore,
+    pub stats: DrainStats,
+}
+
+/// How the drains went, for -v and the scale benchmark.
+#[derive(Debug, Default)]
+pub struct DrainStats {
+    pub drains: u32,
+    pub total_ms: f64,
+    pub max_ms: f64,
+    /// The most distinct (thread, stack) counts one interval held.
+    pub peak_keys: usize,
+    /// The most stacks one interval's stack map held.
+    pub peak_stacks: usize,
+}
+
+impl DrainStats {
+    fn record(&mut self, ms: f64, keys: usize, stacks: usize) {
+        self.drains += 1;
+        self.total_ms += ms;
+        self.max_ms = self.max_ms.max(ms);
+        self.peak_keys = self.peak_keys.max(keys);
+        self.peak_stacks = self.peak_stacks.max(stacks);
+    }
 }
 
 impl Drainer {
@@ -112,6 +135,7 @@ impl Drainer {
         Drainer {
             generation: 0,
             stacks: StackStore::new(seeded),
+            stats: DrainStats::default(),
         }
     }
 
@@ -121,7 +145,13 @@ impl Drainer {
         self.generation += 1;
         collector.set_generation(self.generation)?;
         thread::sleep(FLIP_GRACE);
-        self.drain_generation(collector, retired)
+        let started = std::time::Instant::now();
+        let batch = self.drain_generation(collector, retired)?;
+        let keys = batch.on_cpu.len() + batch.off_cpu.len() + batch.wakes.len();
+        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        self.stats
+            .record(ms, keys, self.stacks.generation_len(retired));
+        Ok(batch)
     }
 
     /// Drains both map sets; for the end of a run, after the programs detached.

@@ -41,6 +41,11 @@ impl StackStore {
         self.generations.insert(generation, stacks);
     }
 
+    /// Stacks drained in `generation`, while it is kept.
+    pub fn generation_len(&self, generation: u32) -> usize {
+        self.generations.get(&generation).map_or(0, HashMap::len)
+    }
+
     /// The stacks of `key`, whose ids belong to `generation`.
     pub fn resolve(&self, key: &StackKey, generation: u32) -> RawStacks {
         RawStacks {

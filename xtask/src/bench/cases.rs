@@ -291,6 +291,85 @@ impl Bench {
     }
 }
 
+impl Bench {
+    /// Scale (item 6): a workload of 16384 distinct stacks on every CPU at
+    /// 999 and 4999 Hz: drain time per interval, how full the maps get, and
+    /// what share of samples the stack map's collisions cost.
+    pub fn scale(&self) -> Result<Value> {
+        let mut out = Vec::new();
+        for rate in [999u32, 4999] {
+            let (mut avg_ms, mut max_ms, mut keys, mut stacks, mut lost) = (
+                Series::default(),
+                Series::default(),
+                Series::default(),
+                Series::default(),
+                Series::default(),
+            );
+            let mut sizes = (0u64, 0u64);
+            for _ in 0..self.runs {
+                let workloads: Vec<_> = (0..self.cpus)
+                    .map(|_| Command::new(self.workload("wl-stacks")).arg("8").spawn())
+                    .collect::<Result<_, _>>()?;
+                thread::sleep(Duration::from_millis(300));
+                let dir = self.tmp("scale");
+                let output = Command::new(&self.bpfprof)
+                    .args([
+                        "-v",
+                        "-F",
+                        &rate.to_string(),
+                        "-d",
+                        "5",
+                        "--format",
+                        "json",
+                        "-o",
+                    ])
+                    .arg(&dir)
+                    .output()?;
+                for mut w in workloads {
+                    let _ = w.kill();
+                    let _ = w.wait();
+                }
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                let line = stderr
+                    .lines()
+                    .find(|l| l.contains(" drains, "))
+                    .context("bpfprof -v printed no drain statistics")?;
+                let numbers: Vec<f64> = line
+                    .split(|c: char| !(c.is_ascii_digit() || c == '.'))
+                    .filter_map(|w| w.parse().ok())
+                    .collect();
+                // drains, average ms, max ms, counts, of, stacks, of
+                if let [_, avg, max, k, k_of, st, st_of, ..] = numbers[..] {
+                    avg_ms.push(avg);
+                    max_ms.push(max);
+                    keys.push(k);
+                    stacks.push(st);
+                    sizes = (k_of as u64, st_of as u64);
+                }
+                let report: Value =
+                    serde_json::from_str(&std::fs::read_to_string(dir.join("report.json"))?)?;
+                let errors = &report["errors"];
+                let samples = errors["samples"].as_f64().unwrap_or(0.0).max(1.0);
+                let collided = errors["stack_collisions"].as_f64().unwrap_or(0.0)
+                    + errors["stack_map_full"].as_f64().unwrap_or(0.0);
+                lost.push(collided * 100.0 / samples);
+            }
+            out.push(json!({
+                "freq_hz": rate,
+                "cpus": self.cpus,
+                "drain_ms_average": avg_ms.json(),
+                "drain_ms_max": max_ms.json(),
+                "peak_counts_per_interval": keys.json(),
+                "max_stacks": sizes.0,
+                "peak_stacks_per_interval": stacks.json(),
+                "stack_map_size": sizes.1,
+                "samples_lost_to_collisions_percent": lost.json(),
+            }));
+        }
+        Ok(Value::Array(out))
+    }
+}
+
 /// Percent of `a` in `a + b`, by leaf samples of a folded text.
 fn share(folded: &str, a: &str, b: &str) -> f64 {
     let (mut na, mut nb) = (0u64, 0u64);

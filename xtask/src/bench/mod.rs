@@ -41,11 +41,12 @@ pub fn run(root: &Path, bpfprof: &Path, quick: bool) -> Result<ExitCode> {
     };
     std::fs::create_dir_all(&bench.scratch)?;
     let mut results = serde_json::Map::new();
-    let cases: [Case; 4] = [
+    let cases: [Case; 5] = [
         ("off_cpu_cost", Bench::off_cpu_cost),
         ("sampling_cost", Bench::sampling_cost),
         ("accuracy", Bench::accuracy),
         ("report_time_and_memory", Bench::report_time_and_memory),
+        ("scale", Bench::scale),
     ];
     for (name, case) in cases {
         progress(&format!("bench: {name} ({} runs)", bench.runs));
