@@ -1,39 +1,15 @@
-//! bpfprof: a system-wide sampling profiler for Linux, on eBPF.
-//!
-//! Data flows one way: BPF (`bpf`) → drain (`drain`) → symbolize
-//! (`symbolize`) → profile model (`profile`, `analysis`) → renderers
-//! (`output`). `capture` runs the loop; `cli` validates the input first.
-//! `commands` holds the subcommands that work on saved profiles (`diff`,
-//! `report`) or on the machine (`doctor`).
+//! The `bpfprof` command: parses the command line, dispatches subcommands,
+//! and for a profile validates everything before capturing (see the
+//! library's documentation for how the stages fit together).
 
-mod analysis;
-mod blocked;
-mod bpf;
-mod capture;
-mod child;
-mod cli;
-mod commands;
-mod drain;
-mod meta;
-mod output;
-mod ownership;
-mod procfs;
-mod profile;
-mod saved;
-mod status;
-mod symbolize;
-mod tracefs;
-mod windows;
-
-use std::{
-    io::Write,
-    path::PathBuf,
-    process::ExitCode,
-    time::{SystemTime, UNIX_EPOCH},
-};
+use std::{io::Write, path::PathBuf, process::ExitCode, time::SystemTime};
 
 use clap::{CommandFactory, Parser, error::ErrorKind};
-use cli::{Cli, Command};
+use profiler::{
+    bpf, capture, child,
+    cli::{self, Cli, Command},
+    commands, meta, output, ownership, procfs, render_options, run_meta,
+};
 
 /// Exit code for rejected input, before anything was attached.
 const EXIT_USAGE: u8 = 2;
@@ -136,34 +112,6 @@ fn run(config: &cli::Config) -> anyhow::Result<ExitCode> {
         eprintln!("bpfprof: the command exited with status {code}");
     }
     Ok(ExitCode::SUCCESS)
-}
-
-pub(crate) fn run_meta(
-    config: &cli::Config,
-    started: SystemTime,
-    elapsed: std::time::Duration,
-) -> meta::RunMeta {
-    meta::RunMeta {
-        stack_map_size: config.map_sizes.stack_map,
-        max_stacks: config.map_sizes.max_stacks,
-        ..meta::RunMeta::new(
-            config.freq,
-            capture::describe_target(&config.target),
-            started,
-            elapsed,
-        )
-    }
-}
-
-pub(crate) fn render_options(config: &cli::Config, started: SystemTime) -> output::Render<'_> {
-    output::Render {
-        args: &config.render,
-        off_cpu: config.off_cpu.is_some(),
-        wakers: config.off_cpu.as_ref().is_some_and(|o| o.wakers),
-        started_unix_nanos: started
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as i64),
-    }
 }
 
 fn usage_error(msg: &str) -> ExitCode {

@@ -52,7 +52,11 @@ fn names_a_function_of_this_process() {
     assert!(frame.name.contains("a_named_function_of_ours"), "{frame:?}");
     assert_eq!(frame.kind, FrameKind::User);
     assert!(
-        frame.module.as_deref().unwrap_or("").starts_with("bpfprof"),
+        frame.module.as_deref()
+            == std::env::current_exe()
+                .unwrap()
+                .file_name()
+                .and_then(|n| n.to_str()),
         "{frame:?}"
     );
 }

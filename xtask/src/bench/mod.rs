@@ -127,6 +127,7 @@ fn build_workloads(root: &Path) -> Result<PathBuf> {
         ("wl-fixed", "fixed.c"),
         ("wl-ratio", "ratio.c"),
         ("wl-sleeps", "sleeps.c"),
+        ("wl-stacks", "stacks.c"),
     ] {
         run_checked(
             Command::new("gcc")

@@ -1,0 +1,59 @@
+//! bpfprof: a system-wide sampling profiler for Linux, on eBPF. This is the
+//! library the `bpfprof` binary (src/main.rs) and the benchmarks use.
+//!
+//! Data flows one way: BPF (`bpf`) → drain (`drain`) → symbolize
+//! (`symbolize`) → profile model (`profile`, `analysis`) → renderers
+//! (`output`). `capture` runs the loop; `cli` validates the input first.
+//! `commands` holds the subcommands that work on saved profiles (`diff`,
+//! `report`) or on the machine (`doctor`).
+
+pub mod analysis;
+pub mod blocked;
+pub mod bpf;
+pub mod capture;
+pub mod child;
+pub mod cli;
+pub mod commands;
+pub mod drain;
+pub mod meta;
+pub mod output;
+pub mod ownership;
+pub mod procfs;
+pub mod profile;
+pub mod saved;
+pub mod status;
+pub mod symbolize;
+pub mod tracefs;
+pub mod windows;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The run description every output carries, for a configuration.
+pub fn run_meta(
+    config: &cli::Config,
+    started: SystemTime,
+    elapsed: std::time::Duration,
+) -> meta::RunMeta {
+    meta::RunMeta {
+        stack_map_size: config.map_sizes.stack_map,
+        max_stacks: config.map_sizes.max_stacks,
+        ..meta::RunMeta::new(
+            config.freq,
+            capture::describe_target(&config.target),
+            started,
+            elapsed,
+        )
+    }
+}
+
+/// How a configuration's outputs are rendered.
+pub fn render_options(config: &cli::Config, started: SystemTime) -> output::Render<'_> {
+    output::Render {
+        args: &config.render,
+        off_cpu: config.off_cpu.is_some(),
+        wakers: config.off_cpu.as_ref().is_some_and(|o| o.wakers),
+        started_unix_nanos: started
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64),
+    }
+}
