@@ -18,9 +18,7 @@ pub fn process_name(tgid: u32) -> Option<String> {
 /// True for kernel threads, which have no user stack; None once gone.
 pub fn is_kernel_thread(tgid: u32) -> Option<bool> {
     let stat = std::fs::read_to_string(format!("/proc/{tgid}/stat")).ok()?;
-    // The comm field may hold spaces and parentheses: fields resume after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let flags: u64 = rest.split_whitespace().nth(6)?.parse().ok()?;
+    let flags: u64 = fields_after_comm(&stat)?.nth(6)?.parse().ok()?;
     Some(flags & PF_KTHREAD != 0)
 }
 
@@ -61,7 +59,7 @@ pub fn blocked_threads(tgid: u32) -> Vec<ThreadState> {
             let tid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
             let dir = format!("/proc/{tgid}/task/{tid}");
             let stat = std::fs::read_to_string(format!("{dir}/stat")).ok()?;
-            let state = stat[stat.rfind(')')? + 1..].trim_start().chars().next()?;
+            let state = fields_after_comm(&stat)?.next()?.chars().next()?;
             if state == 'R' {
                 return None;
             }
@@ -123,6 +121,12 @@ pub fn perf_map_trusted(tgid: u32) -> Option<bool> {
         .unwrap_or(tgid);
     let map = format!("/proc/{tgid}/root/tmp/perf-{ns_pid}.map");
     Some(std::fs::metadata(map).map_or(true, |m| m.uid() == euid))
+}
+
+/// The fields of a /proc stat line after the comm, starting with the state.
+/// The comm may hold spaces and parentheses: fields resume after the last ')'.
+fn fields_after_comm(stat: &str) -> Option<std::str::SplitWhitespace<'_>> {
+    Some(stat[stat.rfind(')')? + 1..].split_whitespace())
 }
 
 /// One file-backed mapping of a process.

@@ -54,6 +54,9 @@ pub struct Symbolizer {
 struct CachedProcess {
     drains_gone: u8,
     map_files: HashSet<PathBuf>,
+    /// The mappings read at the last snapshot, to name unknown addresses
+    /// by file without reading /proc/PID/maps again.
+    mappings: Vec<procfs::Mapping>,
 }
 
 /// Frames per address, for one batch: outermost first (inlined last).
@@ -150,7 +153,8 @@ impl Symbolizer {
         if self.blazesym.cache(&Cache::Process(snapshot)).is_ok() {
             let cached = self.cached.entry(tgid).or_default();
             cached.drains_gone = 0;
-            for m in procfs::mappings(tgid) {
+            cached.mappings = procfs::mappings(tgid);
+            for m in &cached.mappings {
                 cached.map_files.insert(m.map_files_path(tgid));
             }
         }
@@ -264,7 +268,13 @@ impl Symbolizer {
             .blazesym
             .symbolize(&Source::Process(source), Input::AbsAddr(&addrs))
             .unwrap_or_default();
-        let mut mappings = None;
+        // Only a live process, just snapshotted, has mappings to name
+        // unknown addresses by.
+        let no_mappings = Vec::new();
+        let mappings = match self.cached.get(&tgid) {
+            Some(cached) if alive => &cached.mappings,
+            _ => &no_mappings,
+        };
         let mut names = Names::new();
         for (i, addr) in addrs.iter().enumerate() {
             let ids = match results.get(i) {
@@ -289,7 +299,6 @@ impl Symbolizer {
                     ids
                 }
                 _ => {
-                    let mappings = mappings.get_or_insert_with(|| procfs::mappings(tgid));
                     let mapping = procfs::find_mapping(mappings, *addr);
                     vec![table.intern(Frame {
                         name: mapping.map_or_else(|| "[unknown]".into(), |m| m.describe(*addr)),
