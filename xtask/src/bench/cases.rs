@@ -36,45 +36,54 @@ impl Bench {
 
     /// Off-CPU cost (item 4): the ping-pong alone and under each tracer.
     pub fn off_cpu_cost(&self) -> Result<Value> {
-        let mut base = Series::default();
-        let mut tools: Vec<(&str, Series)> = vec![
-            ("bpfprof --off-cpu", Series::default()),
-            ("perf record -e sched:sched_switch -g", Series::default()),
-            ("bpftrace off-CPU script", Series::default()),
-        ];
         std::fs::write(self.tmp("offcpu.bt"), BPFTRACE_OFF_CPU)?;
+        let bpfprof = self.bpfprof.display().to_string();
+        let bpfprof_out = self.tmp("offcpu-bpfprof").display().to_string();
+        let perf_out = self.tmp("offcpu.perf").display().to_string();
+        let script = self.tmp("offcpu.bt").display().to_string();
+        // Each tracer: its name in the report, and the command that runs it.
+        let tracers: [(&str, Vec<&str>); 3] = [
+            (
+                "bpfprof --off-cpu",
+                vec![
+                    &bpfprof,
+                    "--off-cpu",
+                    "--format",
+                    "json",
+                    "-o",
+                    &bpfprof_out,
+                ],
+            ),
+            (
+                "perf record -e sched:sched_switch -g",
+                vec![
+                    "perf",
+                    "record",
+                    "-q",
+                    "-e",
+                    "sched:sched_switch",
+                    "-g",
+                    "-a",
+                    "-o",
+                    &perf_out,
+                ],
+            ),
+            ("bpftrace off-CPU script", vec!["bpftrace", &script]),
+        ];
+        let mut base = Series::default();
+        let mut timed = vec![Series::default(); tracers.len()];
         for _ in 0..self.runs {
             base.push(self.pingpong()?);
-            for (name, series) in tools.iter_mut() {
-                let mut cmd = match *name {
-                    "bpfprof --off-cpu" => {
-                        let mut c = Command::new(&self.bpfprof);
-                        c.args(["--off-cpu", "--format", "json", "-o"])
-                            .arg(self.tmp("offcpu-bpfprof"));
-                        c
-                    }
-                    "bpftrace off-CPU script" => {
-                        let mut c = Command::new("bpftrace");
-                        c.arg(self.tmp("offcpu.bt"));
-                        c
-                    }
-                    _ => {
-                        let mut c = Command::new("perf");
-                        c.args(["record", "-q", "-e", "sched:sched_switch", "-g", "-a", "-o"])
-                            .arg(self.tmp("offcpu.perf"));
-                        c
-                    }
-                };
-                let tool = Background::start(&mut cmd, SETTLE)?;
+            for ((_, argv), series) in tracers.iter().zip(timed.iter_mut()) {
+                let tool = Background::start(Command::new(argv[0]).args(&argv[1..]), SETTLE)?;
                 let seconds = self.pingpong();
                 tool.stop()?;
                 series.push(seconds?);
             }
         }
         let mut rows = vec![json!({ "tool": "none", "seconds": base.json() })];
-        for (name, series) in &tools {
-            let ratio = Series(series.0.iter().zip(&base.0).map(|(t, b)| t / b).collect());
-            rows.push(json!({ "tool": name, "seconds": series.json(), "slowdown": ratio.json() }));
+        for ((name, _), series) in tracers.iter().zip(&timed) {
+            rows.push(json!({ "tool": name, "seconds": series.json(), "slowdown": series.over(&base).json() }));
         }
         Ok(json!({ "switches": 400_000, "rows": rows }))
     }
@@ -133,20 +142,12 @@ impl Bench {
                 )))?;
                 perf_cpu.push(record.cpu + post.cpu);
             }
-            let ratio = |s: &Series| Series(s.0.iter().zip(&base.0).map(|(t, b)| t / b).collect());
-            let cpu_ratio = Series(
-                our_cpu
-                    .0
-                    .iter()
-                    .zip(&perf_cpu.0)
-                    .map(|(a, b)| a / b)
-                    .collect(),
-            );
+            let cpu_ratio = our_cpu.over(&perf_cpu);
             out.push(json!({
                 "freq_hz": rate,
                 "load_seconds": base.json(),
-                "bpfprof": { "slowdown": ratio(&ours).json(), "cpu_seconds": our_cpu.json(), "bpf_ns_per_sample": per_sample.json() },
-                "perf": { "slowdown": ratio(&perf).json(), "cpu_seconds": perf_cpu.json() },
+                "bpfprof": { "slowdown": ours.over(&base).json(), "cpu_seconds": our_cpu.json(), "bpf_ns_per_sample": per_sample.json() },
+                "perf": { "slowdown": perf.over(&base).json(), "cpu_seconds": perf_cpu.json() },
                 "bpfprof_cpu_over_perf_cpu": cpu_ratio.json(),
             }));
         }

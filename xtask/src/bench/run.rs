@@ -123,6 +123,11 @@ impl Series {
         self.0.iter().copied().fold(f64::NEG_INFINITY, f64::max)
     }
 
+    /// Each run's value over the baseline's value in the same run.
+    pub fn over(&self, base: &Series) -> Series {
+        Series(self.0.iter().zip(&base.0).map(|(v, b)| v / b).collect())
+    }
+
     pub fn json(&self) -> serde_json::Value {
         serde_json::json!({ "median": self.median(), "min": self.min(), "max": self.max(), "runs": self.0 })
     }
