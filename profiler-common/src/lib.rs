@@ -52,8 +52,11 @@ pub mod error {
     /// A process event could not be sent (ring buffer full): that process
     /// may be left unnamed if it exits before the next drain.
     pub const PROCESS_EVENT_LOST: u32 = 7;
+    /// Off-CPU stack ids reused at a block site differed from a full walk
+    /// at a check: that site walks every time from then on.
+    pub const STACK_REUSE_MISMATCH: u32 = 10;
     /// Number of counters; the size of the `ERRORS` array.
-    pub const COUNT: u32 = 10;
+    pub const COUNT: u32 = 11;
 }
 
 /// Tells userspace to snapshot a process's memory maps now, while it is

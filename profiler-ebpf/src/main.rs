@@ -5,6 +5,7 @@
 //! - `on_cpu`: stack sampling on the CPU clock (`on_cpu_sample`).
 //! - `off_cpu`: blocked time from `sched_switch`, wakers from `sched_waking`.
 //! - `process`: the fork follower and the exec/first-sample announcements.
+//! - `reuse`: off-CPU stack ids reused while a thread blocks at one site.
 #![no_std]
 #![no_main]
 #![feature(core_intrinsics)]
@@ -14,6 +15,7 @@ mod maps;
 mod off_cpu;
 mod on_cpu;
 mod process;
+mod reuse;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -15,7 +15,7 @@ use crate::{
         OFF_US_A, OFF_US_B, PENDING, SELF_TGID, WAKE_US_A, WAKE_US_B, WAKERS, add, count_error,
         current_stacks, generation, wanted,
     },
-    process::announce_first_sample,
+    reuse::blocking_stacks,
 };
 
 /// Byte offsets in the `sched_switch` and `sched_waking` records, parsed
@@ -67,8 +67,7 @@ fn switch_out(ctx: &TracePointContext, now: u64, generation: u32) {
     let Some(state) = classify(prev_state) else {
         return;
     };
-    announce_first_sample(tgid);
-    let (kern_stack_id, user_stack_id) = current_stacks(ctx, generation);
+    let (kern_stack_id, user_stack_id) = blocking_stacks(ctx, tid, state, generation);
     let pending = PendingBlock {
         since_ns: now,
         key: OffCpuKey {

@@ -92,9 +92,11 @@ impl Collector {
             (0, 0, 0)
         };
         let off_cpu = config.off_cpu.clone();
-        let (min_block_us, max_block_us, wakers) = off_cpu.as_ref().map_or((0, 0, false), |o| {
-            (o.min_block_us, o.max_block_us, o.wakers)
-        });
+        let (min_block_us, max_block_us, wakers, reuse) =
+            off_cpu.as_ref().map_or((0, 0, false, false), |o| {
+                (o.min_block_us, o.max_block_us, o.wakers, o.reuse_stacks)
+            });
+        let reuse_stacks = u32::from(reuse);
         let record_wakers = u32::from(wakers);
         let sizes = config.map_sizes;
         let mut loader = EbpfLoader::new();
@@ -120,7 +122,8 @@ impl Collector {
             .override_global("WAKING_PID_OFFSET", &waking_pid, true)
             .override_global("MIN_BLOCK_US", &min_block_us, true)
             .override_global("MAX_BLOCK_US", &max_block_us, true)
-            .override_global("RECORD_WAKERS", &record_wakers, true);
+            .override_global("RECORD_WAKERS", &record_wakers, true)
+            .override_global("REUSE_STACKS", &reuse_stacks, true);
         let ebpf = match (&config.bpf_object, EMBEDDED_OBJECT) {
             (Some(path), _) => loader
                 .load_file(path)

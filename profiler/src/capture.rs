@@ -231,6 +231,7 @@ fn take_bpf_errors(
     losses.process_events_lost += delta(error::PROCESS_EVENT_LOST);
     losses.pending_map_full += delta(error::PENDING_MAP_FULL);
     losses.wakers_map_full += delta(error::WAKERS_MAP_FULL);
+    losses.stack_reuse_mismatches += delta(error::STACK_REUSE_MISMATCH);
     // user_stack_missing is counted in userspace, where kernel threads
     // (which never have a user stack) can be told apart.
     *so_far = totals;

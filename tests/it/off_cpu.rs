@@ -71,6 +71,50 @@ fn splits_off_cpu_time_between_a_20ms_and_a_10ms_sleep() {
     );
 }
 
+/// Two call paths that block at sites identical in everything stack reuse
+/// keys on: its check walks must catch the difference (and count it), so
+/// each path keeps its own time. With --no-stack-reuse nothing is reused.
+#[test]
+fn stack_reuse_never_merges_two_paths_that_block_at_the_same_site() {
+    let Some(_bpf) = require_bpf("stack_reuse_never_merges_two_paths") else {
+        return;
+    };
+    let waiter = Workload::start("wl-samesite", &[]);
+    let pid = waiter.pid().to_string();
+    for (name, extra) in [("reuse", None), ("no-reuse", Some("--no-stack-reuse"))] {
+        let mut args = vec!["--pid", &pid, "--off-cpu", "-d", "2"];
+        args.extend(extra);
+        let run = profile(name, &args);
+        run.assert_success();
+        let folded = Folded::read(&run.dir.join("off-cpu.folded"));
+        let long = off_us(&folded, "wl-samesite", "via_long", "[sleeping]") as f64;
+        let short = off_us(&folded, "wl-samesite", "via_short", "[sleeping]") as f64;
+        assert!(short > 0.0, "{name}: no off-CPU time under via_short");
+        assert_near(
+            &format!("{name}: via_long / via_short"),
+            long / short * 1000.0,
+            2000.0,
+            0.10,
+        );
+        let mismatches = run.report()["errors"]["stack_reuse_mismatches"]
+            .as_u64()
+            .unwrap_or(0);
+        if extra.is_some() {
+            assert_eq!(mismatches, 0, "{name}: reuse is off");
+        } else {
+            assert!(
+                mismatches > 0,
+                "{name}: the identical sites were not caught"
+            );
+            assert!(
+                run.stdout().contains("--no-stack-reuse"),
+                "{}",
+                run.stdout()
+            );
+        }
+    }
+}
+
 #[test]
 fn min_block_us_drops_shorter_waits() {
     let Some(_bpf) = require_bpf("min_block_us_drops_shorter_waits") else {

@@ -163,6 +163,13 @@ pub struct Args {
     #[arg(long, value_name = "US")]
     pub max_block_us: Option<u64>,
 
+    /// Walk both stacks at every switch instead of reusing the stacks found
+    /// when a thread last blocked at an identical site (same registers,
+    /// frame record, syscall and arguments; checked by periodic full walks).
+    /// Exact by construction, at about 3x the cost per context switch.
+    #[arg(long)]
+    pub no_stack_reuse: bool,
+
     /// Directory for the output files. Default: bpfprof-YYYYmmdd-HHMMSS/.
     #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
@@ -229,6 +236,8 @@ pub struct OffCpu {
     pub wakers: bool,
     pub min_block_us: u64,
     pub max_block_us: u64,
+    /// Reuse stack ids at repeated block sites (off with --no-stack-reuse).
+    pub reuse_stacks: bool,
 }
 
 /// Sizes of the BPF maps that hold one drain interval.

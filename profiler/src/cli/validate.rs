@@ -103,6 +103,9 @@ fn off_cpu_settings(args: &Args) -> Result<Option<OffCpu>, String> {
         if args.max_block_us.is_some() {
             return Err("--max-block-us needs --off-cpu".into());
         }
+        if args.no_stack_reuse {
+            return Err("--no-stack-reuse needs --off-cpu".into());
+        }
         return Ok(None);
     }
     let min_block_us = args.min_block_us.unwrap_or(1);
@@ -116,6 +119,7 @@ fn off_cpu_settings(args: &Args) -> Result<Option<OffCpu>, String> {
         wakers: args.wakers,
         min_block_us,
         max_block_us,
+        reuse_stacks: !args.no_stack_reuse,
     }))
 }
 

@@ -38,6 +38,8 @@ pub struct Losses {
     /// Process announcements dropped (ring buffer full): such a process
     /// may be unnamed if it exited before the next drain.
     pub process_events_lost: u64,
+    /// Off-CPU block sites whose reused stacks differed from a check walk.
+    pub stack_reuse_mismatches: u64,
 }
 
 impl Losses {
@@ -63,6 +65,7 @@ impl Losses {
         self.perf_maps_ignored += other.perf_maps_ignored;
         self.stacks_lost_in_drain += other.stacks_lost_in_drain;
         self.process_events_lost += other.process_events_lost;
+        self.stack_reuse_mismatches += other.stack_reuse_mismatches;
     }
 
     /// True when nothing was lost and every frame was named.
@@ -71,7 +74,7 @@ impl Losses {
     }
 
     /// Name and value of every counter, for the tables.
-    pub fn entries(&self) -> [(&'static str, u64); 13] {
+    pub fn entries(&self) -> [(&'static str, u64); 14] {
         [
             (
                 "samples with unnamed frames",
@@ -92,6 +95,10 @@ impl Losses {
             ("wakers not recorded (map full)", self.wakers_map_full),
             ("stacks lost between drains", self.stacks_lost_in_drain),
             ("process events lost", self.process_events_lost),
+            (
+                "off-CPU stack reuse mismatches",
+                self.stack_reuse_mismatches,
+            ),
         ]
     }
 }

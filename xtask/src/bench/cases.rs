@@ -42,12 +42,24 @@ impl Bench {
         let perf_out = self.tmp("offcpu.perf").display().to_string();
         let script = self.tmp("offcpu.bt").display().to_string();
         // Each tracer: its name in the report, and the command that runs it.
-        let tracers: [(&str, Vec<&str>); 3] = [
+        let tracers: [(&str, Vec<&str>); 4] = [
             (
                 "bpfprof --off-cpu",
                 vec![
                     &bpfprof,
                     "--off-cpu",
+                    "--format",
+                    "json",
+                    "-o",
+                    &bpfprof_out,
+                ],
+            ),
+            (
+                "bpfprof --off-cpu --no-stack-reuse",
+                vec![
+                    &bpfprof,
+                    "--off-cpu",
+                    "--no-stack-reuse",
                     "--format",
                     "json",
                     "-o",

@@ -79,7 +79,7 @@ pub fn markdown(all: &Value, quick: bool) -> String {
     let off = &r["off_cpu_cost"];
     let _ = writeln!(
         out,
-        "## Off-CPU cost\n\nA pipe ping-pong between two processes pinned to one CPU, 200,000 round trips (about 400,000 context switches); every tracer records stacks at every switch, system-wide.\n"
+        "## Off-CPU cost\n\nA pipe ping-pong between two processes pinned to one CPU, 200,000 round trips (about 400,000 context switches); every tracer records stacks at every switch, system-wide. bpfprof reuses the stacks of a block site it has seen (checked by periodic full walks); `--no-stack-reuse` walks both stacks at every switch, as perf and bpftrace do.\n"
     );
     let _ = writeln!(out, "| tracer | seconds | slowdown |\n|---|---|---|");
     let mut ours = f64::NAN;

@@ -170,6 +170,14 @@ fn warnings(meta: &RunMeta, losses: &Losses, share: impl Fn(u64) -> f64) -> Vec<
             share(losses.truncated_stacks)
         ));
     }
+    if losses.stack_reuse_mismatches > 0 {
+        warnings.push(format!(
+            "{} off-CPU block sites reused stacks that a check walk found different; they walked \
+             every time after, but up to 31 earlier records each may show another stack from the \
+             same site: rerun with --no-stack-reuse for exact stacks",
+            losses.stack_reuse_mismatches
+        ));
+    }
     warnings
 }
 
