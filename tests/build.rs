@@ -17,6 +17,7 @@ const WORKLOADS: &[(&str, &str, &[&str])] = &[
     ("wl-forker", "forker.c", O0),
     ("wl-sleeps", "sleeps.c", O0),
     ("wl-samesite", "samesite.c", O0),
+    ("wl-stacks", "stacks.c", O0),
     ("wl-mixed", "mixed.c", O0),
     ("wl-contend", "contend.c", O0),
     ("wl-fsync", "fsync.c", O0),

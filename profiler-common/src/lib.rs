@@ -12,28 +12,53 @@ pub const MAX_STACK_DEPTH: usize = 127;
 
 /// Key of the sample-count maps: one entry per distinct (thread, stacks).
 ///
-/// A stack id below zero is the negated errno `bpf_get_stackid` returned
-/// (`-EEXIST` for a collision, `-EFAULT` for no stack, `-ENOMEM` for a full
-/// map), so userspace can show the loss where it happened instead of
-/// dropping the sample.
+/// The kernel stack id is `bpf_get_stackid`'s, in the `STACKS_*` map. The
+/// user stack id is BPF's own hash of the frames, in `USER_STACKS_*`: see
+/// [`user_stack_id`]. An id below zero is a negated errno (`-EEXIST` for a
+/// collision, `-EFAULT` for no stack, `-ENOMEM` for a full map), so
+/// userspace can show the loss where it happened instead of dropping the
+/// sample.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct StackKey {
     pub tgid: u32,
     pub tid: u32,
-    pub user_stack_id: i32,
+    pub user_stack_id: i64,
     pub kern_stack_id: i32,
+    pub _pad: u32,
     pub comm: [u8; COMM_LEN],
 }
 
-const _: () = assert!(core::mem::size_of::<StackKey>() == 32);
+const _: () = assert!(core::mem::size_of::<StackKey>() == 40);
+
+/// A user stack as BPF walks it: `len` return addresses, leaf first.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserStack {
+    pub len: u64,
+    pub ips: [u64; MAX_STACK_DEPTH],
+}
+
+const _: () = assert!(core::mem::size_of::<UserStack>() == 1024);
+
+/// A user stack's id from the 64-bit FNV-1a hash of its frames: bit 62 set
+/// and bit 63 clear, so it is positive and never equal to a kernel stack id
+/// (below 2^31) or an errno. A hash-keyed map has no bucket collisions, so
+/// user stacks are never dropped for sharing a bucket.
+pub const fn user_stack_id(hash: u64) -> i64 {
+    ((hash & ((1 << 62) - 1)) | (1 << 62)) as i64
+}
+
+/// FNV-1a parameters for [`user_stack_id`].
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+pub const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// Indices into the per-CPU `ERRORS` array: every way a sample can be lost
 /// or damaged in BPF. Userspace sums the CPUs and reports each by name.
 pub mod error {
     /// Kernel stack dropped: its stack-map bucket held another stack.
     pub const KERN_STACK_COLLISION: u32 = 0;
-    /// User stack dropped: its stack-map bucket held another stack.
+    /// Unused since user stacks are hash-keyed (kept so indices stay put).
     pub const USER_STACK_COLLISION: u32 = 1;
     /// A stack could not be stored because the stack map was full.
     pub const STACK_MAP_FULL: u32 = 2;
@@ -135,10 +160,10 @@ pub struct WakeKey {
     pub waker: Waker,
 }
 
-const _: () = assert!(core::mem::size_of::<OffCpuKey>() == 40);
-const _: () = assert!(core::mem::size_of::<PendingBlock>() == 48);
-const _: () = assert!(core::mem::size_of::<Waker>() == 40);
-const _: () = assert!(core::mem::size_of::<WakeKey>() == 80);
+const _: () = assert!(core::mem::size_of::<OffCpuKey>() == 48);
+const _: () = assert!(core::mem::size_of::<PendingBlock>() == 56);
+const _: () = assert!(core::mem::size_of::<Waker>() == 48);
+const _: () = assert!(core::mem::size_of::<WakeKey>() == 96);
 
 #[cfg(feature = "user")]
 mod pod {
@@ -148,4 +173,5 @@ mod pod {
     unsafe impl aya::Pod for super::PendingBlock {}
     unsafe impl aya::Pod for super::Waker {}
     unsafe impl aya::Pod for super::WakeKey {}
+    unsafe impl aya::Pod for super::UserStack {}
 }

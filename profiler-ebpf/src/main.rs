@@ -6,6 +6,7 @@
 //! - `off_cpu`: blocked time from `sched_switch`, wakers from `sched_waking`.
 //! - `process`: the fork follower and the exec/first-sample announcements.
 //! - `reuse`: off-CPU stack ids reused while a thread blocks at one site.
+//! - `user_stack`: the frame-pointer walk of user stacks and their maps.
 #![no_std]
 #![no_main]
 #![feature(core_intrinsics)]
@@ -16,6 +17,7 @@ mod off_cpu;
 mod on_cpu;
 mod process;
 mod reuse;
+mod user_stack;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -4,12 +4,14 @@ use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
     Global,
-    bindings::{BPF_F_USER_STACK, BPF_NOEXIST},
+    bindings::BPF_NOEXIST,
     macros::map,
     maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
     programs::tracing::StackIdContext,
 };
 use profiler_common::{OffCpuKey, PendingBlock, StackKey, WakeKey, Waker, error, map_set};
+
+use crate::user_stack::{UserRegs, current_user_regs, store, walk};
 
 pub const EEXIST: i32 = 17;
 pub const ENOMEM: i32 = 12;
@@ -73,35 +75,30 @@ pub fn generation() -> u32 {
     ACTIVE.get(0).copied().unwrap_or(0)
 }
 
-/// Kernel and user stack ids of the current task, in the generation's set.
+/// Kernel and user stack ids of the current task (in a tracepoint: it is
+/// in the kernel), both stored in the generation's set.
 #[inline(always)]
-pub fn current_stacks<C: StackIdContext>(ctx: &C, generation: u32) -> (i32, i32) {
+pub fn current_stacks<C: StackIdContext>(ctx: &C, generation: u32) -> (i32, i64) {
+    let user = user_stack(current_user_regs());
+    store(user, generation);
+    (kernel_stack(ctx, generation), user)
+}
+
+/// The current kernel stack's id in the generation's stack map, or the
+/// negated errno after counting the failure.
+#[inline(always)]
+pub fn kernel_stack<C: StackIdContext>(ctx: &C, generation: u32) -> i32 {
     let stacks = if map_set(generation) == 0 {
         &STACKS_A
     } else {
         &STACKS_B
     };
-    let kern = ctx.get_stackid(stacks, 0);
-    let user = ctx.get_stackid(stacks, u64::from(BPF_F_USER_STACK));
-    (
-        stack_id_or_error(kern, false),
-        stack_id_or_error(user, true),
-    )
-}
-
-/// Returns the stack id, or the negated errno after counting the failure.
-#[inline(always)]
-fn stack_id_or_error(result: Result<i64, i32>, user: bool) -> i32 {
-    match result {
+    match ctx.get_stackid(stacks, 0) {
         Ok(id) => id as i32,
         Err(err) => {
             let counter = match -err {
-                EEXIST if user => Some(error::USER_STACK_COLLISION),
                 EEXIST => Some(error::KERN_STACK_COLLISION),
                 ENOMEM => Some(error::STACK_MAP_FULL),
-                // No user stack: normal for kernel threads, which userspace
-                // tells apart from user threads.
-                EFAULT if user => Some(error::USER_STACK_MISSING),
                 // No kernel stack: the sample landed in user mode.
                 EFAULT => None,
                 _ => Some(error::STACK_OTHER),
@@ -114,22 +111,41 @@ fn stack_id_or_error(result: Result<i64, i32>, user: bool) -> i32 {
     }
 }
 
-/// Adds `amount` to `key`'s value, inserting it when new.
+/// Walks the user stack from `regs` (not stored yet: see `store`); without
+/// user registers, `-EFAULT`, counted (normal for kernel threads, which
+/// userspace tells apart from user threads).
 #[inline(always)]
-pub fn add<K>(map: &HashMap<K, u64>, key: &K, amount: u64, full_counter: u32) {
+pub fn user_stack(regs: Option<UserRegs>) -> i64 {
+    match regs {
+        Some(regs) => walk(&regs),
+        None => {
+            count_error(error::USER_STACK_MISSING);
+            -i64::from(EFAULT)
+        }
+    }
+}
+
+/// Adds `amount` to `key`'s value, inserting it when new; true when this
+/// call inserted it.
+#[inline(always)]
+pub fn add<K>(map: &HashMap<K, u64>, key: &K, amount: u64, full_counter: u32) -> bool {
     if let Some(value) = map.get_ptr_mut(key) {
         unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(value, amount) };
-        return;
+        return false;
     }
     match map.insert(key, amount, u64::from(BPF_NOEXIST)) {
-        Ok(()) => {}
+        Ok(()) => true,
         // Another CPU inserted the same key between our lookup and insert.
         Err(err) if -err == EEXIST => {
             if let Some(value) = map.get_ptr_mut(key) {
                 unsafe { atomic_xadd::<u64, u64, { AtomicOrdering::Relaxed }>(value, amount) };
             }
+            false
         }
-        Err(_) => count_error(full_counter),
+        Err(_) => {
+            count_error(full_counter);
+            false
+        }
     }
 }
 

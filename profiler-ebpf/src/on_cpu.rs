@@ -4,8 +4,11 @@ use aya_ebpf::{EbpfContext as _, macros::perf_event, programs::PerfEventContext}
 use profiler_common::{StackKey, error, map_set};
 
 use crate::{
-    maps::{COUNTS_A, COUNTS_B, SELF_TGID, add, current_stacks, generation, wanted},
+    maps::{
+        COUNTS_A, COUNTS_B, EFAULT, SELF_TGID, add, generation, kernel_stack, user_stack, wanted,
+    },
     process::announce_first_sample,
+    user_stack::{UserRegs, current_user_regs, store},
 };
 
 #[perf_event]
@@ -17,12 +20,28 @@ pub fn on_cpu_sample(ctx: PerfEventContext) -> u32 {
     }
     announce_first_sample(tgid);
     let generation = generation();
-    let (kern_stack_id, user_stack_id) = current_stacks(&ctx, generation);
+    let regs = unsafe { &(*ctx.ctx).regs };
+    // A sample in user mode has no kernel stack, and its registers are the
+    // user registers: no helper call for either.
+    let (kern_stack_id, user_regs) = if regs.cs & 3 == 3 {
+        let user_regs = UserRegs {
+            ip: regs.rip,
+            sp: regs.rsp,
+            bp: regs.rbp,
+            syscall: u64::MAX,
+            args: [0; 2],
+        };
+        (-EFAULT, Some(user_regs))
+    } else {
+        (kernel_stack(&ctx, generation), current_user_regs())
+    };
+    let user_stack_id = user_stack(user_regs);
     let key = StackKey {
         tgid,
         tid,
         user_stack_id,
         kern_stack_id,
+        _pad: 0,
         comm: ctx.command().unwrap_or_default(),
     };
     let counts = if map_set(generation) == 0 {
@@ -30,6 +49,9 @@ pub fn on_cpu_sample(ctx: PerfEventContext) -> u32 {
     } else {
         &COUNTS_B
     };
-    add(counts, &key, 1, error::COUNTS_MAP_FULL);
+    // A count that exists already refers to a stack stored already.
+    if add(counts, &key, 1, error::COUNTS_MAP_FULL) {
+        store(user_stack_id, generation);
+    }
     0
 }

@@ -14,19 +14,15 @@
 //! per drain generation, because stack ids are.
 
 use aya_ebpf::{
-    EbpfContext as _, Global,
-    helpers::{
-        bpf_get_current_task_btf, bpf_probe_read_kernel, bpf_probe_read_user, bpf_task_pt_regs,
-    },
-    macros::map,
-    maps::LruHashMap,
+    EbpfContext as _, Global, helpers::bpf_probe_read_user, macros::map, maps::LruHashMap,
     programs::TracePointContext,
 };
 use profiler_common::{error, state};
 
 use crate::{
-    maps::{count_error, current_stacks},
+    maps::{count_error, kernel_stack, user_stack},
     process::announce_first_sample,
+    user_stack::{UserRegs, current_user_regs, store},
 };
 
 /// 0 when every switch walks both stacks (`--no-stack-reuse`).
@@ -56,11 +52,12 @@ struct BlockSite {
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct ReusedStacks {
+    user_stack_id: i64,
     kern_stack_id: i32,
-    user_stack_id: i32,
     reuses: u32,
     /// Set once a check found a different stack: this site always walks.
     walk_always: u32,
+    _pad: u32,
 }
 
 /// Stack ids by block site. LRU: losing an entry only costs one walk, and
@@ -70,28 +67,29 @@ static REUSED_STACKS: LruHashMap<BlockSite, ReusedStacks> = LruHashMap::with_max
 
 /// Kernel and user stack ids for the current (blocking) task, reused from
 /// an earlier block at the identical site. A walk also announces the
-/// process; a reuse means this generation already did.
+/// process and stores the stacks; a reuse means this generation did both.
 #[inline(always)]
 pub fn blocking_stacks(
     ctx: &TracePointContext,
     tid: u32,
     state: u32,
     generation: u32,
-) -> (i32, i32) {
+) -> (i32, i64) {
+    let regs = current_user_regs();
     if REUSE_STACKS.load() == 0 || state == state::OTHER {
-        return walk(ctx, generation);
+        return walk(ctx, regs, generation);
     }
-    let Some(site) = block_site(tid, state, generation) else {
-        return walk(ctx, generation);
+    let Some(site) = block_site(regs, tid, state, generation) else {
+        return walk(ctx, regs, generation);
     };
     let Some(entry) = REUSED_STACKS.get_ptr_mut(&site) else {
-        let ids = walk(ctx, generation);
+        let ids = walk(ctx, regs, generation);
         remember(&site, ids);
         return ids;
     };
     let entry = unsafe { &mut *entry };
     if entry.walk_always != 0 {
-        return walk(ctx, generation);
+        return walk(ctx, regs, generation);
     }
     entry.reuses = entry.reuses.wrapping_add(1);
     let cached = (entry.kern_stack_id, entry.user_stack_id);
@@ -100,7 +98,7 @@ pub fn blocking_stacks(
     if !check {
         return cached;
     }
-    let walked = walk(ctx, generation);
+    let walked = walk(ctx, regs, generation);
     if walked != cached && walked.0 >= 0 && walked.1 >= 0 {
         count_error(error::STACK_REUSE_MISMATCH);
         entry.walk_always = 1;
@@ -109,46 +107,44 @@ pub fn blocking_stacks(
 }
 
 #[inline(always)]
-fn walk(ctx: &TracePointContext, generation: u32) -> (i32, i32) {
+fn walk(ctx: &TracePointContext, regs: Option<UserRegs>, generation: u32) -> (i32, i64) {
     announce_first_sample(ctx.tgid());
-    current_stacks(ctx, generation)
+    let user = user_stack(regs);
+    store(user, generation);
+    (kernel_stack(ctx, generation), user)
 }
 
 #[inline(always)]
-fn remember(site: &BlockSite, (kern_stack_id, user_stack_id): (i32, i32)) {
+fn remember(site: &BlockSite, (kern_stack_id, user_stack_id): (i32, i64)) {
     if kern_stack_id < 0 || user_stack_id < 0 {
         return;
     }
     let entry = ReusedStacks {
-        kern_stack_id,
         user_stack_id,
+        kern_stack_id,
         reuses: 0,
         walk_always: 0,
+        _pad: 0,
     };
     let _ = REUSED_STACKS.insert(site, entry, 0);
 }
 
-/// Reads the current task's block site; None when any part is unreadable.
+/// The block site of the current task; None without user registers or
+/// when the frame record at bp is unreadable.
 #[inline(always)]
-fn block_site(tid: u32, state: u32, generation: u32) -> Option<BlockSite> {
-    let regs = unsafe { bpf_task_pt_regs(bpf_get_current_task_btf()) } as *const u64;
-    if regs.is_null() {
-        return None;
-    }
-    // pt_regs: ..., 10 rax, 11 rcx, 12 rdx, 13 rsi, 14 rdi, 15 orig_rax,
-    // 16 rip, 17 cs, 18 eflags, 19 rsp, 20 ss; rbp is word 4.
-    let user: [u64; 21] = unsafe { bpf_probe_read_kernel(regs as *const [u64; 21]) }.ok()?;
-    let caller_frame: [u64; 2] = unsafe { bpf_probe_read_user(user[4] as *const [u64; 2]) }.ok()?;
+fn block_site(regs: Option<UserRegs>, tid: u32, state: u32, generation: u32) -> Option<BlockSite> {
+    let regs = regs?;
+    let caller_frame: [u64; 2] = unsafe { bpf_probe_read_user(regs.bp as *const [u64; 2]) }.ok()?;
     Some(BlockSite {
         tid,
         state,
         generation,
         _pad: 0,
-        user_ip: user[16],
-        user_sp: user[19],
-        user_bp: user[4],
+        user_ip: regs.ip,
+        user_sp: regs.sp,
+        user_bp: regs.bp,
         caller_frame,
-        syscall: user[15],
-        args: [user[14], user[13]],
+        syscall: regs.syscall,
+        args: regs.args,
     })
 }

@@ -38,7 +38,7 @@ fn batch() -> Batch {
                 key: StackKey {
                     tgid: me,
                     tid: me,
-                    user_stack_id: (i % 100) as i32,
+                    user_stack_id: (i % 100) as i64,
                     ..StackKey::default()
                 },
                 user: RawStack::Frames(

@@ -56,8 +56,9 @@ pub fn seed(collector: &mut Collector, target: &Target) -> Result<HashMap<u32, S
                 stack: StackKey {
                     tgid,
                     tid: thread.tid,
-                    user_stack_id: STACK_ID_BEFORE_RUN,
+                    user_stack_id: STACK_ID_BEFORE_RUN.into(),
                     kern_stack_id: STACK_ID_BEFORE_RUN,
+                    _pad: 0,
                     comm: thread.comm,
                 },
                 stack_gen: 0,
@@ -100,7 +101,7 @@ pub fn stack_refs(collector: &Collector) -> Result<HashSet<StackRef>> {
 
 fn push_refs(refs: &mut HashSet<StackRef>, stack: &StackKey, generation: u32) {
     refs.insert((generation, stack.user_stack_id));
-    refs.insert((generation, stack.kern_stack_id));
+    refs.insert((generation, stack.kern_stack_id.into()));
 }
 
 /// Reads a map BPF is changing: keys first (bounded, since iteration

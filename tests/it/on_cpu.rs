@@ -211,3 +211,40 @@ fn sigint_stops_the_capture_and_keeps_the_outputs() {
     assert!(samples >= 150, "only {samples} samples kept after SIGINT");
     assert!(dir.join("on-cpu.svg").is_file() && dir.join("report.json").is_file());
 }
+
+/// 16,384 distinct stacks, 16 frames deep: BPF's hash-keyed user stacks
+/// lose none to collisions, every stack is whole from main to the leaf, and
+/// the walk stops at libc's start-up frame instead of running into the
+/// garbage frame pointer it leaves.
+#[test]
+fn keeps_every_one_of_16k_distinct_stacks_whole() {
+    let Some(_bpf) = require_bpf("keeps_every_one_of_16k_distinct_stacks_whole") else {
+        return;
+    };
+    let stacks = Workload::start("wl-stacks", &[]);
+    let pid = stacks.pid().to_string();
+    let run = profile("stacks", &["--pid", &pid, "-d", "3", "-F", "999"]);
+    run.assert_success();
+    let folded = run.folded();
+    let lines: Vec<_> = folded.of_process("wl-stacks").collect();
+    let samples: u64 = lines.iter().map(|(_, n)| n).sum();
+    assert!(samples >= 2000, "too few samples: {samples}");
+    assert!(lines.len() >= 1000, "only {} distinct stacks", lines.len());
+    let whole = lines
+        .iter()
+        .filter(|(frames, _)| {
+            let walks = frames.iter().filter(|f| *f == "walk").count();
+            frames.get(1).is_some_and(|f| f == "__libc_start_call_main")
+                && frames.get(2).is_some_and(|f| f == "main")
+                && walks == 15
+        })
+        .map(|(_, n)| n)
+        .sum::<u64>();
+    assert!(
+        whole * 100 >= samples * 95,
+        "only {whole} of {samples} samples have the whole chain"
+    );
+    let errors = &run.report()["errors"];
+    assert_eq!(errors["stack_collisions"], 0, "{errors}");
+    assert_eq!(errors["stacks_lost_in_drain"], 0, "{errors}");
+}

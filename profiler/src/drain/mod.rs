@@ -20,11 +20,11 @@ use aya::{
     Pod,
     maps::{HashMap, MapData, StackTraceMap},
 };
-use profiler_common::{OffCpuKey, STACK_ID_BEFORE_RUN, StackKey, WakeKey, map_set};
+use profiler_common::{OffCpuKey, STACK_ID_BEFORE_RUN, StackKey, UserStack, WakeKey, map_set};
 
 pub use self::{
     events::ProcessEvents,
-    stacks::{Seeded, StackRef, StackStore},
+    stacks::{Seeded, StackRef, StackStore, StacksById},
 };
 use crate::bpf::Collector;
 
@@ -169,26 +169,26 @@ impl Drainer {
         let set = if map_set(generation) == 0 { "A" } else { "B" };
         let names = [
             format!("STACKS_{set}"),
+            format!("USER_STACKS_{set}"),
             format!("COUNTS_{set}"),
             format!("OFF_US_{set}"),
             format!("WAKE_US_{set}"),
         ];
-        let [Some(stacks), Some(counts), Some(off_us), Some(wake_us)] = collector
+        let [
+            Some(stacks),
+            Some(user_stacks),
+            Some(counts),
+            Some(off_us),
+            Some(wake_us),
+        ] = collector
             .ebpf
             .maps_disjoint_mut(names.each_ref().map(String::as_str))
         else {
             anyhow::bail!("map set {set} missing from the BPF object");
         };
-        let mut stacks: StackTraceMap<&mut MapData> = StackTraceMap::try_from(stacks)?;
         // Nothing writes to this set now, so its contents are stable.
-        let mut ids = StdHashMap::new();
-        let stack_ids: Vec<u32> = stacks.stack_ids().collect::<Result<_, _>>()?;
-        for id in &stack_ids {
-            if let Ok(trace) = stacks.get(id, 0) {
-                ids.insert(*id as i32, trace.frames().iter().map(|f| f.ip).collect());
-            }
-            stacks.remove(id)?;
-        }
+        let mut ids = take_kernel_stacks(stacks)?;
+        ids.extend(take_user_stacks(user_stacks)?);
         self.stacks.add_generation(generation, ids);
 
         let mut batch = Batch::default();
@@ -216,6 +216,38 @@ impl Drainer {
     }
 }
 
+/// Reads and empties a stack-trace map of kernel stacks.
+fn take_kernel_stacks(map: &mut aya::maps::Map) -> Result<StacksById> {
+    let mut stacks: StackTraceMap<&mut MapData> = StackTraceMap::try_from(map)?;
+    let stack_ids: Vec<u32> = stacks.stack_ids().collect::<Result<_, _>>()?;
+    let mut ids = StacksById::with_capacity(stack_ids.len());
+    for id in &stack_ids {
+        if let Ok(trace) = stacks.get(id, 0) {
+            ids.insert(
+                i64::from(*id),
+                trace.frames().iter().map(|f| f.ip).collect(),
+            );
+        }
+        stacks.remove(id)?;
+    }
+    Ok(ids)
+}
+
+/// Reads and empties a map of user stacks walked by BPF.
+fn take_user_stacks(map: &mut aya::maps::Map) -> Result<StacksById> {
+    let mut stacks: HashMap<&mut MapData, i64, UserStack> = HashMap::try_from(map)?;
+    let keys: Vec<i64> = stacks.keys().collect::<Result<_, _>>()?;
+    let mut ids = StacksById::with_capacity(keys.len());
+    for id in keys {
+        if let Ok(stack) = stacks.get(&id, 0) {
+            let len = (stack.len as usize).min(stack.ips.len());
+            ids.insert(id, stack.ips[..len].to_vec());
+        }
+        stacks.remove(&id)?;
+    }
+    Ok(ids)
+}
+
 /// Reads every entry of a map nothing writes to, then empties it.
 fn take_all<K: Pod + Eq + std::hash::Hash>(map: &mut aya::maps::Map) -> Result<Vec<(K, u64)>> {
     let mut map: HashMap<&mut MapData, K, u64> = HashMap::try_from(map)?;
@@ -230,6 +262,6 @@ fn take_all<K: Pod + Eq + std::hash::Hash>(map: &mut aya::maps::Map) -> Result<V
 }
 
 /// True when `id` marks a thread seeded from /proc at the start.
-pub fn is_before_run(id: i32) -> bool {
-    id == STACK_ID_BEFORE_RUN
+pub fn is_before_run(id: i64) -> bool {
+    id == i64::from(STACK_ID_BEFORE_RUN)
 }

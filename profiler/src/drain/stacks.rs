@@ -17,10 +17,14 @@ pub struct Seeded {
 }
 
 /// A (generation, stack id) that a pending record refers to.
-pub type StackRef = (u32, i32);
+pub type StackRef = (u32, i64);
+
+/// Stacks by id: kernel ids from the stack map (below 2^31) and user ids
+/// from BPF's hash (2^62 and up) never meet, so one map holds both.
+pub type StacksById = HashMap<i64, Vec<u64>>;
 
 pub struct StackStore {
-    generations: BTreeMap<u32, HashMap<i32, Vec<u64>>>,
+    generations: BTreeMap<u32, StacksById>,
     /// Kernel stacks of threads blocked before the run, by tid.
     seeded: HashMap<u32, Seeded>,
     /// References seen by the previous pruning, kept one more round:
@@ -37,7 +41,7 @@ impl StackStore {
         }
     }
 
-    pub fn add_generation(&mut self, generation: u32, stacks: HashMap<i32, Vec<u64>>) {
+    pub fn add_generation(&mut self, generation: u32, stacks: StacksById) {
         self.generations.insert(generation, stacks);
     }
 
@@ -51,11 +55,11 @@ impl StackStore {
         RawStacks {
             key: *key,
             user: self.stack(key, key.user_stack_id, generation, false),
-            kernel: self.stack(key, key.kern_stack_id, generation, true),
+            kernel: self.stack(key, key.kern_stack_id.into(), generation, true),
         }
     }
 
-    fn stack(&self, key: &StackKey, id: i32, generation: u32, kernel: bool) -> RawStack {
+    fn stack(&self, key: &StackKey, id: i64, generation: u32, kernel: bool) -> RawStack {
         if is_before_run(id) {
             let seeded = self.seeded.get(&key.tid);
             return match (kernel, seeded) {
@@ -70,7 +74,7 @@ impl StackStore {
             };
         }
         if id < 0 {
-            return RawStack::Failed(-id);
+            return RawStack::Failed(i32::try_from(-id).unwrap_or(i32::MAX));
         }
         match self.generations.get(&generation).and_then(|g| g.get(&id)) {
             Some(ips) => RawStack::Frames(ips.clone()),
@@ -104,7 +108,7 @@ impl StackStore {
 mod tests {
     use super::*;
 
-    fn key(user: i32, kern: i32) -> StackKey {
+    fn key(user: i64, kern: i32) -> StackKey {
         StackKey {
             tgid: 1,
             tid: 2,
@@ -129,6 +133,23 @@ mod tests {
         );
         assert_eq!(store.resolve(&key(5, -14), 1).kernel, RawStack::Failed(14));
         assert_eq!(store.resolve(&key(6, -14), 1).user, RawStack::Lost);
+    }
+
+    #[test]
+    fn user_stack_ids_never_meet_kernel_ids_or_errnos() {
+        for hash in [0, 5, u64::MAX, 1 << 62, 1 << 63] {
+            let id = profiler_common::user_stack_id(hash);
+            assert!(id >= 1 << 62, "{hash:#x} -> {id:#x}");
+        }
+        let user = profiler_common::user_stack_id(5);
+        let mut store = StackStore::new(HashMap::new());
+        store.add_generation(
+            0,
+            HashMap::from([(5, vec![0xffff_ffff_8100_0000]), (user, vec![0xa])]),
+        );
+        let stacks = store.resolve(&key(user, 5), 0);
+        assert_eq!(stacks.user, RawStack::Frames(vec![0xa]));
+        assert_eq!(stacks.kernel, RawStack::Frames(vec![0xffff_ffff_8100_0000]));
     }
 
     #[test]
