@@ -1,6 +1,7 @@
-/* wl-stacks: 16384 distinct stacks. walk(n, bits) descends 14 levels,
- * through left() or right() by each bit of `bits`, and spins at the bottom;
- * main visits every `bits` in turn, forever (or argv[1] seconds). */
+/* wl-stacks: 2^levels distinct stacks (argv[2], default 14: 16384).
+ * walk(n, bits) descends `levels` levels, through left() or right() by each
+ * bit of `bits`, and spins at the bottom; main visits every `bits` in turn,
+ * forever (or argv[1] seconds). */
 #include "common.h"
 
 __attribute__((noinline)) void walk(int n, unsigned bits);
@@ -21,7 +22,9 @@ __attribute__((noinline)) void walk(int n, unsigned bits) {
 
 int main(int argc, char **argv) {
     double end = now() + seconds_arg(argc, argv);
-    for (unsigned bits = 0; now() < end; bits = (bits + 1) & 0x3fff)
-        walk(14, bits);
+    int levels = argc > 2 ? atoi(argv[2]) : 14;
+    unsigned mask = (1u << levels) - 1;
+    for (unsigned bits = 0; now() < end; bits = (bits + 1) & mask)
+        walk(levels, bits);
     return 0;
 }

@@ -310,8 +310,16 @@ impl Bench {
     /// what share of samples the stack map's collisions cost.
     pub fn scale(&self) -> Result<Value> {
         let mut out = Vec::new();
-        for rate in [999u32, 4999] {
-            let (mut avg_ms, mut max_ms, mut keys, mut stacks, mut lost) = (
+        let mut busy_cpus = vec![1, self.cpus];
+        busy_cpus.dedup();
+        let shapes = busy_cpus.iter().flat_map(|&busy| {
+            [999u32, 4999]
+                .into_iter()
+                .flat_map(move |rate| [6u32, 14].map(|levels| (busy, rate, levels)))
+        });
+        for (busy, rate, levels) in shapes {
+            let (mut avg_ms, mut max_ms, mut keys, mut stacks, mut lost, mut per_sample) = (
+                Series::default(),
                 Series::default(),
                 Series::default(),
                 Series::default(),
@@ -320,8 +328,12 @@ impl Bench {
             );
             let mut sizes = (0u64, 0u64);
             for _ in 0..self.runs {
-                let workloads: Vec<_> = (0..self.cpus)
-                    .map(|_| Command::new(self.workload("wl-stacks")).arg("8").spawn())
+                let workloads: Vec<_> = (0..busy)
+                    .map(|_| {
+                        Command::new(self.workload("wl-stacks"))
+                            .args(["8", &levels.to_string()])
+                            .spawn()
+                    })
                     .collect::<Result<_, _>>()?;
                 thread::sleep(Duration::from_millis(300));
                 let dir = self.tmp("scale");
@@ -343,6 +355,9 @@ impl Bench {
                     let _ = w.wait();
                 }
                 let stderr = String::from_utf8_lossy(&output.stderr);
+                if let Some(ns) = bpf_ns_per_run(&stderr, "on_cpu_sample") {
+                    per_sample.push(ns);
+                }
                 let line = stderr
                     .lines()
                     .find(|l| l.contains(" drains, "))
@@ -370,6 +385,9 @@ impl Bench {
             out.push(json!({
                 "freq_hz": rate,
                 "cpus": self.cpus,
+                "busy_cpus": busy,
+                "distinct_stacks": 1u64 << levels,
+                "bpf_ns_per_sample": per_sample.json(),
                 "drain_ms_average": avg_ms.json(),
                 "drain_ms_max": max_ms.json(),
                 "peak_counts_per_interval": keys.json(),

@@ -219,18 +219,21 @@ pub fn markdown(all: &Value, quick: bool) -> String {
 
     let _ = writeln!(
         out,
-        "## Scale\n\nA workload of 16,384 distinct stacks on each of the {} CPUs (all this machine has), 5 s system-wide, with bpfprof's default map sizes (scaled to CPUs x frequency x interval).\n",
+        "## Scale\n\nA workload of 64 or 16,384 distinct stacks busy on 1 CPU or on all {} CPUs this machine has, 5 s system-wide, with bpfprof's default map sizes (scaled to CPUs x frequency x interval).\n",
         m["cpus"]
     );
     let _ = writeln!(
         out,
-        "| Hz | drain ms, average | drain ms, max | counts in one interval | of | stacks in one interval | of | samples lost to stack-map collisions, % |\n|---|---|---|---|---|---|---|---|"
+        "| busy CPUs | Hz | distinct stacks | BPF ns per sample | drain ms, average | drain ms, max | counts in one interval | of | stacks in one interval | of | samples lost to stack-map collisions, % |\n|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for row in r["scale"].as_array().into_iter().flatten() {
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            row["busy_cpus"],
             row["freq_hz"],
+            row["distinct_stacks"],
+            show(&row["bpf_ns_per_sample"], 0),
             show(&row["drain_ms_average"], 1),
             show(&row["drain_ms_max"], 1),
             show(&row["peak_counts_per_interval"], 0),
@@ -242,7 +245,8 @@ pub fn markdown(all: &Value, quick: bool) -> String {
     }
     let _ = writeln!(
         out,
-        "\nCollisions grow as the stack map fills: past 5% of samples, a run's Quality block says so and suggests a larger `--stack-map-size`.\n\n## Not measured yet\n\n- Cost against the number of CPUs beyond this machine's.\n\nMicro-benchmarks of the userspace hot paths run apart: `cargo bench -p profiler`."
+        "\nUser stacks are keyed by a 64-bit hash of their frames in a hash map, so they cannot collide; kernel stacks stay in a stack-trace map, whose collisions a run's Quality block reports past 5% of samples, with a larger `--stack-map-size` to try. Cost against the number of CPUs beyond this machine's {} is not measured.\n\nMicro-benchmarks of the userspace hot paths run apart: `cargo bench -p profiler`.",
+        m["cpus"]
     );
     out
 }
