@@ -165,6 +165,44 @@ const _: () = assert!(core::mem::size_of::<PendingBlock>() == 56);
 const _: () = assert!(core::mem::size_of::<Waker>() == 48);
 const _: () = assert!(core::mem::size_of::<WakeKey>() == 96);
 
+/// One row of a binary's unwind table, built by userspace from .eh_frame:
+/// from `pc` (the binary's own virtual address) up to the next row's `pc`,
+/// how to find the caller's frame. The return address is always at CFA - 8
+/// on x86_64.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct UnwindRow {
+    pub pc: u64,
+    /// Added to the CFA's base register; for `unwind_kind::PLT`, the
+    /// threshold on `rip & 15`.
+    pub cfa_offset: i32,
+    /// Where the caller's rbp is saved, from the CFA, when `rbp_saved`.
+    pub rbp_offset: i16,
+    /// One of `unwind_kind::*`.
+    pub kind: u8,
+    pub rbp_saved: u8,
+}
+
+const _: () = assert!(core::mem::size_of::<UnwindRow>() == 16);
+
+/// How an `UnwindRow` finds the caller's frame.
+pub mod unwind_kind {
+    /// CFA = rsp + offset.
+    pub const RSP: u8 = 0;
+    /// CFA = rbp + offset.
+    pub const RBP: u8 = 1;
+    /// A PLT stub: CFA = rsp + 8, plus 8 more when `rip & 15 >= offset`.
+    pub const PLT: u8 = 2;
+    /// A signal trampoline: the interrupted registers are in the ucontext
+    /// at rsp.
+    pub const SIGNAL: u8 = 3;
+    /// The outermost frame (return address undefined): the stack is whole.
+    pub const END: u8 = 4;
+    /// No usable rule here (a gap between functions, or a rule the BPF
+    /// walk cannot follow).
+    pub const NONE: u8 = 5;
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: plain-old-data, repr(C), no implicit padding (asserted above).
@@ -174,4 +212,5 @@ mod pod {
     unsafe impl aya::Pod for super::Waker {}
     unsafe impl aya::Pod for super::WakeKey {}
     unsafe impl aya::Pod for super::UserStack {}
+    unsafe impl aya::Pod for super::UnwindRow {}
 }

@@ -15,7 +15,7 @@
 //! something new refers to it.
 
 use aya_ebpf::{
-    bindings::BPF_NOEXIST,
+    bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST},
     helpers::{
         bpf_get_current_task_btf, bpf_probe_read_kernel, bpf_probe_read_user, bpf_task_pt_regs,
     },
@@ -28,10 +28,15 @@ use profiler_common::{
 
 use crate::maps::{EEXIST, EFAULT, count_error};
 
+/// Not preallocated: a stack is 1 KiB, and a preallocated map sized for
+/// 4999 Hz would cost ~70 MiB of kernel memory (and the time to zero it)
+/// while holding a few thousand stacks.
 #[map]
-pub static USER_STACKS_A: HashMap<i64, UserStack> = HashMap::with_max_entries(16384, 0);
+pub static USER_STACKS_A: HashMap<i64, UserStack> =
+    HashMap::with_max_entries(16384, BPF_F_NO_PREALLOC);
 #[map]
-pub static USER_STACKS_B: HashMap<i64, UserStack> = HashMap::with_max_entries(16384, 0);
+pub static USER_STACKS_B: HashMap<i64, UserStack> =
+    HashMap::with_max_entries(16384, BPF_F_NO_PREALLOC);
 /// The stack being walked, per CPU (too big for the BPF stack).
 #[map]
 static WALK: PerCpuArray<UserStack> = PerCpuArray::with_max_entries(1, 0);

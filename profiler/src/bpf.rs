@@ -253,7 +253,7 @@ impl Collector {
     pub fn describe_maps(&self) -> Vec<String> {
         let cpus = online_cpus().map_or(1, |c| c.len() as u64);
         let mut lines = Vec::new();
-        let mut total = 0;
+        let (mut total, mut on_demand_total) = (0, 0);
         for (name, map) in self.ebpf.maps() {
             let (data, per_cpu) = match map {
                 Map::PerCpuArray(d) | Map::PerCpuHashMap(d) => (d, true),
@@ -272,15 +272,23 @@ impl Collector {
                 let value = u64::from(info.value_size()) * if per_cpu { cpus } else { 1 };
                 entries * (u64::from(info.key_size()) + value)
             };
-            total += bytes;
+            // BPF_F_NO_PREALLOC: memory grows with use, up to the bound.
+            let on_demand = info.map_flags() & 1 != 0;
+            if on_demand {
+                on_demand_total += bytes;
+            } else {
+                total += bytes;
+            }
             lines.push(format!(
-                "map {name:<14} {entries:>8} entries  {:>8.1} MiB",
-                mib(bytes)
+                "map {name:<14} {entries:>8} entries  {:>8.1} MiB{}",
+                mib(bytes),
+                if on_demand { " at most, as used" } else { "" }
             ));
         }
         lines.push(format!(
-            "maps in all                        {:>8.1} MiB",
-            mib(total)
+            "maps in all                        {:>8.1} MiB, and up to {:.1} MiB more as used",
+            mib(total),
+            mib(on_demand_total)
         ));
         lines
     }

@@ -24,6 +24,7 @@ pub mod saved;
 pub mod status;
 pub mod symbolize;
 pub mod tracefs;
+pub mod unwind;
 pub mod windows;
 
 use std::time::{SystemTime, UNIX_EPOCH};

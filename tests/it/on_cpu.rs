@@ -230,19 +230,27 @@ fn keeps_every_one_of_16k_distinct_stacks_whole() {
     let samples: u64 = lines.iter().map(|(_, n)| n).sum();
     assert!(samples >= 2000, "too few samples: {samples}");
     assert!(lines.len() >= 1000, "only {} distinct stacks", lines.len());
-    let whole = lines
-        .iter()
-        .filter(|(frames, _)| {
-            let walks = frames.iter().filter(|f| *f == "walk").count();
-            frames.get(1).is_some_and(|f| f == "__libc_start_call_main")
-                && frames.get(2).is_some_and(|f| f == "main")
-                && walks == 15
-        })
-        .map(|(_, n)| n)
-        .sum::<u64>();
+    let sum = |keep: &dyn Fn(&[String]) -> bool| -> u64 {
+        lines
+            .iter()
+            .filter(|(frames, _)| keep(frames))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    // Whole: reaches main, and stops at libc's start-up frame.
+    let whole = sum(&|frames| {
+        frames.get(1).is_some_and(|f| f == "__libc_start_call_main")
+            && frames.get(2).is_some_and(|f| f == "main")
+    });
     assert!(
-        whole * 100 >= samples * 95,
-        "only {whole} of {samples} samples have the whole chain"
+        whole * 100 >= samples * 99,
+        "only {whole} of {samples} samples reach main from libc's start"
+    );
+    // Most samples are in the spin at the bottom, 15 calls of walk deep.
+    let deepest = sum(&|frames| frames.iter().filter(|f| *f == "walk").count() == 15);
+    assert!(
+        deepest * 100 >= samples * 80,
+        "only {deepest} of {samples} samples at the bottom"
     );
     let errors = &run.report()["errors"];
     assert_eq!(errors["stack_collisions"], 0, "{errors}");
