@@ -18,6 +18,11 @@ const WORKLOADS: &[(&str, &str, &[&str])] = &[
     ("wl-sleeps", "sleeps.c", O0),
     ("wl-samesite", "samesite.c", O0),
     ("wl-stacks", "stacks.c", O0),
+    // For unwinding: no frame pointers at all; a frameless leaf under
+    // frame pointers; a hot path inside Debian's libc.
+    ("wl-omitfp", "omitfp.c", &["-O2", "-fomit-frame-pointer"]),
+    ("wl-leaf", "leaf.c", &["-O2"]),
+    ("wl-qsort", "qsort.c", O0),
     ("wl-mixed", "mixed.c", O0),
     ("wl-contend", "contend.c", O0),
     ("wl-fsync", "fsync.c", O0),
@@ -39,10 +44,12 @@ fn main() {
     println!("cargo::rerun-if-changed={}", src.display());
     for (name, file, optimisation) in WORKLOADS {
         let compiler = if file.ends_with(".cpp") { "g++" } else { "gcc" };
+        // The workload's own flags come last, so they win.
         let status = Command::new(compiler)
-            .args(*optimisation)
             .args(["-g", "-fno-omit-frame-pointer", "-pthread"])
-            .args(["-fno-optimize-sibling-calls", "-o"])
+            .arg("-fno-optimize-sibling-calls")
+            .args(*optimisation)
+            .arg("-o")
             .arg(out.join(name))
             .arg(src.join(file))
             .status()
@@ -52,5 +59,14 @@ fn main() {
             "building workload {name} from {file} failed"
         );
     }
+    // A Rust release build as users ship it: no frame pointers.
+    let rustc = env::var_os("RUSTC").unwrap_or_else(|| "rustc".into());
+    let status = Command::new(rustc)
+        .args(["-O", "-g", "-C", "force-frame-pointers=no", "-o"])
+        .arg(out.join("wl-rust-nofp"))
+        .arg(src.join("nofp.rs"))
+        .status()
+        .expect("rustc is needed to build the Rust workload");
+    assert!(status.success(), "building wl-rust-nofp failed");
     println!("cargo::rustc-env=WORKLOAD_DIR={}", out.display());
 }

@@ -35,9 +35,15 @@ const _: () = assert!(core::mem::size_of::<StackKey>() == 40);
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct UserStack {
-    pub len: u64,
+    pub len: u32,
+    /// `USER_STACK_*` flags.
+    pub flags: u32,
     pub ips: [u64; MAX_STACK_DEPTH],
 }
+
+/// The walk stopped part way: no rule for a frame, or memory it could not
+/// read. The stack is shown with a `[truncated]` root.
+pub const USER_STACK_INCOMPLETE: u32 = 1;
 
 const _: () = assert!(core::mem::size_of::<UserStack>() == 1024);
 
@@ -98,6 +104,9 @@ pub struct ProcessEvent {
 pub const PROCESS_FIRST_SAMPLE: u32 = 0;
 /// The process replaced its image: its old maps are void.
 pub const PROCESS_EXEC: u32 = 1;
+/// A user-stack walk met an address outside the process's known mappings
+/// (a library loaded since they were read): reread them.
+pub const PROCESS_MAPS_STALE: u32 = 2;
 
 /// `ACTIVE` holds the drain generation; BPF writes to map set
 /// `generation & 1`. Userspace bumps it, then drains the other set while
@@ -185,6 +194,44 @@ pub struct UnwindRow {
 
 const _: () = assert!(core::mem::size_of::<UnwindRow>() == 16);
 
+/// An executable mapping of a process, and where its binary's unwind rows
+/// are in `UNWIND_ROWS` (`rows_len` 0: the binary has none).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct UnwindMapping {
+    pub start: u64,
+    pub end: u64,
+    /// Address in the mapping minus the binary's own (ELF) address.
+    pub bias: u64,
+    pub rows_start: u32,
+    pub rows_len: u32,
+}
+
+/// Most mappings with unwind rows one process can have; more are walked by
+/// frame pointers (`auto`) or not at all (`dwarf`).
+pub const MAX_UNWIND_MAPPINGS: usize = 64;
+
+/// A process's executable mappings, sorted by start address.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcessMappings {
+    pub len: u32,
+    /// Set by BPF when a walk met an address in no mapping (a library
+    /// loaded since userspace read the maps); cleared by rereading them.
+    pub stale: u32,
+    pub mappings: [UnwindMapping; MAX_UNWIND_MAPPINGS],
+}
+
+/// `--unwind`: how user stacks are walked.
+pub mod unwind_mode {
+    /// Frame pointers only.
+    pub const FP: u32 = 0;
+    /// Unwind tables only: a frame without one ends the walk, incomplete.
+    pub const DWARF: u32 = 1;
+    /// Unwind tables where a binary has them, frame pointers elsewhere.
+    pub const AUTO: u32 = 2;
+}
+
 /// How an `UnwindRow` finds the caller's frame.
 pub mod unwind_kind {
     /// CFA = rsp + offset.
@@ -213,4 +260,6 @@ mod pod {
     unsafe impl aya::Pod for super::WakeKey {}
     unsafe impl aya::Pod for super::UserStack {}
     unsafe impl aya::Pod for super::UnwindRow {}
+    unsafe impl aya::Pod for super::UnwindMapping {}
+    unsafe impl aya::Pod for super::ProcessMappings {}
 }

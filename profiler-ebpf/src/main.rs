@@ -6,7 +6,8 @@
 //! - `off_cpu`: blocked time from `sched_switch`, wakers from `sched_waking`.
 //! - `process`: the fork follower and the exec/first-sample announcements.
 //! - `reuse`: off-CPU stack ids reused while a thread blocks at one site.
-//! - `user_stack`: the frame-pointer walk of user stacks and their maps.
+//! - `user_stack`: the walk of user stacks and their maps; `unwind`: its
+//!   steps, by unwind table or frame pointer.
 #![no_std]
 #![no_main]
 #![feature(core_intrinsics)]
@@ -17,6 +18,7 @@ mod off_cpu;
 mod on_cpu;
 mod process;
 mod reuse;
+mod unwind;
 mod user_stack;
 
 #[cfg(not(test))]

@@ -50,7 +50,7 @@ pub fn announce_first_sample(tgid: u32) {
 }
 
 #[inline(always)]
-fn announce(tgid: u32, kind: u32) {
+pub fn announce(tgid: u32, kind: u32) {
     if PROCESS_EVENTS
         .output(ProcessEvent { tgid, kind }, 0)
         .is_err()

@@ -1,12 +1,14 @@
-//! User stacks, walked by frame pointers here rather than by
-//! `bpf_get_stackid`, and stored in hash-keyed maps. Two reasons:
+//! User stacks, walked here rather than by `bpf_get_stackid`, and stored
+//! in hash-keyed maps. Three reasons:
 //!
-//! - The kernel's walk follows a frame pointer wherever it points. The
-//!   outermost frame that libc's start-up code leaves behind (rbp holding a
-//!   small integer) makes it fault on nearly every sample, and a fault costs
-//!   more than the rest of the sample (~1.5 µs here). This walk stops at a
-//!   frame pointer that is misaligned, in the first page, or not above the
-//!   previous one (stacks grow down, so callers' frames are higher).
+//! - Unwind tables: with `--unwind auto|dwarf` each step may follow the
+//!   binary's .eh_frame rules (see `unwind`), which the kernel cannot.
+//! - The kernel's frame-pointer walk follows a frame pointer wherever it
+//!   points. The outermost frame that libc's start-up code leaves behind
+//!   (rbp holding a small integer) makes it fault on nearly every sample,
+//!   and a fault costs more than the rest of the sample (~1.5 µs here). This
+//!   walk stops at a frame pointer that is misaligned, in the first page, or
+//!   below the stack pointer.
 //! - A stack-trace map keeps one stack per bucket, with no chaining: with
 //!   10k+ distinct stacks, ~6% of samples lost their stack to collisions. A
 //!   hash map keyed by a 64-bit hash of the frames has none.
@@ -17,16 +19,20 @@
 use aya_ebpf::{
     bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST},
     helpers::{
-        bpf_get_current_task_btf, bpf_probe_read_kernel, bpf_probe_read_user, bpf_task_pt_regs,
+        bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_probe_read_kernel, bpf_task_pt_regs,
     },
     macros::map,
     maps::{HashMap, PerCpuArray},
 };
 use profiler_common::{
-    FNV_OFFSET, FNV_PRIME, MAX_STACK_DEPTH, UserStack, error, map_set, user_stack_id,
+    FNV_OFFSET, FNV_PRIME, MAX_STACK_DEPTH, USER_STACK_INCOMPLETE, UserStack, error, map_set,
+    unwind_mode, user_stack_id,
 };
 
-use crate::maps::{EEXIST, EFAULT, count_error};
+use crate::{
+    maps::{EEXIST, EFAULT, count_error},
+    unwind::{Frame, Step, UNWIND_MODE, UNWIND_PROCESSES, step},
+};
 
 /// Not preallocated: a stack is 1 KiB, and a preallocated map sized for
 /// 4999 Hz would cost ~70 MiB of kernel memory (and the time to zero it)
@@ -40,9 +46,6 @@ pub static USER_STACKS_B: HashMap<i64, UserStack> =
 /// The stack being walked, per CPU (too big for the BPF stack).
 #[map]
 static WALK: PerCpuArray<UserStack> = PerCpuArray::with_max_entries(1, 0);
-
-/// Nothing is mapped in the first page; a frame pointer there is garbage.
-const MIN_FRAME_ADDRESS: u64 = 4096;
 
 /// The user-mode registers of a task, as far as stack walks and block
 /// sites need them.
@@ -79,41 +82,100 @@ pub fn current_user_regs() -> Option<UserRegs> {
     })
 }
 
+/// Where a walk is: the frame reached so far and the hash of the frames.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Cursor {
+    pc: u64,
+    sp: u64,
+    bp: u64,
+    hash: u64,
+    exact: u64,
+}
+
+#[map]
+static CURSOR: PerCpuArray<Cursor> = PerCpuArray::with_max_entries(1, 0);
+
+/// What `unwind_one_frame` did.
+const STEPPED: i32 = 0;
+const ENDED: i32 = 1;
+const STOPPED_INCOMPLETE: i32 = 2;
+
 /// Walks the user stack from `regs` into this CPU's scratch stack and
-/// returns its id (see `user_stack_id`).
+/// returns its id (see `user_stack_id`). Each step is `unwind_one_frame`:
+/// by unwind table or frame pointer, as `--unwind` says.
 #[inline(always)]
 pub fn walk(regs: &UserRegs) -> i64 {
-    let Some(stack) = WALK.get_ptr_mut(0) else {
+    let (Some(stack), Some(cursor)) = (WALK.get_ptr_mut(0), CURSOR.get_ptr_mut(0)) else {
         return -i64::from(EFAULT);
     };
-    let stack = unsafe { &mut *stack };
-    let mut hash = mix(FNV_OFFSET, regs.ip);
+    let (stack, cursor) = unsafe { (&mut *stack, &mut *cursor) };
+    *cursor = Cursor {
+        pc: regs.ip,
+        sp: regs.sp,
+        bp: regs.bp,
+        hash: mix(FNV_OFFSET, regs.ip),
+        exact: 1,
+    };
     stack.ips[0] = regs.ip;
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
     let mut len = 1;
-    let mut fp = regs.bp;
+    let mut flags = 0;
     for slot in 1..MAX_STACK_DEPTH {
-        if fp < MIN_FRAME_ADDRESS || fp & 7 != 0 {
-            break;
+        match unwind_one_frame(tgid, slot as u32) {
+            STEPPED => len = slot + 1,
+            STOPPED_INCOMPLETE => {
+                flags = USER_STACK_INCOMPLETE;
+                break;
+            }
+            _ => break,
         }
-        // The frame record: the caller's frame pointer, the return address.
-        let Ok([caller_fp, ret]) = (unsafe { bpf_probe_read_user(fp as *const [u64; 2]) }) else {
-            break;
-        };
-        if ret == 0 {
-            break;
-        }
-        if let Some(ip) = stack.ips.get_mut(slot) {
-            *ip = ret;
-        }
-        hash = mix(hash, ret);
-        len = slot + 1;
-        if caller_fp <= fp {
-            break;
-        }
-        fp = caller_fp;
     }
-    stack.len = len as u64;
-    user_stack_id(hash)
+    stack.len = len as u32;
+    stack.flags = flags;
+    user_stack_id(mix(cursor.hash, u64::from(flags)))
+}
+
+/// One step of the walk in progress on this CPU: the caller of the
+/// cursor's frame goes to `slot` of the scratch stack. A global function,
+/// so the verifier checks it once, on its own; inlined into the frame loop
+/// it would be checked once per frame, 126 times, past its budget.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn unwind_one_frame(tgid: u32, slot: u32) -> i32 {
+    let (Some(stack), Some(cursor)) = (WALK.get_ptr_mut(0), CURSOR.get_ptr_mut(0)) else {
+        return STOPPED_INCOMPLETE;
+    };
+    let (stack, cursor) = unsafe { (&mut *stack, &mut *cursor) };
+    let mappings = if UNWIND_MODE.load() == unwind_mode::FP {
+        None
+    } else {
+        UNWIND_PROCESSES.get_ptr_mut(tgid)
+    };
+    let frame = Frame {
+        pc: cursor.pc,
+        sp: cursor.sp,
+        bp: cursor.bp,
+        exact: cursor.exact != 0,
+    };
+    match step(&frame, mappings, tgid) {
+        Step::Caller(caller) => {
+            let Some(ip) = stack.ips.get_mut(slot as usize) else {
+                return ENDED;
+            };
+            *ip = caller.pc;
+            *cursor = Cursor {
+                pc: caller.pc,
+                sp: caller.sp,
+                bp: caller.bp,
+                hash: mix(cursor.hash, caller.pc),
+                exact: u64::from(caller.exact),
+            };
+            STEPPED
+        }
+        Step::End | Step::Stop { incomplete: false } => ENDED,
+        Step::Stop { incomplete: true } => STOPPED_INCOMPLETE,
+    }
 }
 
 /// Stores the stack `walk` just produced under `id` in the generation's

@@ -97,6 +97,7 @@ impl Collector {
                 (o.min_block_us, o.max_block_us, o.wakers, o.reuse_stacks)
             });
         let reuse_stacks = u32::from(reuse);
+        let unwind_mode = config.unwind.mode();
         let record_wakers = u32::from(wakers);
         let sizes = config.map_sizes;
         let mut loader = EbpfLoader::new();
@@ -113,6 +114,7 @@ impl Collector {
         ] {
             loader.map_max_entries(map, sizes.max_stacks);
         }
+        loader.map_max_entries("UNWIND_ROWS", config.unwind_rows);
         loader
             .override_global("SELF_TGID", &self_tgid, true)
             .override_global("FILTER_TGIDS", &filter_tgids, true)
@@ -123,7 +125,8 @@ impl Collector {
             .override_global("MIN_BLOCK_US", &min_block_us, true)
             .override_global("MAX_BLOCK_US", &max_block_us, true)
             .override_global("RECORD_WAKERS", &record_wakers, true)
-            .override_global("REUSE_STACKS", &reuse_stacks, true);
+            .override_global("REUSE_STACKS", &reuse_stacks, true)
+            .override_global("UNWIND_MODE", &unwind_mode, true);
         let ebpf = match (&config.bpf_object, EMBEDDED_OBJECT) {
             (Some(path), _) => loader
                 .load_file(path)

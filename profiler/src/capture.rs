@@ -7,18 +7,19 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
-use profiler_common::error;
+use profiler_common::{PROCESS_MAPS_STALE, error};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     blocked,
     bpf::Collector,
     child::GatedChild,
-    cli::{Config, Target},
+    cli::{Config, Target, Unwind},
     drain::{self, Batch, Drainer},
     profile::Profile,
     status::Status,
     symbolize::Symbolizer,
+    unwind::UnwindLoader,
     windows::Windows,
 };
 
@@ -68,6 +69,12 @@ async fn capture(config: &Config) -> Result<Capture> {
         _ => {}
     }
     let mut process_events = drain::ProcessEvents::new(collector.take_process_events()?)?;
+    let mut unwinder = (config.unwind != Unwind::Fp).then(|| UnwindLoader::new(config.unwind_rows));
+    if let (Some(unwinder), Target::Pids(pids)) = (&mut unwinder, &config.target) {
+        for &pid in pids {
+            unwinder.load_process(&mut collector, pid)?;
+        }
+    }
     collector.attach(config.freq)?;
     // After attaching: records BPF makes from here on win over seeded ones.
     let seeded = match config.off_cpu {
@@ -121,7 +128,15 @@ async fn capture(config: &Config) -> Result<Capture> {
         tokio::select! {
             events = process_events.next_batch() => {
                 for event in events? {
-                    symbolizer.remember(event.tgid);
+                    if event.kind != PROCESS_MAPS_STALE {
+                        symbolizer.remember(event.tgid);
+                    }
+                    match &mut unwinder {
+                        Some(unwinder) if event.kind == PROCESS_MAPS_STALE => unwinder.mark_stale(event.tgid),
+                        // A process gone before its tables loaded is no loss.
+                        Some(unwinder) => { let _ = unwinder.load_process(&mut collector, event.tgid); }
+                        None => {}
+                    }
                 }
             }
             _ = ticks.tick() => {
@@ -133,6 +148,10 @@ async fn capture(config: &Config) -> Result<Capture> {
                     drainer.stacks.prune(drainer.generation(), refs);
                 }
                 symbolizer.forget_exited();
+                if let Some(unwinder) = &mut unwinder {
+                    unwinder.forget_exited(&mut collector)?;
+                    unwinder.reload_stale(&mut collector);
+                }
                 if let Some(w) = windows.as_mut().filter(|w| w.due(config.interval)) {
                     if let Some(bounds) = bounds {
                         let open = blocked::credit_open_and_restart(&mut collector, &drainer, blocked::monotonic_ns(), bounds)?;
@@ -190,6 +209,17 @@ async fn capture(config: &Config) -> Result<Capture> {
             config.map_sizes.max_stacks,
             s.peak_stacks,
             config.map_sizes.stack_map
+        );
+    }
+    if let (Some(unwinder), true) = (&unwinder, config.verbose > 0) {
+        let s = unwinder.stats;
+        eprintln!(
+            "bpfprof: unwind tables: {} binaries, {} rows ({:.1} of {:.1} MiB); {} binaries did not fit (--unwind-rows)",
+            s.binaries,
+            s.rows,
+            s.rows as f64 * 16.0 / 1048576.0,
+            f64::from(config.unwind_rows) * 16.0 / 1048576.0,
+            s.binaries_not_loaded
         );
     }
     let last = windows

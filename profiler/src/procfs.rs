@@ -136,6 +136,9 @@ pub struct Mapping {
     pub end: u64,
     pub file_offset: u64,
     pub path: String,
+    pub executable: bool,
+    /// Device and inode of the file: which file, whatever its path.
+    pub file_id: (String, u64),
 }
 
 impl Mapping {
@@ -168,24 +171,41 @@ pub fn mappings(tgid: u32) -> Vec<Mapping> {
         .unwrap_or_default()
 }
 
+/// The executable mappings of a live process, anonymous ones (JIT code)
+/// included.
+pub fn executable_mappings(tgid: u32) -> Vec<Mapping> {
+    std::fs::read_to_string(format!("/proc/{tgid}/maps"))
+        .map(|text| parse_all_maps(&text))
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|m| m.executable)
+        .collect()
+}
+
 fn parse_maps(text: &str) -> Vec<Mapping> {
+    parse_all_maps(text)
+        .into_iter()
+        .filter(|m| !m.path.is_empty())
+        .collect()
+}
+
+fn parse_all_maps(text: &str) -> Vec<Mapping> {
     text.lines()
         .filter_map(|line| {
             let mut fields = line.split_whitespace();
             let (start, end) = fields.next()?.split_once('-')?;
-            let _perms = fields.next()?;
+            let executable = fields.next()?.contains('x');
             let file_offset = u64::from_str_radix(fields.next()?, 16).ok()?;
-            let _dev = fields.next()?;
-            let _inode = fields.next()?;
+            let dev = fields.next()?.to_string();
+            let inode = fields.next()?.parse().ok()?;
             let path = fields.collect::<Vec<_>>().join(" ");
-            if path.is_empty() {
-                return None;
-            }
             Some(Mapping {
                 start: u64::from_str_radix(start, 16).ok()?,
                 end: u64::from_str_radix(end, 16).ok()?,
                 file_offset,
                 path,
+                executable,
+                file_id: (dev, inode),
             })
         })
         .collect()

@@ -156,7 +156,14 @@ fn test(root: &Path, bin: &Path, args: &[String]) -> Result<ExitCode> {
     progress("running the test suite (cargo test --workspace)");
     let mut child = Command::new(cargo())
         .current_dir(root)
-        .args(["test", "--workspace", "--exclude", "profiler-ebpf"])
+        // Every test binary runs, so the summary counts the whole suite.
+        .args([
+            "test",
+            "--workspace",
+            "--exclude",
+            "profiler-ebpf",
+            "--no-fail-fast",
+        ])
         .args(args)
         .env("BPFPROF_BIN", bin)
         .stdout(Stdio::piped())

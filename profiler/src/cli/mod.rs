@@ -117,6 +117,25 @@ pub struct RenderArgs {
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unwind {
+    Auto,
+    Fp,
+    Dwarf,
+}
+
+impl Unwind {
+    /// The BPF side's `unwind_mode::*`.
+    pub fn mode(self) -> u32 {
+        use profiler_common::unwind_mode;
+        match self {
+            Unwind::Auto => unwind_mode::AUTO,
+            Unwind::Fp => unwind_mode::FP,
+            Unwind::Dwarf => unwind_mode::DWARF,
+        }
+    }
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Folded,
     Svg,
@@ -188,6 +207,18 @@ pub struct Args {
     /// scaled like --stack-map-size, at least 65536).
     #[arg(long, value_name = "N")]
     pub max_stacks: Option<u32>,
+
+    /// How user stacks are walked: `auto` follows each binary's unwind
+    /// tables (.eh_frame) where it has them and frame pointers elsewhere;
+    /// `fp` uses frame pointers only; `dwarf` unwind tables only.
+    #[arg(long, value_enum, value_name = "HOW", default_value = "auto")]
+    pub unwind: Unwind,
+
+    /// Unwind-table rows BPF can hold, for all binaries together (16 bytes
+    /// each). Binaries that do not fit are walked by frame pointers; -v
+    /// says how many.
+    #[arg(long, value_name = "N", default_value_t = 1 << 20)]
+    pub unwind_rows: u32,
 
     /// Do not show inlined functions as frames of their own.
     #[arg(long)]
@@ -280,6 +311,9 @@ pub struct Config {
     pub off_cpu: Option<OffCpu>,
     pub interval: Duration,
     pub map_sizes: MapSizes,
+    pub unwind: Unwind,
+    /// Entries of `UNWIND_ROWS` (1 with `--unwind fp`).
+    pub unwind_rows: u32,
     pub naming: Naming,
     pub output_dir: PathBuf,
     pub render: RenderArgs,

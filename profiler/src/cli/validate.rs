@@ -6,7 +6,7 @@ use std::{
     time::Duration,
 };
 
-use super::{Args, Config, Limits, MapSizes, Naming, OffCpu, Target};
+use super::{Args, Config, Limits, MapSizes, Naming, OffCpu, Target, Unwind};
 
 /// Checks every flag; the error is the one line to print.
 pub fn validate(
@@ -82,6 +82,12 @@ pub fn validate(
         off_cpu,
         interval: args.interval,
         map_sizes,
+        unwind: args.unwind,
+        unwind_rows: if args.unwind == Unwind::Fp {
+            1
+        } else {
+            args.unwind_rows.max(1)
+        },
         naming: Naming {
             inline: !args.no_inline,
             demangle: !args.raw_names,

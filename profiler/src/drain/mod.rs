@@ -20,7 +20,9 @@ use aya::{
     Pod,
     maps::{HashMap, MapData, StackTraceMap},
 };
-use profiler_common::{OffCpuKey, STACK_ID_BEFORE_RUN, StackKey, UserStack, WakeKey, map_set};
+use profiler_common::{
+    OffCpuKey, STACK_ID_BEFORE_RUN, StackKey, USER_STACK_INCOMPLETE, UserStack, WakeKey, map_set,
+};
 
 pub use self::{
     events::ProcessEvents,
@@ -37,6 +39,8 @@ const FLIP_GRACE: Duration = Duration::from_millis(5);
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RawStack {
     Frames(Vec<u64>),
+    /// The frames a user-stack walk found before it could go no further.
+    Partial(Vec<u64>),
     /// Kernel function names read from /proc for a thread that was already
     /// blocked when the run started (its stack never went through BPF).
     KernelNames(Vec<String>),
@@ -49,7 +53,7 @@ pub enum RawStack {
 impl RawStack {
     pub fn frames(&self) -> &[u64] {
         match self {
-            RawStack::Frames(ips) => ips,
+            RawStack::Frames(ips) | RawStack::Partial(ips) => ips,
             _ => &[],
         }
     }
@@ -241,7 +245,11 @@ fn take_user_stacks(map: &mut aya::maps::Map) -> Result<StacksById> {
     for id in keys {
         if let Ok(stack) = stacks.get(&id, 0) {
             let len = (stack.len as usize).min(stack.ips.len());
-            ids.insert(id, stack.ips[..len].to_vec());
+            let mut ips = stack.ips[..len].to_vec();
+            if stack.flags & USER_STACK_INCOMPLETE != 0 {
+                ips.push(INCOMPLETE_MARK);
+            }
+            ids.insert(id, ips);
         }
         stacks.remove(&id)?;
     }
@@ -260,6 +268,10 @@ fn take_all<K: Pod + Eq + std::hash::Hash>(map: &mut aya::maps::Map) -> Result<V
     }
     Ok(entries)
 }
+
+/// Ends the stored frames of a walk that stopped part way (no address is
+/// ever all ones).
+pub const INCOMPLETE_MARK: u64 = u64::MAX;
 
 /// True when `id` marks a thread seeded from /proc at the start.
 pub fn is_before_run(id: i64) -> bool {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 use profiler_common::StackKey;
 
-use super::{RawStack, RawStacks, is_before_run};
+use super::{INCOMPLETE_MARK, RawStack, RawStacks, is_before_run};
 
 /// The stack of a thread that was already blocked when the run started,
 /// read from /proc: kernel function names (leaf first) and the user PC.
@@ -77,7 +77,10 @@ impl StackStore {
             return RawStack::Failed(i32::try_from(-id).unwrap_or(i32::MAX));
         }
         match self.generations.get(&generation).and_then(|g| g.get(&id)) {
-            Some(ips) => RawStack::Frames(ips.clone()),
+            Some(ips) => match ips.split_last() {
+                Some((&INCOMPLETE_MARK, walked)) => RawStack::Partial(walked.to_vec()),
+                _ => RawStack::Frames(ips.clone()),
+            },
             None => RawStack::Lost,
         }
     }

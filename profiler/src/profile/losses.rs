@@ -40,6 +40,9 @@ pub struct Losses {
     pub process_events_lost: u64,
     /// Off-CPU block sites whose reused stacks differed from a check walk.
     pub stack_reuse_mismatches: u64,
+    /// On-CPU samples whose user-stack walk stopped part way (no unwind
+    /// rule for a frame, or unreadable memory): shown with `[truncated]`.
+    pub incomplete_unwinds: u64,
 }
 
 impl Losses {
@@ -66,6 +69,7 @@ impl Losses {
         self.stacks_lost_in_drain += other.stacks_lost_in_drain;
         self.process_events_lost += other.process_events_lost;
         self.stack_reuse_mismatches += other.stack_reuse_mismatches;
+        self.incomplete_unwinds += other.incomplete_unwinds;
     }
 
     /// True when nothing was lost and every frame was named.
@@ -74,13 +78,14 @@ impl Losses {
     }
 
     /// Name and value of every counter, for the tables.
-    pub fn entries(&self) -> [(&'static str, u64); 14] {
+    pub fn entries(&self) -> [(&'static str, u64); 15] {
         [
             (
                 "samples with unnamed frames",
                 self.samples_with_unknown_frames,
             ),
             ("stacks truncated at 127 frames", self.truncated_stacks),
+            ("user stacks unwound part way", self.incomplete_unwinds),
             ("JIT perf maps ignored (not owned)", self.perf_maps_ignored),
             ("stack id collisions", self.stack_collisions),
             ("stack map full", self.stack_map_full),

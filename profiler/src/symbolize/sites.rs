@@ -37,14 +37,15 @@ impl BatchNames {
             pseudo(&mut site, profile, "[blocked since before start]");
         }
         let user = self.user.get(&stacks.key.tgid);
-        let truncated = [&stacks.user, &stacks.kernel]
+        let too_deep = [&stacks.user, &stacks.kernel]
             .iter()
             .any(|s| s.frames().len() >= MAX_STACK_DEPTH);
-        if truncated {
+        let incomplete = matches!(stacks.user, RawStack::Partial(_));
+        if too_deep || incomplete {
             pseudo(&mut site, profile, "[truncated]");
         }
         match &stacks.user {
-            RawStack::Frames(ips) => push_named(&mut site, ips, user),
+            RawStack::Frames(ips) | RawStack::Partial(ips) => push_named(&mut site, ips, user),
             // Kernel threads have no user stack.
             RawStack::Failed(EFAULT) if user.is_none() => {}
             RawStack::Failed(EFAULT) => {
@@ -76,7 +77,10 @@ impl BatchNames {
             pseudo(&mut site, profile, "[no stack]");
         }
         if let Some(count) = samples {
-            count_quality(&site.frames, truncated, count, profile);
+            if incomplete {
+                profile.losses.incomplete_unwinds += count;
+            }
+            count_quality(&site.frames, too_deep, count, profile);
         }
         site
     }
@@ -131,7 +135,7 @@ fn loss_frame(stack: &RawStack, profile: &mut Profile) -> FrameId {
             profile.losses.stacks_lost_in_drain += 1;
             "[lost stack]".to_string()
         }
-        RawStack::Frames(_) | RawStack::KernelNames(_) => {
+        RawStack::Frames(_) | RawStack::Partial(_) | RawStack::KernelNames(_) => {
             unreachable!("only failed stacks get a loss frame")
         }
     };

@@ -1,0 +1,228 @@
+//! One step of a user-stack walk, from a frame to its caller: by the
+//! binary's unwind table where userspace loaded one (built from .eh_frame,
+//! see profiler/src/unwind), else by the frame pointer. Tables make stacks
+//! whole through code built without frame pointers and through frameless
+//! leaf functions, whose caller a frame-pointer walk skips.
+
+use aya_ebpf::{
+    Global,
+    bindings::BPF_F_NO_PREALLOC,
+    helpers::bpf_probe_read_user,
+    macros::map,
+    maps::{Array, HashMap},
+};
+use profiler_common::{
+    MAX_UNWIND_MAPPINGS, PROCESS_MAPS_STALE, ProcessMappings, UnwindMapping, UnwindRow,
+    unwind_kind, unwind_mode,
+};
+
+use crate::process::announce;
+
+/// `--unwind`: one of `unwind_mode::*`.
+#[unsafe(no_mangle)]
+pub static UNWIND_MODE: Global<u32> = Global::new(unwind_mode::FP);
+
+/// Every loaded binary's rows, each binary's contiguous and sorted. Sized
+/// at load time (`--unwind-rows`).
+#[map]
+static UNWIND_ROWS: Array<UnwindRow> = Array::with_max_entries(1, 0);
+/// Each process's executable mappings and where their rows are.
+#[map]
+pub static UNWIND_PROCESSES: HashMap<u32, ProcessMappings> =
+    HashMap::with_max_entries(4096, BPF_F_NO_PREALLOC);
+
+/// Nothing is mapped in the first page; a frame pointer there is garbage.
+const MIN_FRAME_ADDRESS: u64 = 4096;
+/// Binary search depth: up to 2^24 rows per binary.
+const ROW_SEARCH_STEPS: usize = 24;
+/// Where a signal frame's ucontext keeps the interrupted rbp, rsp and rip
+/// (offsets from rsp at the trampoline: uc_mcontext is at 40, gregs in
+/// the kernel's order).
+const SIGNAL_RBP: u64 = 40 + 10 * 8;
+const SIGNAL_RSP: u64 = 40 + 15 * 8;
+const SIGNAL_RIP: u64 = 40 + 16 * 8;
+
+/// A frame's registers.
+#[derive(Clone, Copy)]
+pub struct Frame {
+    pub pc: u64,
+    pub sp: u64,
+    pub bp: u64,
+    /// `pc` is where execution stopped (the leaf, or a frame a signal
+    /// interrupted), not a return address just past a call.
+    pub exact: bool,
+}
+
+pub enum Step {
+    Caller(Frame),
+    /// The outermost frame: the stack is whole.
+    End,
+    /// The walk cannot go on; `incomplete` when that is a failure rather
+    /// than the usual end of a frame-pointer chain.
+    Stop {
+        incomplete: bool,
+    },
+}
+
+/// The caller of `frame`. `mappings` is None in frame-pointer mode and for
+/// processes whose tables are not loaded (yet).
+#[inline(always)]
+pub fn step(frame: &Frame, mappings: Option<*mut ProcessMappings>, tgid: u32) -> Step {
+    let Some(mappings) = mappings else {
+        return frame_pointer_step(frame);
+    };
+    let mappings = unsafe { &mut *mappings };
+    let lookup = if frame.exact {
+        frame.pc
+    } else {
+        frame.pc.wrapping_sub(1)
+    };
+    let Some(mapping) = find_mapping(mappings, lookup) else {
+        if mappings.stale == 0 {
+            mappings.stale = 1;
+            announce(tgid, PROCESS_MAPS_STALE);
+        }
+        return without_table(frame);
+    };
+    if mapping.rows_len == 0 {
+        return without_table(frame);
+    }
+    let Some(row) = find_row(&mapping, lookup.wrapping_sub(mapping.bias)) else {
+        return without_table(frame);
+    };
+    match row.kind {
+        unwind_kind::RSP | unwind_kind::RBP | unwind_kind::PLT => table_step(frame, &row),
+        unwind_kind::SIGNAL => signal_step(frame),
+        unwind_kind::END => Step::End,
+        _ => without_table(frame),
+    }
+}
+
+/// A frame with no usable rule: frame pointers in `auto` mode, the end of
+/// an incomplete walk in `dwarf` mode.
+#[inline(always)]
+fn without_table(frame: &Frame) -> Step {
+    if UNWIND_MODE.load() == unwind_mode::AUTO {
+        frame_pointer_step(frame)
+    } else {
+        Step::Stop { incomplete: true }
+    }
+}
+
+#[inline(always)]
+fn frame_pointer_step(frame: &Frame) -> Step {
+    let fp = frame.bp;
+    // A frame record lies above the stack pointer; anything else is not one.
+    if fp < MIN_FRAME_ADDRESS || fp & 7 != 0 || fp < frame.sp {
+        return Step::Stop { incomplete: false };
+    }
+    let Ok([caller_fp, ret]) = (unsafe { bpf_probe_read_user(fp as *const [u64; 2]) }) else {
+        return Step::Stop { incomplete: false };
+    };
+    if ret == 0 {
+        return Step::End;
+    }
+    Step::Caller(Frame {
+        pc: ret,
+        sp: fp + 16,
+        bp: caller_fp,
+        exact: false,
+    })
+}
+
+#[inline(always)]
+fn table_step(frame: &Frame, row: &UnwindRow) -> Step {
+    let offset = i64::from(row.cfa_offset) as u64;
+    let cfa = match row.kind {
+        unwind_kind::RSP => frame.sp.wrapping_add(offset),
+        unwind_kind::RBP => frame.bp.wrapping_add(offset),
+        // PLT: 8 more once the stub's push has run.
+        _ if frame.pc & 15 >= offset => frame.sp + 16,
+        _ => frame.sp + 8,
+    };
+    // The caller's frame is above this one; anything else is a bad rule or
+    // a corrupt register, and would loop.
+    if cfa <= frame.sp {
+        return Step::Stop { incomplete: true };
+    }
+    let Ok(ret) = (unsafe { bpf_probe_read_user((cfa - 8) as *const u64) }) else {
+        return Step::Stop { incomplete: true };
+    };
+    let bp = if row.rbp_saved != 0 {
+        let saved = cfa.wrapping_add(i64::from(row.rbp_offset) as u64);
+        match unsafe { bpf_probe_read_user(saved as *const u64) } {
+            Ok(bp) => bp,
+            Err(_) => return Step::Stop { incomplete: true },
+        }
+    } else {
+        frame.bp
+    };
+    if ret == 0 {
+        return Step::End;
+    }
+    Step::Caller(Frame {
+        pc: ret,
+        sp: cfa,
+        bp,
+        exact: false,
+    })
+}
+
+/// A signal trampoline: the interrupted frame's registers are in the
+/// ucontext on the stack, and its pc is exact.
+#[inline(always)]
+fn signal_step(frame: &Frame) -> Step {
+    let read = |offset: u64| unsafe { bpf_probe_read_user((frame.sp + offset) as *const u64) };
+    match (read(SIGNAL_RIP), read(SIGNAL_RSP), read(SIGNAL_RBP)) {
+        (Ok(pc), Ok(sp), Ok(bp)) if pc != 0 => Step::Caller(Frame {
+            pc,
+            sp,
+            bp,
+            exact: true,
+        }),
+        _ => Step::Stop { incomplete: true },
+    }
+}
+
+/// The mapping containing `pc`. A linear scan, not a binary search: the
+/// verifier follows every path of a search whose indices address the map
+/// value, and 2^7 paths per frame exceed its budget; a scan is one path per
+/// index, and processes have a handful of executable mappings.
+#[inline(always)]
+fn find_mapping(mappings: &ProcessMappings, pc: u64) -> Option<UnwindMapping> {
+    let len = mappings.len as usize;
+    for i in 0..MAX_UNWIND_MAPPINGS {
+        if i >= len {
+            return None;
+        }
+        let mapping = &mappings.mappings[i];
+        if pc < mapping.start {
+            return None;
+        }
+        if pc < mapping.end {
+            return Some(*mapping);
+        }
+    }
+    None
+}
+
+/// The last row at or below `address` in the mapping's binary.
+#[inline(always)]
+fn find_row(mapping: &UnwindMapping, address: u64) -> Option<UnwindRow> {
+    let (mut low, mut high) = (0u32, mapping.rows_len);
+    for _ in 0..ROW_SEARCH_STEPS {
+        if low >= high {
+            break;
+        }
+        let mid = low + (high - low) / 2;
+        let row = UNWIND_ROWS.get(mapping.rows_start.wrapping_add(mid))?;
+        if row.pc <= address {
+            low = mid + 1;
+        } else {
+            high = mid;
+        }
+    }
+    UNWIND_ROWS
+        .get(mapping.rows_start.wrapping_add(low.checked_sub(1)?))
+        .copied()
+}

@@ -1,0 +1,296 @@
+//! Loads unwind tables into BPF: each binary's rows once, in
+//! `UNWIND_ROWS`, keyed by build id (device and inode when it has none);
+//! and each process's executable mappings, in `UNWIND_PROCESSES`, pointing
+//! at its binaries' rows. A process is loaded when BPF first sees it, again
+//! on exec, and again when a walk meets an address outside its known
+//! mappings (a library loaded since). Exited processes are forgotten.
+
+use std::collections::{HashMap, HashSet};
+
+use anyhow::{Context, Result};
+use aya::maps::{Array, HashMap as BpfHashMap, MapData};
+use object::{Object, ObjectSegment, SegmentFlags};
+use profiler_common::{MAX_UNWIND_MAPPINGS, ProcessMappings, UnwindMapping, UnwindRow};
+
+use super::table::rows_from_elf;
+use crate::{
+    bpf::Collector,
+    procfs::{self, Mapping},
+};
+
+/// A binary whose rows are in `UNWIND_ROWS`.
+#[derive(Clone)]
+struct Loaded {
+    rows_start: u32,
+    rows_len: u32,
+    /// (virtual address - file offset) of each loadable segment, by the
+    /// segment's file range: how a mapping's addresses become the binary's.
+    segments: Vec<(u64, u64, u64)>,
+}
+
+/// What a run's tables hold, for -v and report.json.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct UnwindStats {
+    pub binaries: u64,
+    pub rows: u64,
+    /// Binaries left without a table: the rows array was full.
+    pub binaries_not_loaded: u64,
+}
+
+pub struct UnwindLoader {
+    /// By build id (or device and inode); None when the binary has no
+    /// usable table or it did not fit.
+    binaries: HashMap<Vec<u8>, Option<Loaded>>,
+    /// Files already identified, so a shared library is read once.
+    keys_by_file: HashMap<(String, u64), Vec<u8>>,
+    next_row: u32,
+    capacity: u32,
+    loaded_tgids: HashSet<u32>,
+    /// Processes whose walks met an unknown address: reloaded at the next
+    /// drain, so a process whose walks keep missing costs one reload per
+    /// interval, not one per sample.
+    stale: HashSet<u32>,
+    pub stats: UnwindStats,
+}
+
+impl UnwindLoader {
+    /// `capacity`: the entries of `UNWIND_ROWS`.
+    pub fn new(capacity: u32) -> UnwindLoader {
+        UnwindLoader {
+            binaries: HashMap::new(),
+            keys_by_file: HashMap::new(),
+            next_row: 0,
+            capacity,
+            loaded_tgids: HashSet::new(),
+            stale: HashSet::new(),
+            stats: UnwindStats::default(),
+        }
+    }
+
+    /// Reads the process's mappings and gives BPF their tables.
+    pub fn load_process(&mut self, collector: &mut Collector, tgid: u32) -> Result<()> {
+        let mut mappings: Vec<UnwindMapping> = Vec::new();
+        for mapping in &procfs::executable_mappings(tgid) {
+            let Some(binary) = self.binary(collector, tgid, mapping) else {
+                // Known, without a table: `auto` walks it by frame pointers.
+                mappings.push(UnwindMapping {
+                    start: mapping.start,
+                    end: mapping.end,
+                    ..UnwindMapping::default()
+                });
+                continue;
+            };
+            mappings.push(UnwindMapping {
+                start: mapping.start,
+                end: mapping.end,
+                bias: bias(&binary, mapping),
+                rows_start: binary.rows_start,
+                rows_len: binary.rows_len,
+            });
+        }
+        if mappings.is_empty() {
+            return Ok(());
+        }
+        // Too many: keep those with tables first.
+        mappings.sort_by_key(|m| (m.rows_len == 0, m.start));
+        mappings.truncate(MAX_UNWIND_MAPPINGS);
+        mappings.sort_by_key(|m| m.start);
+        let mut value = ProcessMappings {
+            len: mappings.len() as u32,
+            stale: 0,
+            mappings: [UnwindMapping::default(); MAX_UNWIND_MAPPINGS],
+        };
+        value.mappings[..mappings.len()].copy_from_slice(&mappings);
+        let mut processes: BpfHashMap<&mut MapData, u32, ProcessMappings> = BpfHashMap::try_from(
+            collector
+                .ebpf
+                .map_mut("UNWIND_PROCESSES")
+                .context("map UNWIND_PROCESSES")?,
+        )?;
+        processes
+            .insert(tgid, value, 0)
+            .with_context(|| format!("loading the mappings of pid {tgid}"))?;
+        self.loaded_tgids.insert(tgid);
+        Ok(())
+    }
+
+    /// Notes that a process's mappings changed since they were loaded.
+    pub fn mark_stale(&mut self, tgid: u32) {
+        self.stale.insert(tgid);
+    }
+
+    /// Reloads the processes marked stale since the last call.
+    pub fn reload_stale(&mut self, collector: &mut Collector) {
+        for tgid in std::mem::take(&mut self.stale) {
+            // A process gone meanwhile is no loss.
+            let _ = self.load_process(collector, tgid);
+        }
+    }
+
+    /// Drops the mappings of processes that have exited.
+    pub fn forget_exited(&mut self, collector: &mut Collector) -> Result<()> {
+        let gone: Vec<u32> = self
+            .loaded_tgids
+            .iter()
+            .copied()
+            .filter(|&tgid| !procfs::exists(tgid))
+            .collect();
+        if gone.is_empty() {
+            return Ok(());
+        }
+        let mut processes: BpfHashMap<&mut MapData, u32, ProcessMappings> = BpfHashMap::try_from(
+            collector
+                .ebpf
+                .map_mut("UNWIND_PROCESSES")
+                .context("map UNWIND_PROCESSES")?,
+        )?;
+        for tgid in gone {
+            let _ = processes.remove(&tgid);
+            self.loaded_tgids.remove(&tgid);
+        }
+        Ok(())
+    }
+
+    /// The mapping's binary, its rows loaded if they were not yet.
+    fn binary(
+        &mut self,
+        collector: &mut Collector,
+        tgid: u32,
+        mapping: &Mapping,
+    ) -> Option<Loaded> {
+        let file_key = mapping.file_id.clone();
+        let anonymous = file_key.1 == 0;
+        if !anonymous && let Some(key) = self.keys_by_file.get(&file_key) {
+            return self.binaries.get(key).cloned().flatten();
+        }
+        let data = read_image(tgid, mapping)?;
+        let key = build_id(&data).unwrap_or_else(|| format!("{file_key:?}").into_bytes());
+        if !anonymous {
+            self.keys_by_file.insert(file_key, key.clone());
+        }
+        if let Some(known) = self.binaries.get(&key) {
+            return known.clone();
+        }
+        let loaded = self.load_rows(collector, &data);
+        self.binaries.insert(key, loaded.clone());
+        loaded
+    }
+
+    fn load_rows(&mut self, collector: &mut Collector, data: &[u8]) -> Option<Loaded> {
+        let rows = rows_from_elf(data).ok().filter(|rows| !rows.is_empty())?;
+        let segments = segments(data)?;
+        let len = u32::try_from(rows.len()).ok()?;
+        if self.capacity - self.next_row < len {
+            self.stats.binaries_not_loaded += 1;
+            return None;
+        }
+        let mut array: Array<&mut MapData, UnwindRow> =
+            Array::try_from(collector.ebpf.map_mut("UNWIND_ROWS")?).ok()?;
+        for (i, row) in rows.iter().enumerate() {
+            array.set(self.next_row + i as u32, row, 0).ok()?;
+        }
+        let loaded = Loaded {
+            rows_start: self.next_row,
+            rows_len: len,
+            segments,
+        };
+        self.next_row += len;
+        self.stats.binaries += 1;
+        self.stats.rows += u64::from(len);
+        Some(loaded)
+    }
+}
+
+/// The ELF image behind a mapping: the file (through map_files, so it works
+/// across mount namespaces and for deleted files), or for the vDSO, the
+/// process's memory.
+fn read_image(tgid: u32, mapping: &Mapping) -> Option<Vec<u8>> {
+    if mapping.path == "[vdso]" {
+        use std::os::unix::fs::FileExt;
+        let mem = std::fs::File::open(format!("/proc/{tgid}/mem")).ok()?;
+        let mut image = vec![0; (mapping.end - mapping.start) as usize];
+        mem.read_exact_at(&mut image, mapping.start).ok()?;
+        return Some(image);
+    }
+    if !mapping.path.starts_with('/') {
+        return None;
+    }
+    std::fs::read(mapping.map_files_path(tgid)).ok()
+}
+
+fn build_id(data: &[u8]) -> Option<Vec<u8>> {
+    let file = object::File::parse(data).ok()?;
+    file.build_id().ok().flatten().map(<[u8]>::to_vec)
+}
+
+/// Each executable segment's (file offset, file size, vaddr - offset).
+/// Only executable ones: the mappings loaded are executable, and with lld's
+/// layout the read-only segment before the code can share its first page.
+fn segments(data: &[u8]) -> Option<Vec<(u64, u64, u64)>> {
+    let file = object::File::parse(data).ok()?;
+    Some(
+        file.segments()
+            .filter(
+                |s| matches!(s.flags(), SegmentFlags::Elf { p_flags, .. } if p_flags.0 & 1 != 0),
+            )
+            .map(|s| {
+                let (offset, size) = s.file_range();
+                (offset, size, s.address().wrapping_sub(offset))
+            })
+            .collect(),
+    )
+}
+
+/// Address in the mapping minus the binary's own address for it.
+fn bias(binary: &Loaded, mapping: &Mapping) -> u64 {
+    const PAGE: u64 = 4096;
+    let delta = binary
+        .segments
+        .iter()
+        .find(|(offset, size, _)| {
+            (offset & !(PAGE - 1)) <= mapping.file_offset && mapping.file_offset < offset + size
+        })
+        .map_or(0, |&(_, _, delta)| delta);
+    // Binary address = file offset + delta; mapping address = start +
+    // (file offset - mapping's file offset).
+    mapping
+        .start
+        .wrapping_sub(mapping.file_offset)
+        .wrapping_sub(delta)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bias_maps_a_pie_text_mapping_back_to_its_elf_addresses() {
+        // A typical PIE: text at file offset 0x1000, vaddr 0x1000.
+        let binary = Loaded {
+            rows_start: 0,
+            rows_len: 1,
+            segments: vec![(0, 0x500, 0), (0x1000, 0x2000, 0)],
+        };
+        let mapping = Mapping {
+            start: 0x5555_5555_5000,
+            end: 0x5555_5555_7000,
+            file_offset: 0x1000,
+            path: "/bin/x".into(),
+            executable: true,
+            file_id: ("fd:01".into(), 7),
+        };
+        let b = bias(&binary, &mapping);
+        assert_eq!(0x5555_5555_5123u64.wrapping_sub(b), 0x1123);
+        // A non-PIE or shifted segment: vaddr 0x401000 at offset 0x1000.
+        let binary = Loaded {
+            segments: vec![(0x1000, 0x2000, 0x400000)],
+            ..binary
+        };
+        let mapping = Mapping {
+            start: 0x401000,
+            end: 0x403000,
+            ..mapping
+        };
+        assert_eq!(0x401123u64.wrapping_sub(bias(&binary, &mapping)), 0x401123);
+    }
+}

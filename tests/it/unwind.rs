@@ -1,0 +1,185 @@
+//! Whole user stacks without frame pointers, end to end on the real
+//! kernel: binaries' unwind tables (.eh_frame) walked in BPF. Each test also
+//! runs `--unwind fp` on the same workload, to show what frame pointers alone
+//! lose there (and so that the test could fail).
+
+use integration_tests::{Folded, Workload, profile, require_bpf};
+
+/// Of `process`'s samples with `leaf` innermost (inlined and kernel frames
+/// aside): how many, and how many of those have `chain` (outermost first,
+/// each frame matched by its last `::` segment) in order, ending at the
+/// leaf.
+fn with_chain(folded: &Folded, process: &str, chain: &[&str]) -> (u64, u64) {
+    let short = |frame: &str| frame.rsplit("::").next().unwrap_or(frame).to_string();
+    let leaf = chain[chain.len() - 1];
+    let mut total = 0;
+    let mut whole = 0;
+    for (frames, n) in folded.of_process(process) {
+        // Inlined (_[i]) and kernel (_[k]) frames are not frames of the walk.
+        let names: Vec<String> = frames
+            .iter()
+            .filter(|f| !f.ends_with("_[i]") && !f.ends_with("_[k]"))
+            .map(|f| short(f))
+            .collect();
+        if names.last().map(String::as_str) != Some(leaf) {
+            continue;
+        }
+        total += n;
+        if names.ends_with(&chain.iter().map(|s| s.to_string()).collect::<Vec<_>>()) {
+            whole += n;
+        }
+    }
+    (whole, total)
+}
+
+/// Runs `workload` under `--unwind` `how` and returns the share of leaf
+/// samples with the whole chain.
+fn chain_share(workload: &str, how: &str, chain: &[&str]) -> f64 {
+    let running = Workload::start(workload, &[]);
+    let run = profile(
+        &format!("{workload}-{how}"),
+        &[
+            "--pid",
+            &running.pid().to_string(),
+            "--unwind",
+            how,
+            "-d",
+            "2",
+            "-F",
+            "299",
+        ],
+    );
+    run.assert_success();
+    let (whole, total) = with_chain(&run.folded(), workload, chain);
+    assert!(
+        total >= 200,
+        "{workload} --unwind {how}: only {total} samples end in {}: {:?}",
+        chain[chain.len() - 1],
+        run.folded().stacks
+    );
+    whole as f64 / total as f64
+}
+
+fn assert_tables_make_it_whole(workload: &str, chain: &[&str]) {
+    for how in ["auto", "dwarf"] {
+        let share = chain_share(workload, how, chain);
+        assert!(
+            share >= 0.9,
+            "{workload} --unwind {how}: whole chain {chain:?} in {:.0}% of samples",
+            share * 100.0
+        );
+    }
+    let share = chain_share(workload, "fp", chain);
+    assert!(
+        share < 0.5,
+        "{workload} --unwind fp: whole chain in {:.0}%; the workload no longer tests unwinding",
+        share * 100.0
+    );
+}
+
+#[test]
+fn code_without_frame_pointers_gives_the_whole_chain() {
+    let Some(_bpf) = require_bpf("code_without_frame_pointers_gives_the_whole_chain") else {
+        return;
+    };
+    assert_tables_make_it_whole("wl-omitfp", &["main", "level1", "level2", "level3", "leaf"]);
+}
+
+#[test]
+fn a_frameless_leaf_keeps_its_caller() {
+    let Some(_bpf) = require_bpf("a_frameless_leaf_keeps_its_caller") else {
+        return;
+    };
+    assert_tables_make_it_whole("wl-leaf", &["main", "caller", "hot_leaf"]);
+}
+
+#[test]
+fn stacks_through_libc_reach_main() {
+    let Some(_bpf) = require_bpf("stacks_through_libc_reach_main") else {
+        return;
+    };
+    // qsort's internals between sort_once and compare vary by libc
+    // version; what matters is that the walk gets through them.
+    let running = Workload::start("wl-qsort", &[]);
+    let run = profile(
+        "qsort",
+        &["--pid", &running.pid().to_string(), "-d", "2", "-F", "299"],
+    );
+    run.assert_success();
+    let folded = run.folded();
+    let (mut total, mut whole) = (0, 0);
+    for (frames, n) in folded.of_process("wl-qsort") {
+        if frames.last().map(String::as_str) != Some("compare") {
+            continue;
+        }
+        total += n;
+        let main = frames.iter().position(|f| f == "main");
+        let sort = frames.iter().position(|f| f == "sort_once");
+        let qsort = frames
+            .iter()
+            .position(|f| f.starts_with("qsort") || f.contains("msort"));
+        if main < sort && sort < qsort && main.is_some() {
+            whole += n;
+        }
+    }
+    assert!(
+        total >= 200,
+        "only {total} samples in compare: {:?}",
+        folded.stacks
+    );
+    assert!(
+        whole * 10 >= total * 9,
+        "only {whole} of {total} samples in compare reach main through qsort: {:?}",
+        folded.stacks
+    );
+}
+
+#[test]
+fn a_rust_release_build_gives_whole_stacks() {
+    let Some(_bpf) = require_bpf("a_rust_release_build_gives_whole_stacks") else {
+        return;
+    };
+    assert_tables_make_it_whole("wl-rust-nofp", &["main", "outer", "middle", "leaf"]);
+}
+
+#[test]
+fn dwarf_mode_marks_the_walks_it_cannot_finish() {
+    let Some(_bpf) = require_bpf("dwarf_mode_marks_the_walks_it_cannot_finish") else {
+        return;
+    };
+    // JIT code has no unwind table: --unwind dwarf stops there, and says so.
+    let jit = std::process::Command::new(integration_tests::workload("wl-jit"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let _jit = Workload(jit);
+    let run = profile(
+        "dwarf-jit",
+        &[
+            "--pid",
+            &_jit.pid().to_string(),
+            "--unwind",
+            "dwarf",
+            "-d",
+            "1",
+        ],
+    );
+    run.assert_success();
+    let folded = run.folded();
+    let truncated: u64 = folded
+        .of_process("wl-jit")
+        .filter(|(frames, _)| frames.get(1).is_some_and(|f| f == "[truncated]"))
+        .map(|(_, n)| n)
+        .sum();
+    let samples = folded.samples_of("wl-jit");
+    assert!(
+        samples >= 50 && truncated * 10 >= samples * 9,
+        "{:?}",
+        folded.stacks
+    );
+    let errors = &run.report()["errors"];
+    assert!(
+        errors["incomplete_unwinds"].as_u64().unwrap_or(0) >= samples * 9 / 10,
+        "{errors}"
+    );
+}
