@@ -219,6 +219,9 @@ pub struct ProcessMappings {
     /// Set by BPF when a walk met an address in no mapping (a library
     /// loaded since userspace read the maps); cleared by rereading them.
     pub stale: u32,
+    /// Bumped at each load, so stacks reused from before it are not.
+    pub version: u32,
+    pub _pad: u32,
     pub mappings: [UnwindMapping; MAX_UNWIND_MAPPINGS],
 }
 

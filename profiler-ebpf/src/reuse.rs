@@ -14,14 +14,18 @@
 //! per drain generation, because stack ids are.
 
 use aya_ebpf::{
-    EbpfContext as _, Global, helpers::bpf_probe_read_user, macros::map, maps::LruHashMap,
+    EbpfContext as _, Global,
+    helpers::{bpf_get_current_pid_tgid, bpf_probe_read_user},
+    macros::map,
+    maps::LruHashMap,
     programs::TracePointContext,
 };
-use profiler_common::{error, state};
+use profiler_common::{error, state, unwind_mode};
 
 use crate::{
     maps::{count_error, kernel_stack, user_stack},
     process::announce_first_sample,
+    unwind::{UNWIND_MODE, UNWIND_PROCESSES},
     user_stack::{UserRegs, current_user_regs, store},
 };
 
@@ -39,7 +43,9 @@ struct BlockSite {
     tid: u32,
     state: u32,
     generation: u32,
-    _pad: u32,
+    /// The version of the process's unwind tables: a walk before they were
+    /// loaded (by frame pointers) is not reused after.
+    tables: u32,
     user_ip: u64,
     user_sp: u64,
     user_bp: u64,
@@ -129,6 +135,16 @@ fn remember(site: &BlockSite, (kern_stack_id, user_stack_id): (i32, i64)) {
     let _ = REUSED_STACKS.insert(site, entry, 0);
 }
 
+/// The version of the current process's unwind tables; 0 without them.
+#[inline(always)]
+fn tables_version() -> u32 {
+    if UNWIND_MODE.load() == unwind_mode::FP {
+        return 0;
+    }
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    unsafe { UNWIND_PROCESSES.get(tgid) }.map_or(0, |m| m.version)
+}
+
 /// The block site of the current task; None without user registers or
 /// when the frame record at bp is unreadable.
 #[inline(always)]
@@ -139,7 +155,7 @@ fn block_site(regs: Option<UserRegs>, tid: u32, state: u32, generation: u32) -> 
         tid,
         state,
         generation,
-        _pad: 0,
+        tables: tables_version(),
         user_ip: regs.ip,
         user_sp: regs.sp,
         user_bp: regs.bp,

@@ -50,6 +50,8 @@ pub struct UnwindLoader {
     /// drain, so a process whose walks keep missing costs one reload per
     /// interval, not one per sample.
     stale: HashSet<u32>,
+    /// Process loads so far: each load's version.
+    loads: u32,
     pub stats: UnwindStats,
 }
 
@@ -63,6 +65,7 @@ impl UnwindLoader {
             capacity,
             loaded_tgids: HashSet::new(),
             stale: HashSet::new(),
+            loads: 0,
             stats: UnwindStats::default(),
         }
     }
@@ -95,9 +98,12 @@ impl UnwindLoader {
         mappings.sort_by_key(|m| (m.rows_len == 0, m.start));
         mappings.truncate(MAX_UNWIND_MAPPINGS);
         mappings.sort_by_key(|m| m.start);
+        self.loads += 1;
         let mut value = ProcessMappings {
             len: mappings.len() as u32,
             stale: 0,
+            version: self.loads,
+            _pad: 0,
             mappings: [UnwindMapping::default(); MAX_UNWIND_MAPPINGS],
         };
         value.mappings[..mappings.len()].copy_from_slice(&mappings);
