@@ -20,11 +20,11 @@ use super::{
 const SETTLE: Duration = Duration::from_millis(1500);
 
 impl Bench {
-    fn workload(&self, name: &str) -> PathBuf {
+    pub(super) fn workload(&self, name: &str) -> PathBuf {
         self.workloads.join(name)
     }
 
-    fn tmp(&self, name: &str) -> PathBuf {
+    pub(super) fn tmp(&self, name: &str) -> PathBuf {
         self.scratch.join(name)
     }
 
@@ -419,7 +419,7 @@ fn share(folded: &str, a: &str, b: &str) -> f64 {
 }
 
 /// The average ns per run of a BPF program, from `bpfprof -v`.
-fn bpf_ns_per_run(stderr: &str, program: &str) -> Option<f64> {
+pub(super) fn bpf_ns_per_run(stderr: &str, program: &str) -> Option<f64> {
     stderr
         .lines()
         .find(|l| l.contains(&format!("BPF {program} ")))?

@@ -7,6 +7,7 @@
 mod cases;
 mod report;
 mod run;
+mod unwind;
 
 use std::{
     path::{Path, PathBuf},
@@ -41,12 +42,13 @@ pub fn run(root: &Path, bpfprof: &Path, quick: bool) -> Result<ExitCode> {
     };
     std::fs::create_dir_all(&bench.scratch)?;
     let mut results = serde_json::Map::new();
-    let cases: [Case; 5] = [
+    let cases: [Case; 6] = [
         ("off_cpu_cost", Bench::off_cpu_cost),
         ("sampling_cost", Bench::sampling_cost),
         ("accuracy", Bench::accuracy),
         ("report_time_and_memory", Bench::report_time_and_memory),
         ("scale", Bench::scale),
+        ("unwind_cost", Bench::unwind_cost),
     ];
     for (name, case) in cases {
         progress(&format!("bench: {name} ({} runs)", bench.runs));
@@ -122,20 +124,41 @@ fn ensure_tools() -> Result<()> {
 fn build_workloads(root: &Path) -> Result<PathBuf> {
     let dir = root.join("target/bench");
     std::fs::create_dir_all(&dir)?;
-    for (name, source) in [
-        ("wl-pingpong", "pingpong.c"),
-        ("wl-fixed", "fixed.c"),
-        ("wl-ratio", "ratio.c"),
-        ("wl-sleeps", "sleeps.c"),
-        ("wl-stacks", "stacks.c"),
+    const O0: &[&str] = &["-O0", "-fno-inline"];
+    for (name, source, flags) in [
+        ("wl-pingpong", "pingpong.c", O0),
+        ("wl-fixed", "fixed.c", O0),
+        ("wl-ratio", "ratio.c", O0),
+        ("wl-sleeps", "sleeps.c", O0),
+        ("wl-stacks", "stacks.c", O0),
+        (
+            "wl-omitfp",
+            "omitfp.c",
+            &["-O2", "-fomit-frame-pointer"][..],
+        ),
+        ("wl-leaf", "leaf.c", &["-O2"][..]),
+        ("wl-qsort", "qsort.c", O0),
     ] {
         run_checked(
             Command::new("gcc")
-                .args(["-O0", "-g", "-fno-omit-frame-pointer", "-fno-inline", "-o"])
+                .args([
+                    "-g",
+                    "-fno-omit-frame-pointer",
+                    "-fno-optimize-sibling-calls",
+                ])
+                .args(flags)
+                .arg("-o")
                 .arg(dir.join(name))
                 .arg(root.join("tests/workloads").join(source)),
             &format!("building {name}"),
         )?;
     }
+    run_checked(
+        Command::new("rustc")
+            .args(["-O", "-g", "-C", "force-frame-pointers=no", "-o"])
+            .arg(dir.join("wl-rust-nofp"))
+            .arg(root.join("tests/workloads/nofp.rs")),
+        "building wl-rust-nofp",
+    )?;
     Ok(dir)
 }

@@ -221,6 +221,8 @@ pub fn markdown(all: &Value, quick: bool) -> String {
         verdict(rss <= 64.0)
     );
 
+    unwind_section(&mut out, &r["unwind_cost"]);
+
     let _ = writeln!(
         out,
         "## Scale\n\nA workload of 64 or 16,384 distinct stacks busy on 1 CPU or on all {} CPUs this machine has, 5 s system-wide, with bpfprof's default map sizes (scaled to CPUs x frequency x interval).\n",
@@ -253,4 +255,49 @@ pub fn markdown(all: &Value, quick: bool) -> String {
         m["cpus"]
     );
     out
+}
+
+/// Unwinding (#7): cost and completeness per `--unwind` mode.
+fn unwind_section(out: &mut String, rows: &Value) {
+    let _ = writeln!(
+        out,
+        "## Unwinding\n\nFour workloads at once, profiled by `--pid` for 5 s: C built -O2 -fomit-frame-pointer, a frameless leaf under frame pointers, qsort's callback inside Debian's libc, and a Rust release build. \"Reaching main\" is the share of their samples whose stack has their `main`.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| Hz | --unwind | BPF ns per sample | samples reaching main, % | bpfprof peak RSS, MiB | bpfprof CPU s |\n|---|---|---|---|---|---|"
+    );
+    let median = |row: &Value, key: &str| row[key]["median"].as_f64().unwrap_or(f64::NAN);
+    let mut within_cost = true;
+    let mut max_rss: f64 = 0.0;
+    for row in rows.as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} |",
+            row["freq_hz"],
+            row["unwind"].as_str().unwrap_or(""),
+            show(&row["bpf_ns_per_sample"], 0),
+            show(&row["samples_reaching_main_percent"], 1),
+            show(&row["peak_rss_mib"], 1),
+            show(&row["cpu_seconds"], 2)
+        );
+        max_rss = max_rss.max(median(row, "peak_rss_mib"));
+        if row["unwind"] == "dwarf" {
+            let fp = rows
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|r| r["unwind"] == "fp" && r["freq_hz"] == row["freq_hz"]);
+            if let Some(fp) = fp {
+                within_cost &=
+                    median(row, "bpf_ns_per_sample") <= 3.0 * median(fp, "bpf_ns_per_sample");
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nTargets: dwarf within 3x the BPF cost per sample of fp at each rate: {}; within the memory target (64 MiB RSS): {} ({max_rss:.1} MiB at most). The unwind tables themselves live in a BPF array (16 bytes a row; -v prints its use).\n",
+        verdict(within_cost),
+        verdict(max_rss <= 64.0)
+    );
 }
