@@ -205,6 +205,13 @@ pub struct UnwindMapping {
     pub bias: u64,
     pub rows_start: u32,
     pub rows_len: u32,
+    /// The binary's page index in `UNWIND_PAGES`: for each 4 KiB page of
+    /// its addresses from `first_page` on, the first row to search from,
+    /// and one entry past the last page. It narrows each row search to the
+    /// rows of one page.
+    pub first_page: u64,
+    pub pages_start: u32,
+    pub page_count: u32,
 }
 
 /// Most mappings with unwind rows one process can have; more are walked by

@@ -4,14 +4,15 @@
 //! found at each block site are kept, and an identical site reuses them.
 //!
 //! A site is what steers both walks and is cheap to read: the thread and
-//! state class, the user registers the frame-pointer walk starts from (ip,
-//! sp, bp), the first frame record it reads, and the syscall with its first
-//! two arguments. (The kernel stack depth would be a good key too, but the
-//! kernel randomises it at every syscall.) Reuse is checked against a full
-//! walk at the 1st, 2nd, 4th, 8th and 16th reuse of a site and every 32nd
-//! after; a mismatch is counted (`STACK_REUSE_MISMATCH`, shown in the
-//! quality report) and the site walks every time from then on. Sites are
-//! per drain generation, because stack ids are.
+//! state class, the user registers the walk starts from (ip, sp, bp), the
+//! frame record at bp (or the top of the stack when bp is no frame
+//! pointer), the syscall with its first two arguments, and the version of
+//! the process's unwind tables. (The kernel stack depth would be a good key
+//! too, but the kernel randomises it at every syscall.) Reuse is checked
+//! against a full walk at the 1st, 2nd, 4th, 8th and 16th reuse of a site
+//! and every 32nd after; a mismatch is counted (`STACK_REUSE_MISMATCH`,
+//! shown in the quality report) and the site walks every time from then
+//! on. Sites are per drain generation, because stack ids are.
 
 use aya_ebpf::{
     EbpfContext as _, Global,
@@ -20,12 +21,12 @@ use aya_ebpf::{
     maps::LruHashMap,
     programs::TracePointContext,
 };
-use profiler_common::{error, state, unwind_mode};
+use profiler_common::{error, state};
 
 use crate::{
     maps::{count_error, kernel_stack, user_stack},
     process::announce_first_sample,
-    unwind::{UNWIND_MODE, UNWIND_PROCESSES},
+    unwind::{NO_SLOT, UNWIND_PROCESSES, process_slot},
     user_stack::{UserRegs, current_user_regs, store},
 };
 
@@ -49,7 +50,8 @@ struct BlockSite {
     user_ip: u64,
     user_sp: u64,
     user_bp: u64,
-    /// The frame record at `user_bp`: the caller's bp and return address.
+    /// The frame record at `user_bp` (the caller's bp and return address),
+    /// or the two words at the top of the stack when bp is no frame pointer.
     caller_frame: [u64; 2],
     syscall: u64,
     args: [u64; 2],
@@ -138,11 +140,12 @@ fn remember(site: &BlockSite, (kern_stack_id, user_stack_id): (i32, i64)) {
 /// The version of the current process's unwind tables; 0 without them.
 #[inline(always)]
 fn tables_version() -> u32 {
-    if UNWIND_MODE.load() == unwind_mode::FP {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let slot = process_slot(tgid);
+    if slot == NO_SLOT {
         return 0;
     }
-    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    unsafe { UNWIND_PROCESSES.get(tgid) }.map_or(0, |m| m.version)
+    UNWIND_PROCESSES.get(slot).map_or(0, |m| m.version)
 }
 
 /// The block site of the current task; None without user registers or
@@ -150,7 +153,14 @@ fn tables_version() -> u32 {
 #[inline(always)]
 fn block_site(regs: Option<UserRegs>, tid: u32, state: u32, generation: u32) -> Option<BlockSite> {
     let regs = regs?;
-    let caller_frame: [u64; 2] = unsafe { bpf_probe_read_user(regs.bp as *const [u64; 2]) }.ok()?;
+    // The frame record at bp when bp looks like a frame pointer; in code
+    // without them (rbp holds anything), the top of the stack, where a
+    // frameless function's return address is. Reading a garbage address
+    // would fault, and a fault costs more than the walk it saves.
+    let plausible_fp =
+        regs.bp >= 4096 && regs.bp & 7 == 0 && regs.bp >= regs.sp && regs.bp - regs.sp < 1 << 20;
+    let record = if plausible_fp { regs.bp } else { regs.sp };
+    let caller_frame: [u64; 2] = unsafe { bpf_probe_read_user(record as *const [u64; 2]) }.ok()?;
     Some(BlockSite {
         tid,
         state,

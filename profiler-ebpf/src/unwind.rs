@@ -6,7 +6,6 @@
 
 use aya_ebpf::{
     Global,
-    bindings::BPF_F_NO_PREALLOC,
     helpers::bpf_probe_read_user,
     macros::map,
     maps::{Array, HashMap},
@@ -26,10 +25,31 @@ pub static UNWIND_MODE: Global<u32> = Global::new(unwind_mode::FP);
 /// at load time (`--unwind-rows`).
 #[map]
 static UNWIND_ROWS: Array<UnwindRow> = Array::with_max_entries(1, 0);
-/// Each process's executable mappings and where their rows are.
+/// Each binary's page index (see `UnwindMapping`), sized at load time.
 #[map]
-pub static UNWIND_PROCESSES: HashMap<u32, ProcessMappings> =
-    HashMap::with_max_entries(4096, BPF_F_NO_PREALLOC);
+static UNWIND_PAGES: Array<u32> = Array::with_max_entries(1, 0);
+/// Each loaded process's slot in `UNWIND_PROCESSES`, by tgid.
+#[map]
+static UNWIND_SLOTS: HashMap<u32, u32> = HashMap::with_max_entries(1024, 0);
+/// Each process's executable mappings and where their rows are, by slot:
+/// an array, so the lookup each frame needs is a few instructions (a hash
+/// lookup per frame was a fifth of a table walk's cost).
+#[map]
+pub static UNWIND_PROCESSES: Array<ProcessMappings> = Array::with_max_entries(1024, 0);
+
+/// No slot: the process has no tables (or `--unwind fp`).
+pub const NO_SLOT: u32 = u32::MAX;
+
+/// The current process's slot in `UNWIND_PROCESSES`, or `NO_SLOT`.
+#[inline(always)]
+pub fn process_slot(tgid: u32) -> u32 {
+    if UNWIND_MODE.load() == unwind_mode::FP {
+        return NO_SLOT;
+    }
+    unsafe { UNWIND_SLOTS.get(tgid) }
+        .copied()
+        .unwrap_or(NO_SLOT)
+}
 
 /// Nothing is mapped in the first page; a frame pointer there is garbage.
 const MIN_FRAME_ADDRESS: u64 = 4096;
@@ -145,6 +165,14 @@ fn table_step(frame: &Frame, row: &UnwindRow) -> Step {
     if cfa <= frame.sp {
         return Step::Stop { incomplete: true };
     }
+    // Most functions that save rbp push it first, right below the return
+    // address: one read then fetches both.
+    if row.rbp_saved != 0 && row.rbp_offset == -16 {
+        let Ok([bp, ret]) = (unsafe { bpf_probe_read_user((cfa - 16) as *const [u64; 2]) }) else {
+            return Step::Stop { incomplete: true };
+        };
+        return caller(ret, cfa, bp);
+    }
     let Ok(ret) = (unsafe { bpf_probe_read_user((cfa - 8) as *const u64) }) else {
         return Step::Stop { incomplete: true };
     };
@@ -157,6 +185,13 @@ fn table_step(frame: &Frame, row: &UnwindRow) -> Step {
     } else {
         frame.bp
     };
+    caller(ret, cfa, bp)
+}
+
+/// The caller's frame, found by a table rule; a zero return address ends
+/// the stack.
+#[inline(always)]
+fn caller(ret: u64, cfa: u64, bp: u64) -> Step {
     if ret == 0 {
         return Step::End;
     }
@@ -206,23 +241,31 @@ fn find_mapping(mappings: &ProcessMappings, pc: u64) -> Option<UnwindMapping> {
     None
 }
 
-/// The last row at or below `address` in the mapping's binary.
+/// The last row at or below `address` in the mapping's binary: a binary
+/// search among the rows of `address`'s page.
 #[inline(always)]
 fn find_row(mapping: &UnwindMapping, address: u64) -> Option<UnwindRow> {
-    let (mut low, mut high) = (0u32, mapping.rows_len);
+    let page = (address >> 12).checked_sub(mapping.first_page)?;
+    // Past the last page: the search runs from that page's first row to the
+    // end, and finds the closing row.
+    let page = page.min(u64::from(mapping.page_count.checked_sub(1)?)) as u32;
+    let index = mapping.pages_start.wrapping_add(page);
+    let mut low = *UNWIND_PAGES.get(index)?;
+    let mut high = UNWIND_PAGES.get(index.wrapping_add(1))?.wrapping_add(1);
+    high = high.min(mapping.rows_len);
+    // The answer is in [low, high): the last row with pc <= address.
     for _ in 0..ROW_SEARCH_STEPS {
-        if low >= high {
+        if high - low <= 1 {
             break;
         }
         let mid = low + (high - low) / 2;
         let row = UNWIND_ROWS.get(mapping.rows_start.wrapping_add(mid))?;
         if row.pc <= address {
-            low = mid + 1;
+            low = mid;
         } else {
             high = mid;
         }
     }
-    UNWIND_ROWS
-        .get(mapping.rows_start.wrapping_add(low.checked_sub(1)?))
-        .copied()
+    let row = UNWIND_ROWS.get(mapping.rows_start.wrapping_add(low))?;
+    (row.pc <= address).then_some(*row)
 }

@@ -26,12 +26,12 @@ use aya_ebpf::{
 };
 use profiler_common::{
     FNV_OFFSET, FNV_PRIME, MAX_STACK_DEPTH, USER_STACK_INCOMPLETE, UserStack, error, map_set,
-    unwind_mode, user_stack_id,
+    user_stack_id,
 };
 
 use crate::{
     maps::{EEXIST, EFAULT, count_error},
-    unwind::{Frame, Step, UNWIND_MODE, UNWIND_PROCESSES, step},
+    unwind::{Frame, NO_SLOT, Step, UNWIND_PROCESSES, process_slot, step},
 };
 
 /// Not preallocated: a stack is 1 KiB, and a preallocated map sized for
@@ -119,10 +119,11 @@ pub fn walk(regs: &UserRegs) -> i64 {
     };
     stack.ips[0] = regs.ip;
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let process = process_slot(tgid);
     let mut len = 1;
     let mut flags = 0;
     for slot in 1..MAX_STACK_DEPTH {
-        match unwind_one_frame(tgid, slot as u32) {
+        match unwind_one_frame(tgid, process, slot as u32) {
             STEPPED => len = slot + 1,
             STOPPED_INCOMPLETE => {
                 flags = USER_STACK_INCOMPLETE;
@@ -137,20 +138,21 @@ pub fn walk(regs: &UserRegs) -> i64 {
 }
 
 /// One step of the walk in progress on this CPU: the caller of the
-/// cursor's frame goes to `slot` of the scratch stack. A global function,
+/// cursor's frame goes to `slot` of the scratch stack. `process` is the
+/// process's slot in `UNWIND_PROCESSES` (`NO_SLOT`: frame pointers). A global function,
 /// so the verifier checks it once, on its own; inlined into the frame loop
 /// it would be checked once per frame, 126 times, past its budget.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn unwind_one_frame(tgid: u32, slot: u32) -> i32 {
+pub extern "C" fn unwind_one_frame(tgid: u32, process: u32, slot: u32) -> i32 {
     let (Some(stack), Some(cursor)) = (WALK.get_ptr_mut(0), CURSOR.get_ptr_mut(0)) else {
         return STOPPED_INCOMPLETE;
     };
     let (stack, cursor) = unsafe { (&mut *stack, &mut *cursor) };
-    let mappings = if UNWIND_MODE.load() == unwind_mode::FP {
+    let mappings = if process == NO_SLOT {
         None
     } else {
-        UNWIND_PROCESSES.get_ptr_mut(tgid)
+        UNWIND_PROCESSES.get_ptr_mut(process)
     };
     let frame = Frame {
         pc: cursor.pc,

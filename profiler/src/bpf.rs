@@ -104,17 +104,28 @@ impl Collector {
         for map in ["STACKS_A", "STACKS_B", "USER_STACKS_A", "USER_STACKS_B"] {
             loader.map_max_entries(map, sizes.stack_map);
         }
-        for map in [
-            "COUNTS_A",
-            "COUNTS_B",
-            "OFF_US_A",
-            "OFF_US_B",
-            "WAKE_US_A",
-            "WAKE_US_B",
+        // Maps of features not in use get one entry: preallocating them
+        // cost more CPU at start-up than a 99 Hz run spends sampling.
+        let off_cpu_entries = |n: u32| if off_cpu.is_some() { n } else { 1 };
+        let waker_entries = |n: u32| if wakers { n } else { 1 };
+        for (map, entries) in [
+            ("COUNTS_A", sizes.max_stacks),
+            ("COUNTS_B", sizes.max_stacks),
+            ("OFF_US_A", off_cpu_entries(sizes.max_stacks)),
+            ("OFF_US_B", off_cpu_entries(sizes.max_stacks)),
+            ("WAKE_US_A", waker_entries(sizes.max_stacks)),
+            ("WAKE_US_B", waker_entries(sizes.max_stacks)),
+            ("PENDING", off_cpu_entries(32768)),
+            ("REUSED_STACKS", off_cpu_entries(16384)),
+            ("WAKERS", waker_entries(32768)),
         ] {
-            loader.map_max_entries(map, sizes.max_stacks);
+            loader.map_max_entries(map, entries);
         }
         loader.map_max_entries("UNWIND_ROWS", config.unwind_rows);
+        loader.map_max_entries(
+            "UNWIND_PAGES",
+            crate::unwind::loader::page_capacity(config.unwind_rows),
+        );
         loader
             .override_global("SELF_TGID", &self_tgid, true)
             .override_global("FILTER_TGIDS", &filter_tgids, true)

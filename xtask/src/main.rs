@@ -27,7 +27,8 @@ tasks:
                         root, else ~/.cargo/bin)
   soak [MINUTES]        build, then the continuous-mode soak test (default 10 min)
   bench [--quick]       build, then bpfprof side by side with perf and bpftrace;
-                        writes docs/benchmarks.md and docs/benchmarks.json";
+                        writes docs/benchmarks.md and docs/benchmarks.json
+        [--only CASE]   just one case (e.g. unwind_cost), printed, docs untouched";
 
 fn main() -> ExitCode {
     match run(env::args().skip(1).collect()) {
@@ -69,8 +70,13 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
         }
         "bench" => {
             let quick = rest.iter().any(|a| a == "--quick");
+            let only = rest
+                .iter()
+                .position(|a| a == "--only")
+                .and_then(|i| rest.get(i + 1))
+                .map(String::as_str);
             let bin = build(&root)?;
-            bench::run(&root, &bin, quick)
+            bench::run(&root, &bin, quick, only)
         }
         "install" => {
             let bin = build(&root)?;

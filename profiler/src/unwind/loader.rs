@@ -23,6 +23,9 @@ use crate::{
 struct Loaded {
     rows_start: u32,
     rows_len: u32,
+    first_page: u64,
+    pages_start: u32,
+    page_count: u32,
     /// (virtual address - file offset) of each loadable segment, by the
     /// segment's file range: how a mapping's addresses become the binary's.
     segments: Vec<(u64, u64, u64)>,
@@ -35,7 +38,12 @@ pub struct UnwindStats {
     pub rows: u64,
     /// Binaries left without a table: the rows array was full.
     pub binaries_not_loaded: u64,
+    /// Processes left to frame pointers: every slot was taken.
+    pub processes_not_loaded: u64,
 }
+
+/// Processes with tables at once: the entries of `UNWIND_PROCESSES`.
+const PROCESS_SLOTS: u32 = 1024;
 
 pub struct UnwindLoader {
     /// By build id (or device and inode); None when the binary has no
@@ -45,7 +53,11 @@ pub struct UnwindLoader {
     keys_by_file: HashMap<(String, u64), Vec<u8>>,
     next_row: u32,
     capacity: u32,
-    loaded_tgids: HashSet<u32>,
+    next_page: u32,
+    page_capacity: u32,
+    /// Each loaded process's slot in `UNWIND_PROCESSES`, and the free ones.
+    slots: HashMap<u32, u32>,
+    free_slots: Vec<u32>,
     /// Processes whose walks met an unknown address: reloaded at the next
     /// drain, so a process whose walks keep missing costs one reload per
     /// interval, not one per sample.
@@ -63,7 +75,10 @@ impl UnwindLoader {
             keys_by_file: HashMap::new(),
             next_row: 0,
             capacity,
-            loaded_tgids: HashSet::new(),
+            next_page: 0,
+            page_capacity: page_capacity(capacity),
+            slots: HashMap::new(),
+            free_slots: (0..PROCESS_SLOTS).rev().collect(),
             stale: HashSet::new(),
             loads: 0,
             stats: UnwindStats::default(),
@@ -89,6 +104,9 @@ impl UnwindLoader {
                 bias: bias(&binary, mapping),
                 rows_start: binary.rows_start,
                 rows_len: binary.rows_len,
+                first_page: binary.first_page,
+                pages_start: binary.pages_start,
+                page_count: binary.page_count,
             });
         }
         if mappings.is_empty() {
@@ -107,17 +125,40 @@ impl UnwindLoader {
             mappings: [UnwindMapping::default(); MAX_UNWIND_MAPPINGS],
         };
         value.mappings[..mappings.len()].copy_from_slice(&mappings);
-        let mut processes: BpfHashMap<&mut MapData, u32, ProcessMappings> = BpfHashMap::try_from(
+        let Some(slot) = self.slot_for(tgid) else {
+            self.stats.processes_not_loaded += 1;
+            return Ok(());
+        };
+        // The mappings first, then the slot BPF finds them by.
+        let mut processes: Array<&mut MapData, ProcessMappings> = Array::try_from(
             collector
                 .ebpf
                 .map_mut("UNWIND_PROCESSES")
                 .context("map UNWIND_PROCESSES")?,
         )?;
         processes
-            .insert(tgid, value, 0)
+            .set(slot, value, 0)
             .with_context(|| format!("loading the mappings of pid {tgid}"))?;
-        self.loaded_tgids.insert(tgid);
+        let mut slots: BpfHashMap<&mut MapData, u32, u32> = BpfHashMap::try_from(
+            collector
+                .ebpf
+                .map_mut("UNWIND_SLOTS")
+                .context("map UNWIND_SLOTS")?,
+        )?;
+        slots
+            .insert(tgid, slot, 0)
+            .with_context(|| format!("loading the mappings of pid {tgid}"))?;
         Ok(())
+    }
+
+    /// The process's slot in `UNWIND_PROCESSES`: its own, or a free one.
+    fn slot_for(&mut self, tgid: u32) -> Option<u32> {
+        if let Some(&slot) = self.slots.get(&tgid) {
+            return Some(slot);
+        }
+        let slot = self.free_slots.pop()?;
+        self.slots.insert(tgid, slot);
+        Some(slot)
     }
 
     /// Notes that a process's mappings changed since they were loaded.
@@ -136,23 +177,25 @@ impl UnwindLoader {
     /// Drops the mappings of processes that have exited.
     pub fn forget_exited(&mut self, collector: &mut Collector) -> Result<()> {
         let gone: Vec<u32> = self
-            .loaded_tgids
-            .iter()
+            .slots
+            .keys()
             .copied()
             .filter(|&tgid| !procfs::exists(tgid))
             .collect();
         if gone.is_empty() {
             return Ok(());
         }
-        let mut processes: BpfHashMap<&mut MapData, u32, ProcessMappings> = BpfHashMap::try_from(
+        let mut slots: BpfHashMap<&mut MapData, u32, u32> = BpfHashMap::try_from(
             collector
                 .ebpf
-                .map_mut("UNWIND_PROCESSES")
-                .context("map UNWIND_PROCESSES")?,
+                .map_mut("UNWIND_SLOTS")
+                .context("map UNWIND_SLOTS")?,
         )?;
         for tgid in gone {
-            let _ = processes.remove(&tgid);
-            self.loaded_tgids.remove(&tgid);
+            let _ = slots.remove(&tgid);
+            if let Some(slot) = self.slots.remove(&tgid) {
+                self.free_slots.push(slot);
+            }
         }
         Ok(())
     }
@@ -186,7 +229,10 @@ impl UnwindLoader {
         let rows = rows_from_elf(data).ok().filter(|rows| !rows.is_empty())?;
         let segments = segments(data)?;
         let len = u32::try_from(rows.len()).ok()?;
-        if self.capacity - self.next_row < len {
+        let (first_page, pages) = page_index(&rows);
+        let page_entries = u32::try_from(pages.len()).ok()?;
+        if self.capacity - self.next_row < len || self.page_capacity - self.next_page < page_entries
+        {
             self.stats.binaries_not_loaded += 1;
             return None;
         }
@@ -195,16 +241,50 @@ impl UnwindLoader {
         for (i, row) in rows.iter().enumerate() {
             array.set(self.next_row + i as u32, row, 0).ok()?;
         }
+        let mut page_array: Array<&mut MapData, u32> =
+            Array::try_from(collector.ebpf.map_mut("UNWIND_PAGES")?).ok()?;
+        for (i, first_row) in pages.iter().enumerate() {
+            page_array
+                .set(self.next_page + i as u32, first_row, 0)
+                .ok()?;
+        }
         let loaded = Loaded {
             rows_start: self.next_row,
             rows_len: len,
+            first_page,
+            pages_start: self.next_page,
+            page_count: page_entries - 1,
             segments,
         };
         self.next_row += len;
+        self.next_page += page_entries;
         self.stats.binaries += 1;
         self.stats.rows += u64::from(len);
         Some(loaded)
     }
+}
+
+/// Entries of `UNWIND_PAGES` for `rows` rows: binaries have several rows
+/// per 4 KiB page of code, so half as many is ample.
+pub fn page_capacity(rows: u32) -> u32 {
+    (rows / 2).max(1)
+}
+
+/// For each 4 KiB page from the first row's to the last row's, the index
+/// of the last row at or below the page's start (the first row for the
+/// first page), then one entry for the last row: the BPF search then
+/// looks only between a page's entry and the next one's.
+fn page_index(rows: &[UnwindRow]) -> (u64, Vec<u32>) {
+    let first = rows[0].pc >> 12;
+    let last = rows[rows.len() - 1].pc >> 12;
+    let mut pages: Vec<u32> = (first..=last)
+        .map(|page| {
+            let after = rows.partition_point(|row| row.pc <= page << 12);
+            after.saturating_sub(1) as u32
+        })
+        .collect();
+    pages.push(rows.len() as u32 - 1);
+    (first, pages)
 }
 
 /// The ELF image behind a mapping: the file (through map_files, so it works
@@ -269,12 +349,48 @@ fn bias(binary: &Loaded, mapping: &Mapping) -> u64 {
 mod tests {
     use super::*;
 
+    /// The BPF search, as written in profiler-ebpf/src/unwind.rs.
+    fn search(rows: &[UnwindRow], first_page: u64, pages: &[u32], address: u64) -> Option<u64> {
+        let page = (address >> 12).checked_sub(first_page)?;
+        let page = page.min(pages.len() as u64 - 2) as usize;
+        let (mut low, mut high) = (pages[page], (pages[page + 1] + 1).min(rows.len() as u32));
+        while high - low > 1 {
+            let mid = low + (high - low) / 2;
+            if rows[mid as usize].pc <= address {
+                low = mid;
+            } else {
+                high = mid;
+            }
+        }
+        let row = rows[low as usize];
+        (row.pc <= address).then_some(row.pc)
+    }
+
+    #[test]
+    fn the_page_index_search_finds_what_a_whole_binary_search_finds() {
+        let data = std::fs::read("/lib/x86_64-linux-gnu/libc.so.6").unwrap();
+        let rows = super::super::table::rows_from_elf(&data).unwrap();
+        let (first_page, pages) = page_index(&rows);
+        let (low, high) = (rows[0].pc - 100, rows[rows.len() - 1].pc + 10_000);
+        for address in (low..high).step_by(7) {
+            let expected = super::super::table::row_for(&rows, address).map(|r| r.pc);
+            assert_eq!(
+                search(&rows, first_page, &pages, address),
+                expected,
+                "{address:#x}"
+            );
+        }
+    }
+
     #[test]
     fn bias_maps_a_pie_text_mapping_back_to_its_elf_addresses() {
         // A typical PIE: text at file offset 0x1000, vaddr 0x1000.
         let binary = Loaded {
             rows_start: 0,
             rows_len: 1,
+            first_page: 0,
+            pages_start: 0,
+            page_count: 1,
             segments: vec![(0, 0x500, 0), (0x1000, 0x2000, 0)],
         };
         let mapping = Mapping {

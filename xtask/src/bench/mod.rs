@@ -30,7 +30,8 @@ pub struct Bench {
     capture_seconds: u64,
 }
 
-pub fn run(root: &Path, bpfprof: &Path, quick: bool) -> Result<ExitCode> {
+/// `only`: run just that case and print its JSON, leaving docs/ alone.
+pub fn run(root: &Path, bpfprof: &Path, quick: bool, only: Option<&str>) -> Result<ExitCode> {
     ensure_tools()?;
     let bench = Bench {
         bpfprof: bpfprof.to_path_buf(),
@@ -50,9 +51,23 @@ pub fn run(root: &Path, bpfprof: &Path, quick: bool) -> Result<ExitCode> {
         ("scale", Bench::scale),
         ("unwind_cost", Bench::unwind_cost),
     ];
+    if let Some(only) = only {
+        anyhow::ensure!(
+            cases.iter().any(|(name, _)| *name == only),
+            "no bench case {only}; the cases: {}",
+            cases.map(|(name, _)| name).join(", ")
+        );
+    }
     for (name, case) in cases {
+        if only.is_some_and(|only| only != name) {
+            continue;
+        }
         progress(&format!("bench: {name} ({} runs)", bench.runs));
         let value = case(&bench).with_context(|| format!("bench case {name}"))?;
+        if only.is_some() {
+            println!("{}", serde_json::to_string_pretty(&value)?);
+            return Ok(ExitCode::SUCCESS);
+        }
         results.insert(name.into(), value);
     }
     let docs = root.join("docs");

@@ -27,18 +27,20 @@ impl Bench {
         let mut rows = Vec::new();
         for rate in [99u32, 999] {
             for mode in ["fp", "auto", "dwarf"] {
-                let (mut ns, mut whole, mut rss, mut cpu) = (
+                let (mut ns, mut whole, mut depth, mut rss, mut cpu) = (
+                    Series::default(),
                     Series::default(),
                     Series::default(),
                     Series::default(),
                     Series::default(),
                 );
                 for _ in 0..self.runs {
-                    let (sample_ns, whole_share, cost) = self.unwind_run(rate, mode)?;
+                    let (sample_ns, (whole_share, frames), cost) = self.unwind_run(rate, mode)?;
                     if let Some(n) = sample_ns {
                         ns.push(n);
                     }
                     whole.push(whole_share);
+                    depth.push(frames);
                     rss.push(cost.max_rss_kb as f64 / 1024.0);
                     cpu.push(cost.cpu);
                 }
@@ -47,6 +49,7 @@ impl Bench {
                     "unwind": mode,
                     "bpf_ns_per_sample": ns.json(),
                     "samples_reaching_main_percent": whole.json(),
+                    "user_frames_per_sample": depth.json(),
                     "peak_rss_mib": rss.json(),
                     "cpu_seconds": cpu.json(),
                 }));
@@ -57,7 +60,7 @@ impl Bench {
 
     /// One 5 s profile of the four workloads: BPF ns per sample, the share
     /// of their samples whose stack reaches main, and bpfprof's cost.
-    fn unwind_run(&self, rate: u32, mode: &str) -> Result<(Option<f64>, f64, Cost)> {
+    fn unwind_run(&self, rate: u32, mode: &str) -> Result<(Option<f64>, (f64, f64), Cost)> {
         let mut children = Vec::new();
         for name in WORKLOADS {
             children.push(Command::new(self.workload(name)).arg("8").spawn()?);
@@ -93,9 +96,10 @@ impl Bench {
     }
 }
 
-/// Percent of the workloads' samples whose stack has a `main` frame.
-fn reaching_main(folded: &str) -> f64 {
-    let (mut all, mut whole) = (0u64, 0u64);
+/// Percent of the workloads' samples whose stack has a `main` frame, and
+/// the user frames the walks found per sample (inlined frames aside).
+fn reaching_main(folded: &str) -> (f64, f64) {
+    let (mut all, mut whole, mut frames) = (0u64, 0u64, 0u64);
     for line in folded.lines() {
         let Some((stack, count)) = line.rsplit_once(' ') else {
             continue;
@@ -105,6 +109,13 @@ fn reaching_main(folded: &str) -> f64 {
         if stack.split(';').any(|f| f == "main" || f == "nofp::main") {
             whole += count;
         }
+        let walked = stack
+            .split(';')
+            .skip(1)
+            .filter(|f| !f.ends_with("_[i]") && !f.ends_with("_[k]"))
+            .count() as u64;
+        frames += walked * count;
     }
-    whole as f64 * 100.0 / all.max(1) as f64
+    let all = all.max(1) as f64;
+    (whole as f64 * 100.0 / all, frames as f64 / all)
 }
