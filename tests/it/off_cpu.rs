@@ -25,6 +25,23 @@ fn off_us(folded: &Folded, process: &str, function: &str, state: &str) -> u64 {
         .sum()
 }
 
+/// Sleeping time under `functions[0]` is twice that under `functions[1]`,
+/// within 10%.
+fn assert_two_to_one(folded: &Folded, process: &str, functions: [&str; 2], label: &str) {
+    let [long, short] = functions.map(|f| off_us(folded, process, f, "[sleeping]") as f64);
+    assert!(
+        short > 0.0,
+        "{label}: no off-CPU time under {}",
+        functions[1]
+    );
+    assert_near(
+        &format!("{label}: {} / {}", functions[0], functions[1]),
+        long / short * 1000.0,
+        2000.0,
+        0.10,
+    );
+}
+
 #[test]
 fn splits_off_cpu_time_between_a_20ms_and_a_10ms_sleep() {
     let Some(_bpf) = require_bpf("splits_off_cpu_time_between_a_20ms_and_a_10ms_sleep") else {
@@ -35,15 +52,7 @@ fn splits_off_cpu_time_between_a_20ms_and_a_10ms_sleep() {
     let run = profile("sleeps", &["--pid", &pid, "--off-cpu", "--duration", "3"]);
     run.assert_success();
     let folded = Folded::read(&run.dir.join("off-cpu.folded"));
-    let long = off_us(&folded, "wl-sleeps", "sleep_long", "[sleeping]") as f64;
-    let short = off_us(&folded, "wl-sleeps", "sleep_short", "[sleeping]") as f64;
-    assert!(short > 0.0, "no off-CPU time under sleep_short");
-    assert_near(
-        "sleep_long / sleep_short",
-        long / short * 1000.0,
-        2000.0,
-        0.10,
-    );
+    assert_two_to_one(&folded, "wl-sleeps", ["sleep_long", "sleep_short"], "");
     let chain = folded
         .of_process("wl-sleeps")
         .filter(|(frames, _)| frames.windows(2).any(|w| w == ["main", "sleep_long"]))
@@ -87,15 +96,7 @@ fn stack_reuse_never_merges_two_paths_that_block_at_the_same_site() {
         let run = profile(name, &args);
         run.assert_success();
         let folded = Folded::read(&run.dir.join("off-cpu.folded"));
-        let long = off_us(&folded, "wl-samesite", "via_long", "[sleeping]") as f64;
-        let short = off_us(&folded, "wl-samesite", "via_short", "[sleeping]") as f64;
-        assert!(short > 0.0, "{name}: no off-CPU time under via_short");
-        assert_near(
-            &format!("{name}: via_long / via_short"),
-            long / short * 1000.0,
-            2000.0,
-            0.10,
-        );
+        assert_two_to_one(&folded, "wl-samesite", ["via_long", "via_short"], name);
         let mismatches = run.report()["errors"]["stack_reuse_mismatches"]
             .as_u64()
             .unwrap_or(0);

@@ -130,21 +130,13 @@ impl UnwindLoader {
             return Ok(());
         };
         // The mappings first, then the slot BPF finds them by.
-        let mut processes: Array<&mut MapData, ProcessMappings> = Array::try_from(
-            collector
-                .ebpf
-                .map_mut("UNWIND_PROCESSES")
-                .context("map UNWIND_PROCESSES")?,
-        )?;
+        let mut processes: Array<&mut MapData, ProcessMappings> =
+            Array::try_from(map(collector, "UNWIND_PROCESSES")?)?;
         processes
             .set(slot, value, 0)
             .with_context(|| format!("loading the mappings of pid {tgid}"))?;
-        let mut slots: BpfHashMap<&mut MapData, u32, u32> = BpfHashMap::try_from(
-            collector
-                .ebpf
-                .map_mut("UNWIND_SLOTS")
-                .context("map UNWIND_SLOTS")?,
-        )?;
+        let mut slots: BpfHashMap<&mut MapData, u32, u32> =
+            BpfHashMap::try_from(map(collector, "UNWIND_SLOTS")?)?;
         slots
             .insert(tgid, slot, 0)
             .with_context(|| format!("loading the mappings of pid {tgid}"))?;
@@ -185,12 +177,8 @@ impl UnwindLoader {
         if gone.is_empty() {
             return Ok(());
         }
-        let mut slots: BpfHashMap<&mut MapData, u32, u32> = BpfHashMap::try_from(
-            collector
-                .ebpf
-                .map_mut("UNWIND_SLOTS")
-                .context("map UNWIND_SLOTS")?,
-        )?;
+        let mut slots: BpfHashMap<&mut MapData, u32, u32> =
+            BpfHashMap::try_from(map(collector, "UNWIND_SLOTS")?)?;
         for tgid in gone {
             let _ = slots.remove(&tgid);
             if let Some(slot) = self.slots.remove(&tgid) {
@@ -276,10 +264,7 @@ fn set_all<T: aya::Pod>(
         flags: u64,
     }
     const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
-    let map = collector
-        .ebpf
-        .map_mut(name)
-        .with_context(|| format!("map {name}"))?;
+    let map = map(collector, name)?;
     let keys: Vec<u32> = (first..).take(values.len()).collect();
     if let aya::maps::Map::Array(data) = &*map {
         use std::os::fd::{AsFd, AsRawFd};
@@ -312,6 +297,13 @@ fn set_all<T: aya::Pod>(
         array.set(*key, value, 0)?;
     }
     Ok(())
+}
+
+fn map<'a>(collector: &'a mut Collector, name: &str) -> Result<&'a mut aya::maps::Map> {
+    collector
+        .ebpf
+        .map_mut(name)
+        .with_context(|| format!("map {name} missing from the BPF object"))
 }
 
 /// Entries of `UNWIND_PAGES` for `rows` rows: binaries have several rows
