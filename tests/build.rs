@@ -23,6 +23,7 @@ const WORKLOADS: &[(&str, &str, &[&str])] = &[
     ("wl-omitfp", "omitfp.c", &["-O2", "-fomit-frame-pointer"]),
     ("wl-leaf", "leaf.c", &["-O2"]),
     ("wl-qsort", "qsort.c", O0),
+    ("wl-signal", "signal.c", &["-O2", "-fomit-frame-pointer"]),
     ("wl-mixed", "mixed.c", O0),
     ("wl-contend", "contend.c", O0),
     ("wl-fsync", "fsync.c", O0),

@@ -135,6 +135,44 @@ fn stacks_through_libc_reach_main() {
 }
 
 #[test]
+fn stacks_cross_signal_frames() {
+    let Some(_bpf) = require_bpf("stacks_cross_signal_frames") else {
+        return;
+    };
+    // Inside a signal handler: handler frames, libc's signal trampoline,
+    // then the interrupted work and main, read from the saved context.
+    let running = Workload::start("wl-signal", &[]);
+    let run = profile(
+        "signal",
+        &["--pid", &running.pid().to_string(), "-d", "2", "-F", "299"],
+    );
+    run.assert_success();
+    let folded = run.folded();
+    let (mut total, mut whole) = (0, 0);
+    for (frames, n) in folded.of_process("wl-signal") {
+        if !frames.iter().any(|f| f == "in_handler") {
+            continue;
+        }
+        total += n;
+        let at = |name: &str| frames.iter().position(|f| f == name);
+        let order = [at("main"), at("work"), at("handler"), at("in_handler")];
+        if order.iter().all(Option::is_some) && order.windows(2).all(|w| w[0] < w[1]) {
+            whole += n;
+        }
+    }
+    assert!(
+        total >= 50,
+        "only {total} samples in the handler: {:?}",
+        folded.stacks
+    );
+    assert!(
+        whole * 10 >= total * 9,
+        "only {whole} of {total} handler samples reach work and main: {:?}",
+        folded.stacks
+    );
+}
+
+#[test]
 fn a_rust_release_build_gives_whole_stacks() {
     let Some(_bpf) = require_bpf("a_rust_release_build_gives_whole_stacks") else {
         return;
