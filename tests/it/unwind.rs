@@ -93,6 +93,43 @@ fn a_frameless_leaf_keeps_its_caller() {
     assert_tables_make_it_whole("wl-leaf", &["main", "caller", "hot_leaf"]);
 }
 
+/// Profiles `workload` (default `--unwind auto`) and asserts that of its
+/// samples with a frame matching `inside`, >= 90% have a frame matching
+/// each of `path` in that order (outermost first).
+fn assert_reaches(workload: &str, inside: &str, path: &[&dyn Fn(&str) -> bool]) {
+    let running = Workload::start(workload, &[]);
+    let run = profile(
+        workload,
+        &["--pid", &running.pid().to_string(), "-d", "2", "-F", "299"],
+    );
+    run.assert_success();
+    let folded = run.folded();
+    let (mut total, mut whole) = (0, 0);
+    for (frames, n) in folded.of_process(workload) {
+        if !frames.iter().any(|f| f == inside) {
+            continue;
+        }
+        total += n;
+        let at: Vec<_> = path
+            .iter()
+            .map(|m| frames.iter().position(|f| m(f)))
+            .collect();
+        if at.iter().all(Option::is_some) && at.windows(2).all(|w| w[0] < w[1]) {
+            whole += n;
+        }
+    }
+    assert!(
+        total >= 50,
+        "only {total} samples in {inside}: {:?}",
+        folded.stacks
+    );
+    assert!(
+        whole * 10 >= total * 9,
+        "only {whole} of {total} samples in {inside} have the whole path: {:?}",
+        folded.stacks
+    );
+}
+
 #[test]
 fn stacks_through_libc_reach_main() {
     let Some(_bpf) = require_bpf("stacks_through_libc_reach_main") else {
@@ -100,37 +137,15 @@ fn stacks_through_libc_reach_main() {
     };
     // qsort's internals between sort_once and compare vary by libc
     // version; what matters is that the walk gets through them.
-    let running = Workload::start("wl-qsort", &[]);
-    let run = profile(
-        "qsort",
-        &["--pid", &running.pid().to_string(), "-d", "2", "-F", "299"],
-    );
-    run.assert_success();
-    let folded = run.folded();
-    let (mut total, mut whole) = (0, 0);
-    for (frames, n) in folded.of_process("wl-qsort") {
-        if frames.last().map(String::as_str) != Some("compare") {
-            continue;
-        }
-        total += n;
-        let main = frames.iter().position(|f| f == "main");
-        let sort = frames.iter().position(|f| f == "sort_once");
-        let qsort = frames
-            .iter()
-            .position(|f| f.starts_with("qsort") || f.contains("msort"));
-        if main < sort && sort < qsort && main.is_some() {
-            whole += n;
-        }
-    }
-    assert!(
-        total >= 200,
-        "only {total} samples in compare: {:?}",
-        folded.stacks
-    );
-    assert!(
-        whole * 10 >= total * 9,
-        "only {whole} of {total} samples in compare reach main through qsort: {:?}",
-        folded.stacks
+    assert_reaches(
+        "wl-qsort",
+        "compare",
+        &[
+            &|f| f == "main",
+            &|f| f == "sort_once",
+            &|f| f.starts_with("qsort") || f.contains("msort"),
+            &|f| f == "compare",
+        ],
     );
 }
 
@@ -141,34 +156,15 @@ fn stacks_cross_signal_frames() {
     };
     // Inside a signal handler: handler frames, libc's signal trampoline,
     // then the interrupted work and main, read from the saved context.
-    let running = Workload::start("wl-signal", &[]);
-    let run = profile(
-        "signal",
-        &["--pid", &running.pid().to_string(), "-d", "2", "-F", "299"],
-    );
-    run.assert_success();
-    let folded = run.folded();
-    let (mut total, mut whole) = (0, 0);
-    for (frames, n) in folded.of_process("wl-signal") {
-        if !frames.iter().any(|f| f == "in_handler") {
-            continue;
-        }
-        total += n;
-        let at = |name: &str| frames.iter().position(|f| f == name);
-        let order = [at("main"), at("work"), at("handler"), at("in_handler")];
-        if order.iter().all(Option::is_some) && order.windows(2).all(|w| w[0] < w[1]) {
-            whole += n;
-        }
-    }
-    assert!(
-        total >= 50,
-        "only {total} samples in the handler: {:?}",
-        folded.stacks
-    );
-    assert!(
-        whole * 10 >= total * 9,
-        "only {whole} of {total} handler samples reach work and main: {:?}",
-        folded.stacks
+    assert_reaches(
+        "wl-signal",
+        "in_handler",
+        &[
+            &|f| f == "main",
+            &|f| f == "work",
+            &|f| f == "handler",
+            &|f| f == "in_handler",
+        ],
     );
 }
 
