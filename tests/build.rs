@@ -24,6 +24,13 @@ const WORKLOADS: &[(&str, &str, &[&str])] = &[
     ("wl-leaf", "leaf.c", &["-O2"]),
     ("wl-qsort", "qsort.c", O0),
     ("wl-signal", "signal.c", &["-O2", "-fomit-frame-pointer"]),
+    ("wl-dlopen", "dlopen.c", O0),
+    // Loaded by wl-dlopen while it runs.
+    (
+        "libwl-plugin.so",
+        "plugin.c",
+        &["-O2", "-fomit-frame-pointer", "-shared", "-fPIC"],
+    ),
     ("wl-mixed", "mixed.c", O0),
     ("wl-contend", "contend.c", O0),
     ("wl-fsync", "fsync.c", O0),

@@ -169,6 +169,47 @@ fn stacks_cross_signal_frames() {
 }
 
 #[test]
+fn a_library_loaded_while_running_is_unwound_too() {
+    let Some(_bpf) = require_bpf("a_library_loaded_while_running_is_unwound_too") else {
+        return;
+    };
+    // The library appears 300 ms into the run; the first walk into it
+    // triggers a reload of the process's mappings at the next drain, and
+    // walks before then fall back to frame pointers.
+    let library = integration_tests::workload("libwl-plugin.so");
+    let running = Workload(
+        std::process::Command::new(integration_tests::workload("wl-dlopen"))
+            .args([library.to_str().unwrap(), "30"])
+            .spawn()
+            .unwrap(),
+    );
+    let run = profile(
+        "dlopen",
+        &[
+            "--pid",
+            &running.pid().to_string(),
+            "-d",
+            "3",
+            "-F",
+            "299",
+            "--interval",
+            "0.2",
+        ],
+    );
+    run.assert_success();
+    let (whole, total) = with_chain(
+        &run.folded(),
+        "wl-dlopen",
+        &["main", "call_plugin", "plugin_outer", "plugin_spin"],
+    );
+    assert!(total >= 300, "only {total} samples in plugin_spin");
+    assert!(
+        whole * 100 >= total * 80,
+        "only {whole} of {total} samples in the library have the whole chain"
+    );
+}
+
+#[test]
 fn a_rust_release_build_gives_whole_stacks() {
     let Some(_bpf) = require_bpf("a_rust_release_build_gives_whole_stacks") else {
         return;
