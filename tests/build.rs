@@ -25,6 +25,7 @@ const WORKLOADS: &[(&str, &str, &[&str])] = &[
     ("wl-qsort", "qsort.c", O0),
     ("wl-signal", "signal.c", &["-O2", "-fomit-frame-pointer"]),
     ("wl-dlopen", "dlopen.c", O0),
+    ("wl-vdso", "vdso.c", &["-O2", "-fomit-frame-pointer"]),
     // Loaded by wl-dlopen while it runs.
     (
         "libwl-plugin.so",

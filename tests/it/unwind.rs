@@ -210,6 +210,22 @@ fn a_library_loaded_while_running_is_unwound_too() {
 }
 
 #[test]
+fn stacks_through_the_vdso_reach_main() {
+    let Some(_bpf) = require_bpf("stacks_through_the_vdso_reach_main") else {
+        return;
+    };
+    // clock_gettime runs in the vDSO, which has no file: its table comes
+    // from the process's memory.
+    assert_reaches(
+        "wl-vdso",
+        "read_clock",
+        &[&|f| f == "main", &|f| f == "read_clock", &|f| {
+            f.contains("clock_gettime")
+        }],
+    );
+}
+
+#[test]
 fn a_rust_release_build_gives_whole_stacks() {
     let Some(_bpf) = require_bpf("a_rust_release_build_gives_whole_stacks") else {
         return;
