@@ -11,7 +11,7 @@ use aya_ebpf::{
 };
 use profiler_common::{OffCpuKey, PendingBlock, StackKey, WakeKey, Waker, error, map_set};
 
-use crate::user_stack::{UserRegs, current_user_regs, store, walk};
+use crate::user_stack::{UserRegs, store, walk};
 
 pub const EEXIST: i32 = 17;
 pub const ENOMEM: i32 = 12;
@@ -76,10 +76,15 @@ pub fn generation() -> u32 {
 }
 
 /// Kernel and user stack ids of the current task (in a tracepoint: it is
-/// in the kernel), both stored in the generation's set.
+/// in the kernel), both stored in the generation's set. `regs`: the task's
+/// user registers, as `current_user_regs` reads them.
 #[inline(always)]
-pub fn current_stacks<C: StackIdContext>(ctx: &C, generation: u32) -> (i32, i64) {
-    let user = user_stack(current_user_regs());
+pub fn current_stacks<C: StackIdContext>(
+    ctx: &C,
+    regs: Option<UserRegs>,
+    generation: u32,
+) -> (i32, i64) {
+    let user = user_stack(regs);
     store(user, generation);
     (kernel_stack(ctx, generation), user)
 }

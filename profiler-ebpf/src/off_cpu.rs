@@ -16,6 +16,7 @@ use crate::{
         current_stacks, generation, wanted,
     },
     reuse::blocking_stacks,
+    user_stack::current_user_regs,
 };
 
 /// Byte offsets in the `sched_switch` and `sched_waking` records, parsed
@@ -139,7 +140,7 @@ pub fn on_waking(ctx: TracePointContext) -> u32 {
         return 0;
     }
     let generation = generation();
-    let (kern_stack_id, user_stack_id) = current_stacks(&ctx, generation);
+    let (kern_stack_id, user_stack_id) = current_stacks(&ctx, current_user_regs(), generation);
     let waker = Waker {
         stack: StackKey {
             tgid: ctx.tgid(),

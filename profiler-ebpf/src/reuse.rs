@@ -24,10 +24,10 @@ use aya_ebpf::{
 use profiler_common::{error, state};
 
 use crate::{
-    maps::{count_error, kernel_stack, user_stack},
+    maps::{count_error, current_stacks},
     process::announce_first_sample,
     unwind::{NO_SLOT, UNWIND_PROCESSES, process_slot},
-    user_stack::{UserRegs, current_user_regs, store},
+    user_stack::{UserRegs, current_user_regs},
 };
 
 /// 0 when every switch walks both stacks (`--no-stack-reuse`).
@@ -117,9 +117,7 @@ pub fn blocking_stacks(
 #[inline(always)]
 fn walk(ctx: &TracePointContext, regs: Option<UserRegs>, generation: u32) -> (i32, i64) {
     announce_first_sample(ctx.tgid());
-    let user = user_stack(regs);
-    store(user, generation);
-    (kernel_stack(ctx, generation), user)
+    current_stacks(ctx, regs, generation)
 }
 
 #[inline(always)]

@@ -32,9 +32,9 @@ fn with_chain(folded: &Folded, process: &str, chain: &[&str]) -> (u64, u64) {
     (whole, total)
 }
 
-/// Runs `workload` under `--unwind` `how` and returns the share of leaf
-/// samples with the whole chain.
-fn chain_share(workload: &str, how: &str, chain: &[&str]) -> f64 {
+/// Starts `workload` and profiles it for 2 s at 299 Hz under `--unwind`
+/// `how`; returns the folded stacks.
+fn profile_workload(workload: &str, how: &str) -> Folded {
     let running = Workload::start(workload, &[]);
     let run = profile(
         &format!("{workload}-{how}"),
@@ -50,12 +50,19 @@ fn chain_share(workload: &str, how: &str, chain: &[&str]) -> f64 {
         ],
     );
     run.assert_success();
-    let (whole, total) = with_chain(&run.folded(), workload, chain);
+    run.folded()
+}
+
+/// Runs `workload` under `--unwind` `how` and returns the share of leaf
+/// samples with the whole chain.
+fn chain_share(workload: &str, how: &str, chain: &[&str]) -> f64 {
+    let folded = profile_workload(workload, how);
+    let (whole, total) = with_chain(&folded, workload, chain);
     assert!(
         total >= 200,
         "{workload} --unwind {how}: only {total} samples end in {}: {:?}",
         chain[chain.len() - 1],
-        run.folded().stacks
+        folded.stacks
     );
     whole as f64 / total as f64
 }
@@ -93,17 +100,11 @@ fn a_frameless_leaf_keeps_its_caller() {
     assert_tables_make_it_whole("wl-leaf", &["main", "caller", "hot_leaf"]);
 }
 
-/// Profiles `workload` (default `--unwind auto`) and asserts that of its
+/// Profiles `workload` under `--unwind auto` and asserts that of its
 /// samples with a frame matching `inside`, >= 90% have a frame matching
 /// each of `path` in that order (outermost first).
 fn assert_reaches(workload: &str, inside: &str, path: &[&dyn Fn(&str) -> bool]) {
-    let running = Workload::start(workload, &[]);
-    let run = profile(
-        workload,
-        &["--pid", &running.pid().to_string(), "-d", "2", "-F", "299"],
-    );
-    run.assert_success();
-    let folded = run.folded();
+    let folded = profile_workload(workload, "auto");
     let (mut total, mut whole) = (0, 0);
     for (frames, n) in folded.of_process(workload) {
         if !frames.iter().any(|f| f == inside) {

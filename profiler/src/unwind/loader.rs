@@ -195,14 +195,20 @@ impl UnwindLoader {
         tgid: u32,
         mapping: &Mapping,
     ) -> Option<Loaded> {
-        let file_key = mapping.file_id.clone();
-        let anonymous = file_key.1 == 0;
-        if !anonymous && let Some(key) = self.keys_by_file.get(&file_key) {
+        // A file by device and inode; the vDSO, the same image in every
+        // process, by its name. Anonymous code (JIT) has no image.
+        let file_key = if mapping.path == "[vdso]" {
+            (mapping.path.clone(), 0)
+        } else {
+            mapping.file_id.clone()
+        };
+        let identified = file_key.1 != 0 || mapping.path == "[vdso]";
+        if identified && let Some(key) = self.keys_by_file.get(&file_key) {
             return self.binaries.get(key).cloned().flatten();
         }
         let data = read_image(tgid, mapping)?;
         let key = build_id(&data).unwrap_or_else(|| format!("{file_key:?}").into_bytes());
-        if !anonymous {
+        if identified {
             self.keys_by_file.insert(file_key, key.clone());
         }
         if let Some(known) = self.binaries.get(&key) {
