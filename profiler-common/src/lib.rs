@@ -12,29 +12,28 @@ pub const MAX_STACK_DEPTH: usize = 127;
 
 /// Key of the sample-count maps: one entry per distinct (thread, stacks).
 ///
-/// The kernel stack id is `bpf_get_stackid`'s, in the `STACKS_*` map. The
-/// user stack id is BPF's own hash of the frames, in `USER_STACKS_*`: see
-/// [`user_stack_id`]. An id below zero is a negated errno (`-EEXIST` for a
-/// collision, `-EFAULT` for no stack, `-ENOMEM` for a full map), so
-/// userspace can show the loss where it happened instead of dropping the
-/// sample.
+/// Stack ids are BPF's own hashes of the frames, in `KERNEL_STACKS_*` and
+/// `USER_STACKS_*`: see [`kernel_stack_id`] and [`user_stack_id`]. An id
+/// below zero is a negated errno (`-EFAULT` for no stack, `-ENOMEM` for a
+/// full map), so userspace can show the loss where it happened instead of
+/// dropping the sample.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub struct StackKey {
     pub tgid: u32,
     pub tid: u32,
     pub user_stack_id: i64,
-    pub kern_stack_id: i32,
-    pub _pad: u32,
+    pub kern_stack_id: i64,
     pub comm: [u8; COMM_LEN],
 }
 
 const _: () = assert!(core::mem::size_of::<StackKey>() == 40);
 
-/// A user stack as BPF walks it: `len` return addresses, leaf first.
+/// A stack as BPF stores it: `len` addresses, leaf first (the kernel's
+/// from `bpf_get_stack`, the user's from BPF's own walk).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UserStack {
+pub struct Stack {
     pub len: u32,
     /// `USER_STACK_*` flags.
     pub flags: u32,
@@ -45,24 +44,31 @@ pub struct UserStack {
 /// read. The stack is shown with a `[truncated]` root.
 pub const USER_STACK_INCOMPLETE: u32 = 1;
 
-const _: () = assert!(core::mem::size_of::<UserStack>() == 1024);
+const _: () = assert!(core::mem::size_of::<Stack>() == 1024);
 
 /// A user stack's id from the 64-bit FNV-1a hash of its frames: bit 62 set
 /// and bit 63 clear, so it is positive and never equal to a kernel stack id
-/// (below 2^31) or an errno. A hash-keyed map has no bucket collisions, so
-/// user stacks are never dropped for sharing a bucket.
+/// or an errno. A hash-keyed map has no bucket collisions, so stacks are
+/// never dropped for sharing a bucket, as a stack-trace map drops them.
 pub const fn user_stack_id(hash: u64) -> i64 {
     ((hash & ((1 << 62) - 1)) | (1 << 62)) as i64
 }
 
-/// FNV-1a parameters for [`user_stack_id`].
+/// A kernel stack's id, like [`user_stack_id`] but with bit 62 clear and
+/// bit 61 set: kernel and user ids share one table per drain.
+pub const fn kernel_stack_id(hash: u64) -> i64 {
+    ((hash & ((1 << 61) - 1)) | (1 << 61)) as i64
+}
+
+/// FNV-1a parameters for the stack ids.
 pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 pub const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
 /// Indices into the per-CPU `ERRORS` array: every way a sample can be lost
 /// or damaged in BPF. Userspace sums the CPUs and reports each by name.
 pub mod error {
-    /// Kernel stack dropped: its stack-map bucket held another stack.
+    /// Unused since kernel stacks are hash-keyed too (kept so indices
+    /// stay put): a stack-trace map dropped a stack whose bucket was taken.
     pub const KERN_STACK_COLLISION: u32 = 0;
     /// Unused since user stacks are hash-keyed (kept so indices stay put).
     pub const USER_STACK_COLLISION: u32 = 1;
@@ -70,7 +76,7 @@ pub mod error {
     pub const STACK_MAP_FULL: u32 = 2;
     /// The kernel returned no user stack (expected for kernel threads).
     pub const USER_STACK_MISSING: u32 = 3;
-    /// Any other `bpf_get_stackid` failure.
+    /// Any other `bpf_get_stack` failure.
     pub const STACK_OTHER: u32 = 4;
     /// A sample could not be counted because the counts map was full.
     pub const COUNTS_MAP_FULL: u32 = 5;
@@ -130,8 +136,8 @@ pub mod state {
 }
 
 /// Stack id userspace gives threads already blocked when the run starts:
-/// their stack is read from /proc instead of the stack map.
-pub const STACK_ID_BEFORE_RUN: i32 = -1000;
+/// their stack is read from /proc instead of the stack maps.
+pub const STACK_ID_BEFORE_RUN: i64 = -1000;
 
 /// An off-CPU interval's key: whose stacks, of which generation, and why.
 #[repr(C)]
@@ -268,7 +274,7 @@ mod pod {
     unsafe impl aya::Pod for super::PendingBlock {}
     unsafe impl aya::Pod for super::Waker {}
     unsafe impl aya::Pod for super::WakeKey {}
-    unsafe impl aya::Pod for super::UserStack {}
+    unsafe impl aya::Pod for super::Stack {}
     unsafe impl aya::Pod for super::UnwindRow {}
     unsafe impl aya::Pod for super::UnwindMapping {}
     unsafe impl aya::Pod for super::ProcessMappings {}

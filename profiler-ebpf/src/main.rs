@@ -8,11 +8,13 @@
 //! - `reuse`: off-CPU stack ids reused while a thread blocks at one site.
 //! - `user_stack`: the walk of user stacks and their maps; `unwind`: its
 //!   steps, by unwind table or frame pointer.
+//! - `kernel_stack`: kernel stacks (the kernel's unwinder) and their maps.
 #![no_std]
 #![no_main]
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
+mod kernel_stack;
 mod maps;
 mod off_cpu;
 mod on_cpu;

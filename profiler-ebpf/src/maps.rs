@@ -3,18 +3,19 @@
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
 use aya_ebpf::{
-    Global,
-    bindings::BPF_NOEXIST,
+    EbpfContext, Global,
+    bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST},
     macros::map,
-    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf, StackTrace},
-    programs::tracing::StackIdContext,
+    maps::{Array, HashMap, LruHashMap, PerCpuArray, RingBuf},
 };
-use profiler_common::{OffCpuKey, PendingBlock, StackKey, WakeKey, Waker, error, map_set};
+use profiler_common::{OffCpuKey, PendingBlock, StackKey, WakeKey, Waker, error};
 
-use crate::user_stack::{UserRegs, store, walk};
+use crate::{
+    kernel_stack::{kernel_stack, store_kernel},
+    user_stack::{UserRegs, store, walk},
+};
 
 pub const EEXIST: i32 = 17;
-pub const ENOMEM: i32 = 12;
 pub const EFAULT: i32 = 14;
 
 /// bpfprof's own process, never recorded.
@@ -27,25 +28,24 @@ pub static FILTER_TGIDS: Global<u32> = Global::new(0);
 /// The drain generation; samples go to map set `generation & 1`.
 #[map]
 pub static ACTIVE: Array<u32> = Array::with_max_entries(1, 0);
+/// On-CPU samples per (thread, stacks). The count maps are not
+/// preallocated: sized for the busiest interval, they hold a few hundred
+/// keys in most, and preallocating 2 x 65536 entries took a third of a
+/// short run's CPU.
 #[map]
-pub static STACKS_A: StackTrace = StackTrace::with_max_entries(16384, 0);
+pub static COUNTS_A: HashMap<StackKey, u64> = HashMap::with_max_entries(65536, BPF_F_NO_PREALLOC);
 #[map]
-pub static STACKS_B: StackTrace = StackTrace::with_max_entries(16384, 0);
-/// On-CPU samples per (thread, stacks).
-#[map]
-pub static COUNTS_A: HashMap<StackKey, u64> = HashMap::with_max_entries(65536, 0);
-#[map]
-pub static COUNTS_B: HashMap<StackKey, u64> = HashMap::with_max_entries(65536, 0);
+pub static COUNTS_B: HashMap<StackKey, u64> = HashMap::with_max_entries(65536, BPF_F_NO_PREALLOC);
 /// Off-CPU microseconds per (thread, stacks, state).
 #[map]
-pub static OFF_US_A: HashMap<OffCpuKey, u64> = HashMap::with_max_entries(32768, 0);
+pub static OFF_US_A: HashMap<OffCpuKey, u64> = HashMap::with_max_entries(32768, BPF_F_NO_PREALLOC);
 #[map]
-pub static OFF_US_B: HashMap<OffCpuKey, u64> = HashMap::with_max_entries(32768, 0);
+pub static OFF_US_B: HashMap<OffCpuKey, u64> = HashMap::with_max_entries(32768, BPF_F_NO_PREALLOC);
 /// Off-CPU microseconds per (blocked thread and stacks, waker and stacks).
 #[map]
-pub static WAKE_US_A: HashMap<WakeKey, u64> = HashMap::with_max_entries(32768, 0);
+pub static WAKE_US_A: HashMap<WakeKey, u64> = HashMap::with_max_entries(32768, BPF_F_NO_PREALLOC);
 #[map]
-pub static WAKE_US_B: HashMap<WakeKey, u64> = HashMap::with_max_entries(32768, 0);
+pub static WAKE_US_B: HashMap<WakeKey, u64> = HashMap::with_max_entries(32768, BPF_F_NO_PREALLOC);
 /// Threads switched out and not yet back, by tid. A plain hash, not LRU:
 /// a blocked thread must run again before it can exit, so entries cannot
 /// leak, and a full map is counted instead of silently evicting.
@@ -79,41 +79,16 @@ pub fn generation() -> u32 {
 /// in the kernel), both stored in the generation's set. `regs`: the task's
 /// user registers, as `current_user_regs` reads them.
 #[inline(always)]
-pub fn current_stacks<C: StackIdContext>(
+pub fn current_stacks<C: EbpfContext>(
     ctx: &C,
     regs: Option<UserRegs>,
     generation: u32,
-) -> (i32, i64) {
+) -> (i64, i64) {
     let user = user_stack(regs);
     store(user, generation);
-    (kernel_stack(ctx, generation), user)
-}
-
-/// The current kernel stack's id in the generation's stack map, or the
-/// negated errno after counting the failure.
-#[inline(always)]
-pub fn kernel_stack<C: StackIdContext>(ctx: &C, generation: u32) -> i32 {
-    let stacks = if map_set(generation) == 0 {
-        &STACKS_A
-    } else {
-        &STACKS_B
-    };
-    match ctx.get_stackid(stacks, 0) {
-        Ok(id) => id as i32,
-        Err(err) => {
-            let counter = match -err {
-                EEXIST => Some(error::KERN_STACK_COLLISION),
-                ENOMEM => Some(error::STACK_MAP_FULL),
-                // No kernel stack: the sample landed in user mode.
-                EFAULT => None,
-                _ => Some(error::STACK_OTHER),
-            };
-            if let Some(counter) = counter {
-                count_error(counter);
-            }
-            err
-        }
-    }
+    let kernel = kernel_stack(ctx);
+    store_kernel(kernel, generation);
+    (kernel, user)
 }
 
 /// Walks the user stack from `regs` (not stored yet: see `store`); without

@@ -4,9 +4,8 @@ use aya_ebpf::{EbpfContext as _, macros::perf_event, programs::PerfEventContext}
 use profiler_common::{StackKey, error, map_set};
 
 use crate::{
-    maps::{
-        COUNTS_A, COUNTS_B, EFAULT, SELF_TGID, add, generation, kernel_stack, user_stack, wanted,
-    },
+    kernel_stack::{kernel_stack, store_kernel},
+    maps::{COUNTS_A, COUNTS_B, EFAULT, SELF_TGID, add, generation, user_stack, wanted},
     process::announce_first_sample,
     user_stack::{UserRegs, current_user_regs, store},
 };
@@ -31,9 +30,9 @@ pub fn on_cpu_sample(ctx: PerfEventContext) -> u32 {
             syscall: u64::MAX,
             args: [0; 2],
         };
-        (-EFAULT, Some(user_regs))
+        (-i64::from(EFAULT), Some(user_regs))
     } else {
-        (kernel_stack(&ctx, generation), current_user_regs())
+        (kernel_stack(&ctx), current_user_regs())
     };
     let user_stack_id = user_stack(user_regs);
     let key = StackKey {
@@ -41,7 +40,6 @@ pub fn on_cpu_sample(ctx: PerfEventContext) -> u32 {
         tid,
         user_stack_id,
         kern_stack_id,
-        _pad: 0,
         comm: ctx.command().unwrap_or_default(),
     };
     let counts = if map_set(generation) == 0 {
@@ -49,9 +47,10 @@ pub fn on_cpu_sample(ctx: PerfEventContext) -> u32 {
     } else {
         &COUNTS_B
     };
-    // A count that exists already refers to a stack stored already.
+    // A count that exists already refers to stacks stored already.
     if add(counts, &key, 1, error::COUNTS_MAP_FULL) {
         store(user_stack_id, generation);
+        store_kernel(kern_stack_id, generation);
     }
     0
 }

@@ -61,11 +61,10 @@ struct BlockSite {
 #[derive(Clone, Copy)]
 struct ReusedStacks {
     user_stack_id: i64,
-    kern_stack_id: i32,
+    kern_stack_id: i64,
     reuses: u32,
     /// Set once a check found a different stack: this site always walks.
     walk_always: u32,
-    _pad: u32,
 }
 
 /// Stack ids by block site. LRU: losing an entry only costs one walk, and
@@ -82,7 +81,7 @@ pub fn blocking_stacks(
     tid: u32,
     state: u32,
     generation: u32,
-) -> (i32, i64) {
+) -> (i64, i64) {
     let regs = current_user_regs();
     if REUSE_STACKS.load() == 0 || state == state::OTHER {
         return walk(ctx, regs, generation);
@@ -115,13 +114,13 @@ pub fn blocking_stacks(
 }
 
 #[inline(always)]
-fn walk(ctx: &TracePointContext, regs: Option<UserRegs>, generation: u32) -> (i32, i64) {
+fn walk(ctx: &TracePointContext, regs: Option<UserRegs>, generation: u32) -> (i64, i64) {
     announce_first_sample(ctx.tgid());
     current_stacks(ctx, regs, generation)
 }
 
 #[inline(always)]
-fn remember(site: &BlockSite, (kern_stack_id, user_stack_id): (i32, i64)) {
+fn remember(site: &BlockSite, (kern_stack_id, user_stack_id): (i64, i64)) {
     if kern_stack_id < 0 || user_stack_id < 0 {
         return;
     }
@@ -130,7 +129,6 @@ fn remember(site: &BlockSite, (kern_stack_id, user_stack_id): (i32, i64)) {
         kern_stack_id,
         reuses: 0,
         walk_always: 0,
-        _pad: 0,
     };
     let _ = REUSED_STACKS.insert(site, entry, 0);
 }

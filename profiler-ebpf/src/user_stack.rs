@@ -25,7 +25,7 @@ use aya_ebpf::{
     maps::{HashMap, PerCpuArray},
 };
 use profiler_common::{
-    FNV_OFFSET, FNV_PRIME, MAX_STACK_DEPTH, USER_STACK_INCOMPLETE, UserStack, error, map_set,
+    FNV_OFFSET, FNV_PRIME, MAX_STACK_DEPTH, Stack, USER_STACK_INCOMPLETE, error, map_set,
     user_stack_id,
 };
 
@@ -38,14 +38,12 @@ use crate::{
 /// 4999 Hz would cost ~70 MiB of kernel memory (and the time to zero it)
 /// while holding a few thousand stacks.
 #[map]
-pub static USER_STACKS_A: HashMap<i64, UserStack> =
-    HashMap::with_max_entries(16384, BPF_F_NO_PREALLOC);
+pub static USER_STACKS_A: HashMap<i64, Stack> = HashMap::with_max_entries(16384, BPF_F_NO_PREALLOC);
 #[map]
-pub static USER_STACKS_B: HashMap<i64, UserStack> =
-    HashMap::with_max_entries(16384, BPF_F_NO_PREALLOC);
+pub static USER_STACKS_B: HashMap<i64, Stack> = HashMap::with_max_entries(16384, BPF_F_NO_PREALLOC);
 /// The stack being walked, per CPU (too big for the BPF stack).
 #[map]
-static WALK: PerCpuArray<UserStack> = PerCpuArray::with_max_entries(1, 0);
+static WALK: PerCpuArray<Stack> = PerCpuArray::with_max_entries(1, 0);
 
 /// The user-mode registers of a task, as far as stack walks and block
 /// sites need them.
@@ -184,16 +182,23 @@ pub extern "C" fn unwind_one_frame(tgid: u32, process: u32, slot: u32) -> i32 {
 /// set, unless it is there already.
 #[inline(always)]
 pub fn store(id: i64, generation: u32) {
-    if id < 0 {
-        return;
-    }
-    let Some(stack) = WALK.get_ptr(0) else {
-        return;
-    };
     let stacks = if map_set(generation) == 0 {
         &USER_STACKS_A
     } else {
         &USER_STACKS_B
+    };
+    insert_new(stacks, &WALK, id);
+}
+
+/// Stores `scratch`'s stack under `id` (no errno) unless it is there
+/// already; a full map is counted.
+#[inline(always)]
+pub fn insert_new(stacks: &HashMap<i64, Stack>, scratch: &PerCpuArray<Stack>, id: i64) {
+    if id < 0 {
+        return;
+    }
+    let Some(stack) = scratch.get_ptr(0) else {
+        return;
     };
     match stacks.insert(&id, unsafe { &*stack }, u64::from(BPF_NOEXIST)) {
         Ok(()) => {}
@@ -205,7 +210,7 @@ pub fn store(id: i64, generation: u32) {
 /// One FNV-1a step on a whole word, then a fold of the high half into the
 /// low, so that every bit of every frame reaches every bit of the hash.
 #[inline(always)]
-fn mix(hash: u64, word: u64) -> u64 {
+pub fn mix(hash: u64, word: u64) -> u64 {
     let hash = (hash ^ word).wrapping_mul(FNV_PRIME);
     hash ^ (hash >> 32)
 }

@@ -56,9 +56,8 @@ pub fn seed(collector: &mut Collector, target: &Target) -> Result<HashMap<u32, S
                 stack: StackKey {
                     tgid,
                     tid: thread.tid,
-                    user_stack_id: STACK_ID_BEFORE_RUN.into(),
+                    user_stack_id: STACK_ID_BEFORE_RUN,
                     kern_stack_id: STACK_ID_BEFORE_RUN,
-                    _pad: 0,
                     comm: thread.comm,
                 },
                 stack_gen: 0,

@@ -101,7 +101,12 @@ impl Collector {
         let record_wakers = u32::from(wakers);
         let sizes = config.map_sizes;
         let mut loader = EbpfLoader::new();
-        for map in ["STACKS_A", "STACKS_B", "USER_STACKS_A", "USER_STACKS_B"] {
+        for map in [
+            "KERNEL_STACKS_A",
+            "KERNEL_STACKS_B",
+            "USER_STACKS_A",
+            "USER_STACKS_B",
+        ] {
             loader.map_max_entries(map, sizes.stack_map);
         }
         // Maps of features not in use get one entry: preallocating them

@@ -197,9 +197,10 @@ pub struct Args {
     #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_duration)]
     pub interval: Duration,
 
-    /// Entries in each stack map (default: scaled to CPUs x freq x
+    /// Distinct stacks each stack map (kernel, user) holds per drain
+    /// interval; allocated as used (default: scaled to CPUs x freq x
     /// interval, at least 16384). Raise it when the Quality block reports
-    /// stack collisions.
+    /// a full stack map.
     #[arg(long, value_name = "N")]
     pub stack_map_size: Option<u32>,
 

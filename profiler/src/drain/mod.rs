@@ -18,10 +18,10 @@ use std::{collections::HashMap as StdHashMap, thread, time::Duration};
 use anyhow::{Context, Result};
 use aya::{
     Pod,
-    maps::{HashMap, MapData, StackTraceMap},
+    maps::{HashMap, MapData},
 };
 use profiler_common::{
-    OffCpuKey, STACK_ID_BEFORE_RUN, StackKey, USER_STACK_INCOMPLETE, UserStack, WakeKey, map_set,
+    OffCpuKey, STACK_ID_BEFORE_RUN, Stack, StackKey, USER_STACK_INCOMPLETE, WakeKey, map_set,
 };
 
 pub use self::{
@@ -172,7 +172,7 @@ impl Drainer {
     fn drain_generation(&mut self, collector: &mut Collector, generation: u32) -> Result<Batch> {
         let set = if map_set(generation) == 0 { "A" } else { "B" };
         let names = [
-            format!("STACKS_{set}"),
+            format!("KERNEL_STACKS_{set}"),
             format!("USER_STACKS_{set}"),
             format!("COUNTS_{set}"),
             format!("OFF_US_{set}"),
@@ -191,8 +191,8 @@ impl Drainer {
             anyhow::bail!("map set {set} missing from the BPF object");
         };
         // Nothing writes to this set now, so its contents are stable.
-        let mut ids = take_kernel_stacks(stacks)?;
-        ids.extend(take_user_stacks(user_stacks)?);
+        let mut ids = take_stacks(stacks)?;
+        ids.extend(take_stacks(user_stacks)?);
         self.stacks.add_generation(generation, ids);
 
         let mut batch = Batch::default();
@@ -220,26 +220,9 @@ impl Drainer {
     }
 }
 
-/// Reads and empties a stack-trace map of kernel stacks.
-fn take_kernel_stacks(map: &mut aya::maps::Map) -> Result<StacksById> {
-    let mut stacks: StackTraceMap<&mut MapData> = StackTraceMap::try_from(map)?;
-    let stack_ids: Vec<u32> = stacks.stack_ids().collect::<Result<_, _>>()?;
-    let mut ids = StacksById::with_capacity(stack_ids.len());
-    for id in &stack_ids {
-        if let Ok(trace) = stacks.get(id, 0) {
-            ids.insert(
-                i64::from(*id),
-                trace.frames().iter().map(|f| f.ip).collect(),
-            );
-        }
-        stacks.remove(id)?;
-    }
-    Ok(ids)
-}
-
-/// Reads and empties a map of user stacks walked by BPF.
-fn take_user_stacks(map: &mut aya::maps::Map) -> Result<StacksById> {
-    let mut stacks: HashMap<&mut MapData, i64, UserStack> = HashMap::try_from(map)?;
+/// Reads and empties a map of stacks stored by BPF (kernel or user).
+fn take_stacks(map: &mut aya::maps::Map) -> Result<StacksById> {
+    let mut stacks: HashMap<&mut MapData, i64, Stack> = HashMap::try_from(map)?;
     let keys: Vec<i64> = stacks.keys().collect::<Result<_, _>>()?;
     let mut ids = StacksById::with_capacity(keys.len());
     for id in keys {
@@ -275,5 +258,5 @@ pub const INCOMPLETE_MARK: u64 = u64::MAX;
 
 /// True when `id` marks a thread seeded from /proc at the start.
 pub fn is_before_run(id: i64) -> bool {
-    id == i64::from(STACK_ID_BEFORE_RUN)
+    id == STACK_ID_BEFORE_RUN
 }

@@ -111,7 +111,7 @@ impl StackStore {
 mod tests {
     use super::*;
 
-    fn key(user: i64, kern: i32) -> StackKey {
+    fn key(user: i64, kern: i64) -> StackKey {
         StackKey {
             tgid: 1,
             tid: 2,

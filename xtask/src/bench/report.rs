@@ -251,7 +251,7 @@ pub fn markdown(all: &Value, quick: bool) -> String {
     }
     let _ = writeln!(
         out,
-        "\nUser stacks are keyed by a 64-bit hash of their frames in a hash map, so they cannot collide; kernel stacks stay in a stack-trace map, whose collisions a run's Quality block reports past 5% of samples, with a larger `--stack-map-size` to try. Cost against the number of CPUs beyond this machine's {} is not measured.\n\nMicro-benchmarks of the userspace hot paths run apart: `cargo bench -p profiler`.",
+        "\nKernel and user stacks are keyed by a 64-bit hash of their frames in hash maps allocated as used, so they cannot collide as a stack-trace map's buckets do. Cost against the number of CPUs beyond this machine's {} is not measured.\n\nMicro-benchmarks of the userspace hot paths run apart: `cargo bench -p profiler`.",
         m["cpus"]
     );
     out

@@ -126,7 +126,7 @@ fn warnings(meta: &RunMeta, losses: &Losses, share: impl Fn(u64) -> f64) -> Vec<
     let lost_stacks = losses.stack_collisions + losses.stack_map_full;
     if share(lost_stacks) > LIMIT {
         warnings.push(format!(
-            "{:.1}% of samples lost a stack to a full or colliding stack map: run with --stack-map-size {}",
+            "{:.1}% of samples lost a stack to a full stack map: run with --stack-map-size {}",
             share(lost_stacks),
             (meta.stack_map_size.max(1) * 4).next_power_of_two()
         ));
@@ -285,7 +285,7 @@ mod tests {
         let text = render(&meta, &summary(), &losses, 20);
         assert!(text.contains("Quality"), "{text}");
         assert!(text.contains("    in libfoo.so"), "{text}");
-        assert!(text.contains("warning: 15.0% of samples lost a stack to a full or colliding stack map: run with --stack-map-size 65536"), "{text}");
+        assert!(text.contains("warning: 15.0% of samples lost a stack to a full stack map: run with --stack-map-size 65536"), "{text}");
         assert!(text.contains("warning: 18.0% of samples have unnamed frames in libfoo.so: install debug symbols for libfoo.so"), "{text}");
         assert!(
             !text.contains("unnamed frames in [no file]"),
