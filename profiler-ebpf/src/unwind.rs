@@ -8,7 +8,7 @@ use aya_ebpf::{
     Global,
     helpers::bpf_probe_read_user,
     macros::map,
-    maps::{Array, HashMap},
+    maps::{Array, HashMap, PerCpuArray},
 };
 use profiler_common::{
     MAX_UNWIND_MAPPINGS, PROCESS_MAPS_STALE, ProcessMappings, UnwindMapping, UnwindRow,
@@ -36,6 +36,26 @@ static UNWIND_SLOTS: HashMap<u32, u32> = HashMap::with_max_entries(1024, 0);
 /// lookup per frame was a fifth of a table walk's cost).
 #[map]
 pub static UNWIND_PROCESSES: Array<ProcessMappings> = Array::with_max_entries(1024, 0);
+
+/// The rows found lately, per CPU, by address and process load: a hit
+/// skips the mapping scan, the page index and the binary search, which at
+/// 99 Hz, with cold caches, cost more than the rest of a frame's step.
+/// Direct-mapped; a slot holds the last address that hashed to it.
+#[map]
+static ROW_CACHE: PerCpuArray<CachedRow> = PerCpuArray::with_max_entries(ROW_CACHE_SLOTS, 0);
+const ROW_CACHE_SLOTS: u32 = 4096;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CachedRow {
+    /// The address looked up (`UnwindRow::pc` is the row's start).
+    address: u64,
+    /// `ProcessMappings::version`: unique to each load of a process's
+    /// mappings (0 is none), so an entry of an older load never matches.
+    version: u32,
+    _pad: u32,
+    row: UnwindRow,
+}
 
 /// No slot: the process has no tables (or `--unwind fp`).
 pub const NO_SLOT: u32 = u32::MAX;
@@ -97,6 +117,15 @@ pub fn step(frame: &Frame, mappings: Option<*mut ProcessMappings>, tgid: u32) ->
     } else {
         frame.pc.wrapping_sub(1)
     };
+    let version = mappings.version;
+    let slot = ((lookup ^ (lookup >> 12) ^ u64::from(version)) as u32) & (ROW_CACHE_SLOTS - 1);
+    let cached = ROW_CACHE.get_ptr_mut(slot);
+    if let Some(cached) = cached {
+        let cached = unsafe { &*cached };
+        if cached.address == lookup && cached.version == version {
+            return follow(frame, &cached.row);
+        }
+    }
     let Some(mapping) = find_mapping(mappings, lookup) else {
         if mappings.stale == 0 {
             mappings.stale = 1;
@@ -104,14 +133,34 @@ pub fn step(frame: &Frame, mappings: Option<*mut ProcessMappings>, tgid: u32) ->
         }
         return without_table(frame);
     };
-    if mapping.rows_len == 0 {
-        return without_table(frame);
+    // No table or no row: a row of kind NONE, so the cache remembers that.
+    let row = if mapping.rows_len == 0 {
+        None
+    } else {
+        find_row(&mapping, lookup.wrapping_sub(mapping.bias))
     }
-    let Some(row) = find_row(&mapping, lookup.wrapping_sub(mapping.bias)) else {
-        return without_table(frame);
-    };
+    .unwrap_or(UnwindRow {
+        kind: unwind_kind::NONE,
+        ..UnwindRow::default()
+    });
+    if let Some(cached) = cached {
+        unsafe {
+            *cached = CachedRow {
+                address: lookup,
+                version,
+                _pad: 0,
+                row,
+            }
+        };
+    }
+    follow(frame, &row)
+}
+
+/// The caller of `frame` by `row`'s rule.
+#[inline(always)]
+fn follow(frame: &Frame, row: &UnwindRow) -> Step {
     match row.kind {
-        unwind_kind::RSP | unwind_kind::RBP | unwind_kind::PLT => table_step(frame, &row),
+        unwind_kind::RSP | unwind_kind::RBP | unwind_kind::PLT => table_step(frame, row),
         unwind_kind::SIGNAL => signal_step(frame),
         unwind_kind::END => Step::End,
         _ => without_table(frame),
