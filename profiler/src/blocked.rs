@@ -100,7 +100,7 @@ pub fn stack_refs(collector: &Collector) -> Result<HashSet<StackRef>> {
 
 fn push_refs(refs: &mut HashSet<StackRef>, stack: &StackKey, generation: u32) {
     refs.insert((generation, stack.user_stack_id));
-    refs.insert((generation, stack.kern_stack_id.into()));
+    refs.insert((generation, stack.kern_stack_id));
 }
 
 /// Reads a map BPF is changing: keys first (bounded, since iteration

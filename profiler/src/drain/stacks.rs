@@ -55,7 +55,7 @@ impl StackStore {
         RawStacks {
             key: *key,
             user: self.stack(key, key.user_stack_id, generation, false),
-            kernel: self.stack(key, key.kern_stack_id.into(), generation, true),
+            kernel: self.stack(key, key.kern_stack_id, generation, true),
         }
     }
 

@@ -5,17 +5,19 @@
 //! kind of stack (on-CPU, off-CPU, waker) they come from. `sites` turns the
 //! named addresses into the profile's stack sites.
 
+mod kallsyms;
 mod sites;
 
 use sites::BatchNames;
 
 use std::{
+    cell::OnceCell,
     collections::{HashMap, HashSet},
     path::PathBuf,
 };
 
 use blazesym::{
-    Pid,
+    MaybeDefault, Pid,
     symbolize::{
         Input, Symbolized, Symbolizer as Blazesym,
         cache::{self, Cache},
@@ -38,6 +40,9 @@ const ENOENT: i32 = 2;
 
 pub struct Symbolizer {
     blazesym: Blazesym,
+    /// The core kernel's symbols (see `kallsyms`), found at the first
+    /// kernel address.
+    core_text: OnceCell<Option<kallsyms::CoreText>>,
     kernel_threads: HashMap<u32, bool>,
     /// Whether a process's JIT perf map may be read, decided while it is
     /// alive: only maps owned by the process's user are trusted, since
@@ -79,6 +84,7 @@ impl Symbolizer {
                 .enable_inlined_fns(naming.inline)
                 .enable_demangling(naming.demangle)
                 .build(),
+            core_text: OnceCell::new(),
             kernel_threads: HashMap::new(),
             perf_map_trusted: HashMap::new(),
             perf_maps_ignored: 0,
@@ -223,12 +229,25 @@ impl Symbolizer {
     }
 
     fn symbolize_kernel(&self, stacks: &[&RawStacks], table: &mut FrameTable) -> Names {
-        let addrs = unique_lookup_addrs(stacks.iter().map(|s| &s.kernel));
-        let source = Source::Kernel(Kernel::default());
-        let results = self
-            .blazesym
-            .symbolize(&source, Input::AbsAddr(&addrs))
-            .unwrap_or_default();
+        let mut addrs = unique_lookup_addrs(stacks.iter().map(|s| &s.kernel));
+        if addrs.is_empty() {
+            return Names::new();
+        }
+        let core_text = self.core_text.get_or_init(kallsyms::core_text).as_ref();
+        let mut results = Vec::with_capacity(addrs.len());
+        if let Some(core_text) = core_text {
+            let (core, others): (Vec<u64>, Vec<u64>) =
+                addrs.iter().partition(|&&a| core_text.contains(a));
+            let source = Source::Kernel(Kernel {
+                kallsyms: MaybeDefault::Some(core_text.kallsyms.clone()),
+                vmlinux: MaybeDefault::None,
+                ..Kernel::default()
+            });
+            results.extend(self.symbolize_kernel_from(&source, &core));
+            addrs = core.into_iter().chain(others).collect();
+        }
+        let rest = &addrs[results.len()..];
+        results.extend(self.symbolize_kernel_from(&Source::Kernel(Kernel::default()), rest));
         let mut names = Names::new();
         for (addr, result) in addrs.iter().zip(results) {
             let ids = match result {
@@ -246,6 +265,21 @@ impl Symbolizer {
             names.insert(*addr, ids);
         }
         names
+    }
+
+    /// Names for `addrs`, one each (unknown when the source fails).
+    fn symbolize_kernel_from(&self, source: &Source, addrs: &[u64]) -> Vec<Symbolized<'_>> {
+        if addrs.is_empty() {
+            return Vec::new();
+        }
+        let mut results = self
+            .blazesym
+            .symbolize(source, Input::AbsAddr(addrs))
+            .unwrap_or_default();
+        results.resize_with(addrs.len(), || {
+            Symbolized::Unknown(blazesym::symbolize::Reason::Unsupported)
+        });
+        results
     }
 
     fn symbolize_process(

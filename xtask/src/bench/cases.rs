@@ -121,6 +121,7 @@ impl Bench {
                 (Series::default(), Series::default(), Series::default());
             let (mut our_cpu, mut perf_cpu, mut per_sample) =
                 (Series::default(), Series::default(), Series::default());
+            let mut per_sample_fp = Series::default();
             for _ in 0..self.runs {
                 base.push(self.fixed_load()?);
                 let mut cmd = Command::new(&self.bpfprof);
@@ -140,6 +141,17 @@ impl Bench {
                 if let Some(ns) = bpf_ns_per_run(&stderr, "on_cpu_sample") {
                     per_sample.push(ns);
                 }
+                // The same with frame-pointer walks only, for the BPF cost.
+                let mut cmd = Command::new(&self.bpfprof);
+                cmd.args(["-v", "--unwind", "fp", "-F", &rate.to_string()])
+                    .args(["--format", "folded", "-o"])
+                    .arg(self.tmp("sampling-bpfprof-fp"));
+                let tool = Background::start(&mut cmd, SETTLE)?;
+                self.fixed_load()?;
+                let (_, stderr) = tool.stop()?;
+                if let Some(ns) = bpf_ns_per_run(&stderr, "on_cpu_sample") {
+                    per_sample_fp.push(ns);
+                }
                 let data = self.tmp("sampling.perf");
                 let mut cmd = Command::new("perf");
                 cmd.args(["record", "-q", "-F", &rate.to_string(), "-g", "-a", "-o"])
@@ -158,7 +170,7 @@ impl Bench {
             out.push(json!({
                 "freq_hz": rate,
                 "load_seconds": base.json(),
-                "bpfprof": { "slowdown": ours.over(&base).json(), "cpu_seconds": our_cpu.json(), "bpf_ns_per_sample": per_sample.json() },
+                "bpfprof": { "slowdown": ours.over(&base).json(), "cpu_seconds": our_cpu.json(), "bpf_ns_per_sample": per_sample.json(), "bpf_ns_per_sample_fp": per_sample_fp.json() },
                 "perf": { "slowdown": perf.over(&base).json(), "cpu_seconds": perf_cpu.json() },
                 "bpfprof_cpu_over_perf_cpu": cpu_ratio.json(),
             }));
