@@ -231,7 +231,7 @@ pub fn markdown(all: &Value, quick: bool) -> String {
     );
     let _ = writeln!(
         out,
-        "| busy CPUs | Hz | distinct stacks | BPF ns per sample | drain ms, average | drain ms, max | counts in one interval | of | stacks in one interval | of | samples lost to stack-map collisions, % |\n|---|---|---|---|---|---|---|---|---|---|---|"
+        "| busy CPUs | Hz | distinct stacks | BPF ns per sample | drain ms, average | drain ms, max | counts in one interval | of | stacks in one interval | of | samples that lost a stack (full map), % |\n|---|---|---|---|---|---|---|---|---|---|---|"
     );
     for row in r["scale"].as_array().into_iter().flatten() {
         let _ = writeln!(
