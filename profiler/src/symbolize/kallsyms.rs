@@ -187,6 +187,70 @@ ffffffffc1000000 t bpf_prog_abc_f\t[bpf]
         assert_eq!(core_symbols("ffffffff81000010 T do_one\n"), None);
     }
 
+    /// The copy must name core kernel addresses as /proc/kallsyms does.
+    /// Needs the real addresses (root); outside CI it skips without them.
+    #[test]
+    fn the_copy_names_addresses_as_proc_kallsyms_does() {
+        use blazesym::{
+            MaybeDefault,
+            symbolize::{Input, Symbolizer, source::Kernel, source::Source},
+        };
+        let all = fs::read_to_string("/proc/kallsyms").unwrap();
+        let Some((text, start, end)) = core_symbols(&all) else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "/proc/kallsyms hides its addresses: this test needs root"
+            );
+            eprintln!("skipped: /proc/kallsyms hides its addresses (not root)");
+            return;
+        };
+        let dir = std::env::temp_dir().join(format!("bpfprof-kallsyms-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let copy = dir.join("kallsyms");
+        write_atomically(&copy, text.as_bytes()).unwrap();
+        // A byte inside every 97th core function of /proc/kallsyms (the
+        // padding before functions is left out of the copy by design).
+        let addrs: Vec<u64> = all
+            .lines()
+            .filter(|l| l.contains(" t ") || l.contains(" T "))
+            .filter(|l| !l.contains("__pfx_"))
+            .step_by(97)
+            .filter_map(|l| u64::from_str_radix(l.split(' ').next()?, 16).ok())
+            .map(|a| a + 1)
+            .filter(|&a| (start..end).contains(&a))
+            .collect();
+        assert!(addrs.len() > 100, "{} addresses", addrs.len());
+        let symbolizer = Symbolizer::new();
+        let names = |kallsyms: MaybeDefault<PathBuf>| -> Vec<String> {
+            let source = Source::Kernel(Kernel {
+                kallsyms,
+                vmlinux: MaybeDefault::None,
+                ..Kernel::default()
+            });
+            symbolizer
+                .symbolize(&source, Input::AbsAddr(&addrs))
+                .unwrap()
+                .iter()
+                .map(|s| s.as_sym().map_or("?".into(), |s| s.name.to_string()))
+                .collect()
+        };
+        let from_copy = names(MaybeDefault::Some(copy));
+        let from_proc = names(MaybeDefault::Some("/proc/kallsyms".into()));
+        let _ = fs::remove_dir_all(&dir);
+        assert!(!from_copy.contains(&"?".to_string()), "{from_copy:?}");
+        let differ: Vec<_> = from_copy
+            .iter()
+            .zip(&from_proc)
+            .filter(|(a, b)| a != b)
+            .collect();
+        assert!(
+            differ.is_empty(),
+            "{} of {}: {differ:?}",
+            differ.len(),
+            addrs.len()
+        );
+    }
+
     #[test]
     fn ranges_parse_or_are_refused() {
         assert_eq!(parse_range("10 20\n"), Some((0x10, 0x20)));
