@@ -81,6 +81,7 @@ fn make(dir: &Path) -> Option<CoreText> {
         .mode(0o700)
         .create(dir)
         .ok()?;
+    remove_other_boots(dir);
     let kallsyms = dir.join("kallsyms");
     write_atomically(&kallsyms, text.as_bytes())?;
     write_atomically(
@@ -92,6 +93,19 @@ fn make(dir: &Path) -> Option<CoreText> {
         start,
         end,
     })
+}
+
+/// Where /run is no tmpfs, earlier boots' copies would stay: drop them.
+fn remove_other_boots(dir: &Path) {
+    let Some(root) = dir.parent() else { return };
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.path() != dir {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
 }
 
 /// The text symbols of the core kernel (lines with no `[module]`), and the
