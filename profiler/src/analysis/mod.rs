@@ -7,9 +7,9 @@ pub mod advice;
 pub mod off_cpu;
 pub mod paths;
 
-use std::collections::HashMap;
+use std::{collections::HashMap, hash::Hash};
 
-use crate::profile::{FrameId, FrameKind, Profile};
+use crate::profile::{FrameKind, Profile};
 
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct FunctionStat {
@@ -70,32 +70,19 @@ pub fn summarize(profile: &Profile, off_cpu: bool, sample_period_us: f64) -> Sum
 
 /// Every function with its self and total samples, by total descending.
 pub fn hot_functions(profile: &Profile) -> Vec<FunctionStat> {
-    let mut self_counts: HashMap<FrameId, u64> = HashMap::new();
-    let mut total_counts: HashMap<FrameId, u64> = HashMap::new();
-    let mut on_stack: Vec<FrameId> = Vec::new();
-    for (site, &count) in &profile.on_cpu {
-        if let Some(&leaf) = site.frames.last() {
-            *self_counts.entry(leaf).or_default() += count;
-        }
-        // A recursive function is on the stack more than once but spent
-        // the sample's time only once.
-        on_stack.clear();
-        on_stack.extend_from_slice(&site.frames);
-        on_stack.sort_unstable();
-        on_stack.dedup();
-        for &frame in &on_stack {
-            *total_counts.entry(frame).or_default() += count;
-        }
-    }
-    let mut stats: Vec<FunctionStat> = total_counts
+    let stacks = profile
+        .on_cpu
+        .iter()
+        .map(|(site, &count)| (site.frames.as_slice(), count));
+    let mut stats: Vec<FunctionStat> = self_and_total(stacks)
         .into_iter()
-        .map(|(id, total_samples)| {
+        .map(|(id, counts)| {
             let frame = profile.frames.get(id);
             FunctionStat {
                 name: frame.name.clone(),
                 module: module_label(frame.kind, frame.module.as_deref()),
-                self_samples: self_counts.get(&id).copied().unwrap_or(0),
-                total_samples,
+                self_samples: counts.self_count,
+                total_samples: counts.total,
             }
         })
         .collect();
@@ -103,6 +90,38 @@ pub fn hot_functions(profile: &Profile) -> Vec<FunctionStat> {
         (b.total_samples, b.self_samples, &a.name).cmp(&(a.total_samples, a.self_samples, &b.name))
     });
     stats
+}
+
+/// A frame's weight over many stacks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SelfTotal {
+    /// The weight of the stacks where it is the innermost frame.
+    pub self_count: u64,
+    /// The weight of the stacks it is on, each stack once.
+    pub total: u64,
+}
+
+/// Self and total weight of every frame of weighted stacks (outermost
+/// frame first). A recursive function is on a stack more than once but
+/// spent the stack's time only once.
+pub fn self_and_total<'a, F: Copy + Ord + Hash + 'a>(
+    stacks: impl IntoIterator<Item = (&'a [F], u64)>,
+) -> HashMap<F, SelfTotal> {
+    let mut counts: HashMap<F, SelfTotal> = HashMap::new();
+    let mut on_stack: Vec<F> = Vec::new();
+    for (frames, weight) in stacks {
+        if let Some(&leaf) = frames.last() {
+            counts.entry(leaf).or_default().self_count += weight;
+        }
+        on_stack.clear();
+        on_stack.extend_from_slice(frames);
+        on_stack.sort_unstable();
+        on_stack.dedup();
+        for &frame in &on_stack {
+            counts.entry(frame).or_default().total += weight;
+        }
+    }
+    counts
 }
 
 /// The top `n` by self samples (functions with no self time left out).

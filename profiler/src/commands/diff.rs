@@ -9,6 +9,7 @@ use anyhow::{Context, Result, bail};
 use inferno::{differential, flamegraph};
 
 use crate::{
+    analysis,
     cli::DiffArgs,
     saved::{self, FoldedCounts},
 };
@@ -98,32 +99,21 @@ pub fn function_changes(base: &FoldedCounts, new: &FoldedCounts) -> Vec<Change> 
     for (counts, is_new) in [(base, false), (new, true)] {
         let whole: u64 = counts.values().sum();
         let share = |n: u64| n as f64 * 100.0 / whole as f64;
-        let mut totals: BTreeMap<&str, u64> = BTreeMap::new();
-        for (stack, &n) in counts {
-            // Skip the root frame: it is the process, not a function.
-            let frames: Vec<&str> = stack.split(';').skip(1).collect();
-            if let Some(leaf) = frames.last() {
-                let c = changes.entry(leaf.to_string()).or_default();
-                if is_new {
-                    c.new_self += share(n)
-                } else {
-                    c.base_self += share(n)
-                }
-            }
-            let mut distinct = frames.clone();
-            distinct.sort_unstable();
-            distinct.dedup();
-            for f in distinct {
-                *totals.entry(f).or_default() += n;
-            }
-        }
-        for (name, n) in totals {
+        // Skip the root frame: it is the process, not a function.
+        let stacks: Vec<(Vec<&str>, u64)> = counts
+            .iter()
+            .map(|(stack, &n)| (stack.split(';').skip(1).collect(), n))
+            .collect();
+        let frames = stacks.iter().map(|(frames, n)| (frames.as_slice(), *n));
+        for (name, counts) in analysis::self_and_total(frames) {
             let c = changes.entry(name.to_string()).or_default();
-            if is_new {
-                c.new_total = share(n)
+            let (self_share, total_share) = if is_new {
+                (&mut c.new_self, &mut c.new_total)
             } else {
-                c.base_total = share(n)
-            }
+                (&mut c.base_self, &mut c.base_total)
+            };
+            *self_share = share(counts.self_count);
+            *total_share = share(counts.total);
         }
     }
     changes
