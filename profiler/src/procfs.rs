@@ -148,6 +148,20 @@ impl Mapping {
         format!("/proc/{tgid}/map_files/{:x}-{:x}", self.start, self.end).into()
     }
 
+    /// Whether the file at this mapping's path, from bpfprof's mount
+    /// namespace, is the one mapped: not when it was deleted or replaced,
+    /// or lives in another mount namespace (a container).
+    pub fn reachable(&self, tgid: u32) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let (Ok(by_path), Ok(mapped)) = (
+            std::fs::metadata(&self.path),
+            std::fs::metadata(self.map_files_path(tgid)),
+        ) else {
+            return false;
+        };
+        (by_path.dev(), by_path.ino()) == (mapped.dev(), mapped.ino())
+    }
+
     /// The name perf and FlameGraph show for an unnamed address:
     /// the file name and the offset in the file.
     pub fn describe(&self, addr: u64) -> String {

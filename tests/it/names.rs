@@ -211,6 +211,56 @@ fn a_binary_deleted_after_start_is_named() {
     assert!(named >= 50, "{:?}", run.folded().stacks);
 }
 
+/// A process whose binary lives in another mount namespace, and which
+/// exits before any drain (the only drain comes after the command ends):
+/// its binaries must be opened while it runs.
+#[test]
+fn a_short_lived_process_in_another_mount_namespace_is_named() {
+    let Some(_bpf) = require_bpf("a_short_lived_process_in_another_mount_namespace_is_named")
+    else {
+        return;
+    };
+    let dir = std::env::temp_dir().join(format!("bpfprof-short-ns-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let private = dir.join("wl-spin-ns");
+    let script = format!(
+        "mount -t tmpfs none {d} && cp {src} {bin} && exec {bin} 0.6",
+        d = dir.display(),
+        src = workload("wl-spin").display(),
+        bin = private.display()
+    );
+    let run = profile(
+        "mountns-short",
+        &[
+            "-F",
+            "499",
+            "--interval",
+            "30",
+            "--",
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    let _ = std::fs::remove_dir(&dir);
+    run.assert_success();
+    let folded = run.folded();
+    let whole: u64 = folded
+        .stacks
+        .iter()
+        .filter(|(f, _)| {
+            f[0] == "wl-spin-ns"
+                && f.ends_with(&["main".into(), "spin_loop".into(), "spin_leaf".into()])
+        })
+        .map(|(_, n)| n)
+        .sum();
+    assert!(whole >= 100, "{:?}", folded.stacks);
+}
+
 #[test]
 fn inlined_functions_are_frames_of_their_own_unless_asked_not_to() {
     let Some(_bpf) = require_bpf("inlined_functions_are_frames_of_their_own") else {

@@ -8,7 +8,8 @@
 mod kallsyms;
 mod sites;
 
-use sites::BatchNames;
+pub use sites::comm_to_string;
+use sites::{BatchNames, clean, file_name, main_thread_comm};
 
 use std::{
     cell::OnceCell,
@@ -62,6 +63,9 @@ struct CachedProcess {
     /// The mappings read at the last snapshot, to name unknown addresses
     /// by file without reading /proc/PID/maps again.
     mappings: Vec<procfs::Mapping>,
+    /// Its binaries were opened through map_files while it ran, because
+    /// some cannot be reached by path: name it through them after exit.
+    binaries_opened: bool,
 }
 
 /// Frames per address, for one batch: outermost first (inlined last).
@@ -162,6 +166,21 @@ impl Symbolizer {
             cached.mappings = procfs::mappings(tgid);
             for m in &cached.mappings {
                 cached.map_files.insert(m.map_files_path(tgid));
+            }
+            // A binary deleted or in another mount namespace can only be
+            // opened while the process lives: open them all now (pinned in
+            // blazesym's cache), in case it exits before the next drain.
+            let executable = || cached.mappings.iter().filter(|m| m.executable);
+            if executable().any(|m| m.path.starts_with('/') && !m.reachable(tgid)) {
+                for m in executable() {
+                    let path = m.map_files_path(tgid);
+                    let _ = self.blazesym.cache(&Cache::Elf(cache::Elf::new(path)));
+                }
+                // Their debug info (found through each binary) too.
+                let starts: Vec<u64> = executable().map(|m| m.start).collect();
+                let source = Source::Process(Process::new(Pid::from(tgid)));
+                let _ = self.blazesym.symbolize(&source, Input::AbsAddr(&starts));
+                cached.binaries_opened = true;
             }
         }
     }
@@ -296,8 +315,10 @@ impl Symbolizer {
         }
         let mut source = Process::new(Pid::from(tgid));
         source.perf_map = self.perf_map_allowed(tgid);
-        // map_files needs a live process; after exit the cached paths serve.
-        source.map_files = alive;
+        // map_files needs a live process, or binaries opened while it ran;
+        // otherwise, after exit, the mapped paths serve.
+        let opened = self.cached.get(&tgid).is_some_and(|c| c.binaries_opened);
+        source.map_files = alive || opened;
         let results = self
             .blazesym
             .symbolize(&Source::Process(source), Input::AbsAddr(&addrs))
@@ -362,29 +383,6 @@ fn unique_lookup_addrs<'a>(stacks: impl Iterator<Item = &'a RawStack>) -> Vec<u6
         .flat_map(|stack| lookup_addrs(stack.frames()))
         .filter(|addr| seen.insert(*addr))
         .collect()
-}
-
-fn main_thread_comm(tgid: u32, stacks: &[&RawStacks]) -> String {
-    let stack = stacks
-        .iter()
-        .find(|s| s.key.tid == tgid)
-        .or(stacks.first())
-        .expect("a process has at least one stack");
-    comm_to_string(&stack.key.comm)
-}
-
-pub fn comm_to_string(comm: &[u8]) -> String {
-    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
-    String::from_utf8_lossy(&comm[..end]).into_owned()
-}
-
-fn file_name(path: &str) -> String {
-    path.rsplit('/').next().unwrap_or(path).to_string()
-}
-
-/// Folded stacks use `;` between frames and one line per stack.
-fn clean(name: &str) -> String {
-    name.replace([';', '\n', '\r'], "_")
 }
 
 #[cfg(test)]

@@ -1,10 +1,11 @@
 //! From named addresses to stack sites: user frames then kernel frames,
 //! outermost first, with pseudo-frames where a stack could not be recorded,
-//! and the quality counts (truncation, unnamed frames) of on-CPU samples.
+//! and the quality counts (truncation, unnamed frames) of on-CPU samples;
+//! and the names of frames, modules and threads as the outputs show them.
 
 use profiler_common::MAX_STACK_DEPTH;
 
-use super::{EEXIST, EFAULT, ENOENT, ENOMEM, Names, clean, lookup_addrs};
+use super::{EEXIST, EFAULT, ENOENT, ENOMEM, Names, lookup_addrs};
 use crate::{
     drain::{RawStack, RawStacks},
     profile::{Frame, FrameId, FrameKind, Profile, StackSite},
@@ -140,4 +141,27 @@ fn loss_frame(stack: &RawStack, profile: &mut Profile) -> FrameId {
         }
     };
     profile.frames.intern(Frame::pseudo(&name))
+}
+
+pub(super) fn main_thread_comm(tgid: u32, stacks: &[&RawStacks]) -> String {
+    let stack = stacks
+        .iter()
+        .find(|s| s.key.tid == tgid)
+        .or(stacks.first())
+        .expect("a process has at least one stack");
+    comm_to_string(&stack.key.comm)
+}
+
+pub fn comm_to_string(comm: &[u8]) -> String {
+    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    String::from_utf8_lossy(&comm[..end]).into_owned()
+}
+
+pub(super) fn file_name(path: &str) -> String {
+    path.rsplit('/').next().unwrap_or(path).to_string()
+}
+
+/// Folded stacks use `;` between frames and one line per stack.
+pub(super) fn clean(name: &str) -> String {
+    name.replace([';', '\n', '\r'], "_")
 }
