@@ -160,13 +160,7 @@ fn binaries_in_another_mount_namespace_are_named() {
     let dir = std::env::temp_dir().join(format!("bpfprof-ns-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let private = dir.join("wl-spin");
-    // The binary lives on a tmpfs only the workload's mount namespace sees.
-    let script = format!(
-        "mount -t tmpfs none {d} && cp {src} {bin} && exec {bin}",
-        d = dir.display(),
-        src = workload("wl-spin").display(),
-        bin = private.display()
-    );
+    let script = spin_in_private_tmpfs(&dir, &private, "");
     let mut unshare = Command::new("unshare");
     unshare.args(["--mount", "--propagation", "private", "sh", "-c", &script]);
     let spin = Workload(unshare.spawn().expect("unshare (util-linux) is needed"));
@@ -211,6 +205,17 @@ fn a_binary_deleted_after_start_is_named() {
     assert!(named >= 50, "{:?}", run.folded().stacks);
 }
 
+/// A script (for `sh -c` under `unshare --mount`) that runs wl-spin, with
+/// `args`, as `bin`, on a tmpfs at `dir` only its mount namespace sees.
+fn spin_in_private_tmpfs(dir: &std::path::Path, bin: &std::path::Path, args: &str) -> String {
+    format!(
+        "mount -t tmpfs none {d} && cp {src} {bin} && exec {bin} {args}",
+        d = dir.display(),
+        src = workload("wl-spin").display(),
+        bin = bin.display()
+    )
+}
+
 /// A process whose binary lives in another mount namespace, and which
 /// exits before any drain (the only drain comes after the command ends):
 /// its binaries must be opened while it runs.
@@ -223,12 +228,7 @@ fn a_short_lived_process_in_another_mount_namespace_is_named() {
     let dir = std::env::temp_dir().join(format!("bpfprof-short-ns-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let private = dir.join("wl-spin-ns");
-    let script = format!(
-        "mount -t tmpfs none {d} && cp {src} {bin} && exec {bin} 0.6",
-        d = dir.display(),
-        src = workload("wl-spin").display(),
-        bin = private.display()
-    );
+    let script = spin_in_private_tmpfs(&dir, &private, "0.6");
     let run = profile(
         "mountns-short",
         &[
