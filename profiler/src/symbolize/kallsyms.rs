@@ -14,6 +14,11 @@ use std::{
     path::{Path, PathBuf},
 };
 
+use blazesym::{
+    MaybeDefault,
+    symbolize::source::{Kernel, Source},
+};
+
 const CACHE_ROOT: &str = "/run/bpfprof";
 
 /// A copy of the core kernel's text symbols, in kallsyms' own format, and
@@ -28,6 +33,15 @@ pub struct CoreText {
 impl CoreText {
     pub fn contains(&self, addr: u64) -> bool {
         (self.start..self.end).contains(&addr)
+    }
+
+    /// The copy as a blazesym source (no vmlinux: none is installed).
+    pub fn source(&self) -> Source<'static> {
+        Source::Kernel(Kernel {
+            kallsyms: MaybeDefault::Some(self.kallsyms.clone()),
+            vmlinux: MaybeDefault::None,
+            ..Kernel::default()
+        })
     }
 }
 

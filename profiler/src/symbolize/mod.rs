@@ -18,7 +18,7 @@ use std::{
 };
 
 use blazesym::{
-    MaybeDefault, Pid,
+    Pid,
     symbolize::{
         Input, Symbolized, Symbolizer as Blazesym,
         cache::{self, Cache},
@@ -248,27 +248,24 @@ impl Symbolizer {
     }
 
     fn symbolize_kernel(&self, stacks: &[&RawStacks], table: &mut FrameTable) -> Names {
-        let mut addrs = unique_lookup_addrs(stacks.iter().map(|s| &s.kernel));
+        let addrs = unique_lookup_addrs(stacks.iter().map(|s| &s.kernel));
         if addrs.is_empty() {
             return Names::new();
         }
+        // Core kernel text from this boot's copy of its symbols, the rest
+        // (modules, BPF programs) from /proc/kallsyms.
         let core_text = self.core_text.get_or_init(kallsyms::core_text).as_ref();
-        let mut results = Vec::with_capacity(addrs.len());
-        if let Some(core_text) = core_text {
-            let (core, others): (Vec<u64>, Vec<u64>) =
-                addrs.iter().partition(|&&a| core_text.contains(a));
-            let source = Source::Kernel(Kernel {
-                kallsyms: MaybeDefault::Some(core_text.kallsyms.clone()),
-                vmlinux: MaybeDefault::None,
-                ..Kernel::default()
-            });
-            results.extend(self.symbolize_kernel_from(&source, &core));
-            addrs = core.into_iter().chain(others).collect();
-        }
-        let rest = &addrs[results.len()..];
-        results.extend(self.symbolize_kernel_from(&Source::Kernel(Kernel::default()), rest));
+        let (core, rest): (Vec<u64>, Vec<u64>) = match core_text {
+            Some(text) => addrs.into_iter().partition(|&a| text.contains(a)),
+            None => (Vec::new(), addrs),
+        };
+        let mut results = match core_text {
+            Some(text) => self.symbolize_kernel_from(&text.source(), &core),
+            None => Vec::new(),
+        };
+        results.extend(self.symbolize_kernel_from(&Source::Kernel(Kernel::default()), &rest));
         let mut names = Names::new();
-        for (addr, result) in addrs.iter().zip(results) {
+        for (addr, result) in core.iter().chain(&rest).zip(results) {
             let ids = match result {
                 Symbolized::Sym(sym) => vec![table.intern(Frame {
                     name: clean(&sym.name),
