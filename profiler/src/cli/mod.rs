@@ -280,9 +280,10 @@ pub struct MapSizes {
 }
 
 impl MapSizes {
-    /// Enough for every sample of an interval to have its own stacks, with
-    /// room to keep stack-map collisions rare: each sample stores up to two
-    /// stacks (user, kernel), and the stack map is a table of buckets.
+    /// Enough for every sample of an interval to have its own stacks (each
+    /// sample stores up to two, kernel and user, one in each map), with
+    /// room for an interval that runs long. The maps allocate as used, so
+    /// the room costs nothing until it is needed.
     pub fn scaled(cpus: u64, freq: u64, interval: Duration) -> MapSizes {
         let samples = (cpus * freq) as f64 * interval.as_secs_f64().max(0.01);
         let scaled = |factor: f64, floor: u32| {

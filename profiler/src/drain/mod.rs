@@ -44,7 +44,7 @@ pub enum RawStack {
     /// Kernel function names read from /proc for a thread that was already
     /// blocked when the run started (its stack never went through BPF).
     KernelNames(Vec<String>),
-    /// `bpf_get_stackid` failed with this errno (positive).
+    /// Taking the stack failed with this errno (positive).
     Failed(i32),
     /// The id was recorded but its stack was gone from the map.
     Lost,
@@ -119,7 +119,8 @@ pub struct DrainStats {
     pub max_ms: f64,
     /// The most distinct (thread, stack) counts one interval held.
     pub peak_keys: usize,
-    /// The most stacks one interval's stack map held.
+    /// The most stacks one interval held, kernel and user together (each
+    /// of the two maps holds up to `--stack-map-size`).
     pub peak_stacks: usize,
 }
 

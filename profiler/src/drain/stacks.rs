@@ -19,8 +19,8 @@ pub struct Seeded {
 /// A (generation, stack id) that a pending record refers to.
 pub type StackRef = (u32, i64);
 
-/// Stacks by id: kernel ids from the stack map (below 2^31) and user ids
-/// from BPF's hash (2^62 and up) never meet, so one map holds both.
+/// Stacks by id: kernel ids (bit 61 set) and user ids (bit 62 set), both
+/// hashes of the frames made in BPF, never meet, so one map holds both.
 pub type StacksById = HashMap<i64, Vec<u64>>;
 
 pub struct StackStore {

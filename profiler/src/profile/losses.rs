@@ -10,12 +10,14 @@ pub struct Losses {
     /// On-CPU samples.
     pub samples: u64,
     /// Stacks dropped because their stack-map bucket held another stack.
+    /// Always 0 since stacks are stored under hashes of their frames; kept
+    /// so reports keep their fields.
     pub stack_collisions: u64,
     /// Stacks dropped because the stack map was full.
     pub stack_map_full: u64,
     /// Samples of user threads that came without a user stack.
     pub user_stack_missing: u64,
-    /// Other `bpf_get_stackid` failures.
+    /// Other `bpf_get_stack` failures.
     pub stack_errors_other: u64,
     /// Samples not counted because the counts map was full.
     pub counts_map_full: u64,
