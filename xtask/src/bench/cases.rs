@@ -317,9 +317,10 @@ impl Bench {
 }
 
 impl Bench {
-    /// Scale (item 6): a workload of 16384 distinct stacks on every CPU at
-    /// 999 and 4999 Hz: drain time per interval, how full the maps get, and
-    /// what share of samples the stack map's collisions cost.
+    /// Scale (item 6): a workload of 64 or 16384 distinct stacks on 1 CPU
+    /// and on every CPU, at 999 and 4999 Hz: BPF time per sample, drain
+    /// time per interval, how full the maps get, and what share of samples
+    /// lost a stack (a full map; collisions, before stacks were hash-keyed).
     pub fn scale(&self) -> Result<Value> {
         let mut out = Vec::new();
         let mut busy_cpus = vec![1, self.cpus];
