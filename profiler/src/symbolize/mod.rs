@@ -63,6 +63,8 @@ struct CachedProcess {
     /// The mappings read at the last snapshot, to name unknown addresses
     /// by file without reading /proc/PID/maps again.
     mappings: Vec<procfs::Mapping>,
+    /// Its name at the last snapshot, for naming it after it exits.
+    name: Option<String>,
     /// Its binaries were opened through map_files while it ran, because
     /// some cannot be reached by path: name it through them after exit.
     binaries_opened: bool,
@@ -117,8 +119,13 @@ impl Symbolizer {
         }
         let mut user: HashMap<u32, Names> = HashMap::new();
         for (&tgid, stacks) in &by_process {
+            // Gone: the name it had at its last snapshot (after its last
+            // exec), else a comm its main thread's stacks carry.
+            let snapshot_name = self.cached.get(&tgid).and_then(|c| c.name.clone());
             profile.name_process(tgid, || {
-                procfs::process_name(tgid).unwrap_or_else(|| main_thread_comm(tgid, stacks))
+                procfs::process_name(tgid)
+                    .or(snapshot_name)
+                    .unwrap_or_else(|| main_thread_comm(tgid, stacks))
             });
             for s in stacks {
                 profile.name_thread(tgid, s.key.tid, || comm_to_string(&s.key.comm));
@@ -163,6 +170,7 @@ impl Symbolizer {
         if self.blazesym.cache(&Cache::Process(snapshot)).is_ok() {
             let cached = self.cached.entry(tgid).or_default();
             cached.drains_gone = 0;
+            cached.name = procfs::process_name(tgid).or(cached.name.take());
             cached.mappings = procfs::mappings(tgid);
             for m in &cached.mappings {
                 cached.map_files.insert(m.map_files_path(tgid));
