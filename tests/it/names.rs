@@ -11,10 +11,9 @@ use std::{
 use integration_tests::{Workload, profile, require_bpf, workload};
 
 #[test]
+#[ignore = "needs root and BPF"]
 fn short_lived_processes_are_named_after_they_exit() {
-    let Some(_bpf) = require_bpf("short_lived_processes_are_named_after_they_exit") else {
-        return;
-    };
+    let _bpf = require_bpf();
     let (burst, short) = (workload("wl-burst"), workload("wl-short"));
     // 80 processes one after another, each 40 ms in short_lived_work.
     let run = profile(
@@ -36,10 +35,9 @@ fn short_lived_processes_are_named_after_they_exit() {
 }
 
 #[test]
+#[ignore = "needs root and BPF"]
 fn draining_loses_no_samples() {
-    let Some(_bpf) = require_bpf("draining_loses_no_samples") else {
-        return;
-    };
+    let _bpf = require_bpf();
     let spin = Workload::start("wl-spin", &[]);
     let pid = spin.pid().to_string();
     // 40 drains in 4 s: one busy thread at 199 Hz gives 796 samples.
@@ -75,10 +73,9 @@ fn start_jit(args: &[&str]) -> (Workload, u64, u64) {
 }
 
 #[test]
+#[ignore = "needs root and BPF"]
 fn jit_code_is_named_from_its_perf_map() {
-    let Some(_bpf) = require_bpf("jit_code_is_named_from_its_perf_map") else {
-        return;
-    };
+    let _bpf = require_bpf();
     let (jit, _, _) = start_jit(&["map"]);
     let run = profile("jit", &["--pid", &jit.pid().to_string(), "-d", "1"]);
     let _ = std::fs::remove_file(format!("/tmp/perf-{}.map", jit.pid()));
@@ -92,10 +89,9 @@ fn jit_code_is_named_from_its_perf_map() {
 }
 
 #[test]
+#[ignore = "needs root and BPF"]
 fn the_perf_map_of_a_process_that_exited_is_still_used() {
-    let Some(_bpf) = require_bpf("the_perf_map_of_a_process_that_exited_is_still_used") else {
-        return;
-    };
+    let _bpf = require_bpf();
     // wl-jit exits (killed by timeout) before the final drain names it.
     let jit = workload("wl-jit");
     let run = profile(
@@ -115,10 +111,9 @@ fn the_perf_map_of_a_process_that_exited_is_still_used() {
 }
 
 #[test]
+#[ignore = "needs root and BPF"]
 fn a_perf_map_planted_by_another_user_is_ignored() {
-    let Some(_bpf) = require_bpf("a_perf_map_planted_by_another_user_is_ignored") else {
-        return;
-    };
+    let _bpf = require_bpf();
     let (jit, addr, size) = start_jit(&[]);
     let map = format!("/tmp/perf-{}.map", jit.pid());
     std::fs::write(&map, format!("{addr:x} {size:x} planted_name\n")).unwrap();
@@ -153,10 +148,9 @@ fn a_perf_map_planted_by_another_user_is_ignored() {
 }
 
 #[test]
+#[ignore = "needs root and BPF"]
 fn binaries_in_another_mount_namespace_are_named() {
-    let Some(_bpf) = require_bpf("binaries_in_another_mount_namespace_are_named") else {
-        return;
-    };
+    let _bpf = require_bpf();
     let dir = std::env::temp_dir().join(format!("bpfprof-ns-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let private = dir.join("wl-spin");
@@ -180,10 +174,9 @@ fn binaries_in_another_mount_namespace_are_named() {
 }
 
 #[test]
+#[ignore = "needs root and BPF"]
 fn a_binary_deleted_after_start_is_named() {
-    let Some(_bpf) = require_bpf("a_binary_deleted_after_start_is_named") else {
-        return;
-    };
+    let _bpf = require_bpf();
     let copy = std::env::temp_dir().join(format!("wl-deleted-{}", std::process::id()));
     std::fs::copy(workload("wl-spin"), &copy).unwrap();
     let spin = Workload(Command::new(&copy).spawn().unwrap());
@@ -220,11 +213,9 @@ fn spin_in_private_tmpfs(dir: &std::path::Path, bin: &std::path::Path, args: &st
 /// exits before any drain (the only drain comes after the command ends):
 /// its binaries must be opened while it runs.
 #[test]
+#[ignore = "needs root and BPF"]
 fn a_short_lived_process_in_another_mount_namespace_is_named() {
-    let Some(_bpf) = require_bpf("a_short_lived_process_in_another_mount_namespace_is_named")
-    else {
-        return;
-    };
+    let _bpf = require_bpf();
     let dir = std::env::temp_dir().join(format!("bpfprof-short-ns-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let private = dir.join("wl-spin-ns");
@@ -262,10 +253,9 @@ fn a_short_lived_process_in_another_mount_namespace_is_named() {
 }
 
 #[test]
+#[ignore = "needs root and BPF"]
 fn inlined_functions_are_frames_of_their_own_unless_asked_not_to() {
-    let Some(_bpf) = require_bpf("inlined_functions_are_frames_of_their_own") else {
-        return;
-    };
+    let _bpf = require_bpf();
     let inline = Workload::start("wl-inline", &[]);
     let pid = inline.pid().to_string();
     let run = profile("inline", &["--pid", &pid, "-d", "1"]);
@@ -291,10 +281,9 @@ fn inlined_functions_are_frames_of_their_own_unless_asked_not_to() {
 }
 
 #[test]
+#[ignore = "needs root and BPF"]
 fn cpp_names_are_demangled_unless_raw_names_are_asked_for() {
-    let Some(_bpf) = require_bpf("cpp_names_are_demangled") else {
-        return;
-    };
+    let _bpf = require_bpf();
     let cpp = Workload::start("wl-cpp", &[]);
     let pid = cpp.pid().to_string();
     let run = profile("demangled", &["--pid", &pid, "-d", "1"]);
@@ -318,10 +307,9 @@ fn cpp_names_are_demangled_unless_raw_names_are_asked_for() {
 }
 
 #[test]
+#[ignore = "needs root and BPF"]
 fn node_jit_frames_are_named_with_perf_basic_prof() {
-    let Some(_bpf) = require_bpf("node_jit_frames_are_named_with_perf_basic_prof") else {
-        return;
-    };
+    let _bpf = require_bpf();
     let script = "function hotLoopForProfiler(n) { let x = 0; for (let i = 0; i < n; i++) x = (x * 31 + i) | 0; return x; }\n\
                   const end = Date.now() + 30000; let s = 0; while (Date.now() < end) s += hotLoopForProfiler(1e6);\n";
     // node leaves a V8 log in its working directory: keep it out of the tree.

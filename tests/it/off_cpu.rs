@@ -43,10 +43,9 @@ fn assert_two_to_one(folded: &Folded, process: &str, functions: [&str; 2], label
 }
 
 #[test]
+#[ignore = "needs root and BPF"]
 fn splits_off_cpu_time_between_a_20ms_and_a_10ms_sleep() {
-    let Some(_bpf) = require_bpf("splits_off_cpu_time_between_a_20ms_and_a_10ms_sleep") else {
-        return;
-    };
+    let _bpf = require_bpf();
     let sleeper = Workload::start("wl-sleeps", &[]);
     let pid = sleeper.pid().to_string();
     let run = profile("sleeps", &["--pid", &pid, "--off-cpu", "--duration", "3"]);
@@ -84,10 +83,9 @@ fn splits_off_cpu_time_between_a_20ms_and_a_10ms_sleep() {
 /// keys on: its check walks must catch the difference (and count it), so
 /// each path keeps its own time. With --no-stack-reuse nothing is reused.
 #[test]
+#[ignore = "needs root and BPF"]
 fn stack_reuse_never_merges_two_paths_that_block_at_the_same_site() {
-    let Some(_bpf) = require_bpf("stack_reuse_never_merges_two_paths") else {
-        return;
-    };
+    let _bpf = require_bpf();
     let waiter = Workload::start("wl-samesite", &[]);
     let pid = waiter.pid().to_string();
     for (name, extra) in [("reuse", None), ("no-reuse", Some("--no-stack-reuse"))] {
@@ -117,10 +115,9 @@ fn stack_reuse_never_merges_two_paths_that_block_at_the_same_site() {
 }
 
 #[test]
+#[ignore = "needs root and BPF"]
 fn min_block_us_drops_shorter_waits() {
-    let Some(_bpf) = require_bpf("min_block_us_drops_shorter_waits") else {
-        return;
-    };
+    let _bpf = require_bpf();
     let sleeper = Workload::start("wl-sleeps", &[]);
     let pid = sleeper.pid().to_string();
     let run = profile(
@@ -146,10 +143,9 @@ fn min_block_us_drops_shorter_waits() {
 }
 
 #[test]
+#[ignore = "needs root and BPF"]
 fn cpu_contention_shows_as_preempted_time() {
-    let Some(_bpf) = require_bpf("cpu_contention_shows_as_preempted_time") else {
-        return;
-    };
+    let _bpf = require_bpf();
     let contend = Workload::start("wl-contend", &[]);
     let run = profile(
         "contend",
@@ -179,10 +175,9 @@ fn cpu_contention_shows_as_preempted_time() {
 }
 
 #[test]
+#[ignore = "needs root and BPF"]
 fn disk_flushes_show_as_uninterruptible_time_under_the_flushing_function() {
-    let Some(_bpf) = require_bpf("disk_flushes_show_as_uninterruptible_time") else {
-        return;
-    };
+    let _bpf = require_bpf();
     // On the build directory's file system: a real disk, not tmpfs.
     let file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("wl-fsync.data");
     let flusher = Workload::start("wl-fsync", &[file.to_str().unwrap()]);
@@ -206,10 +201,9 @@ fn disk_flushes_show_as_uninterruptible_time_under_the_flushing_function() {
 }
 
 #[test]
+#[ignore = "needs root and BPF"]
 fn the_wall_view_of_a_thread_adds_up_to_the_duration() {
-    let Some(_bpf) = require_bpf("the_wall_view_of_a_thread_adds_up_to_the_duration") else {
-        return;
-    };
+    let _bpf = require_bpf();
     let mixed = Workload::start("wl-mixed", &[]);
     let run = profile(
         "wall",
@@ -253,10 +247,9 @@ fn the_wall_view_of_a_thread_adds_up_to_the_duration() {
 }
 
 #[test]
+#[ignore = "needs root and BPF"]
 fn a_thread_asleep_for_the_whole_run_is_credited_with_the_whole_run() {
-    let Some(_bpf) = require_bpf("a_thread_asleep_for_the_whole_run") else {
-        return;
-    };
+    let _bpf = require_bpf();
     let sleeper = Workload(
         std::process::Command::new("sleep")
             .arg("60")
@@ -291,10 +284,9 @@ fn a_thread_asleep_for_the_whole_run_is_credited_with_the_whole_run() {
 }
 
 #[test]
+#[ignore = "needs root and BPF"]
 fn wakers_name_the_thread_that_ended_each_wait() {
-    let Some(_bpf) = require_bpf("wakers_name_the_thread_that_ended_each_wait") else {
-        return;
-    };
+    let _bpf = require_bpf();
     let pipe = Workload::start("wl-pipe", &[]);
     let run = profile(
         "wakers",

@@ -85,18 +85,16 @@ fn assert_tables_make_it_whole(workload: &str, chain: &[&str]) {
 }
 
 #[test]
+#[ignore = "needs root and BPF"]
 fn code_without_frame_pointers_gives_the_whole_chain() {
-    let Some(_bpf) = require_bpf("code_without_frame_pointers_gives_the_whole_chain") else {
-        return;
-    };
+    let _bpf = require_bpf();
     assert_tables_make_it_whole("wl-omitfp", &["main", "level1", "level2", "level3", "leaf"]);
 }
 
 #[test]
+#[ignore = "needs root and BPF"]
 fn a_frameless_leaf_keeps_its_caller() {
-    let Some(_bpf) = require_bpf("a_frameless_leaf_keeps_its_caller") else {
-        return;
-    };
+    let _bpf = require_bpf();
     assert_tables_make_it_whole("wl-leaf", &["main", "caller", "hot_leaf"]);
 }
 
@@ -132,10 +130,9 @@ fn assert_reaches(workload: &str, inside: &str, path: &[&dyn Fn(&str) -> bool]) 
 }
 
 #[test]
+#[ignore = "needs root and BPF"]
 fn stacks_through_libc_reach_main() {
-    let Some(_bpf) = require_bpf("stacks_through_libc_reach_main") else {
-        return;
-    };
+    let _bpf = require_bpf();
     // qsort's internals between sort_once and compare vary by libc
     // version; what matters is that the walk gets through them.
     assert_reaches(
@@ -151,10 +148,9 @@ fn stacks_through_libc_reach_main() {
 }
 
 #[test]
+#[ignore = "needs root and BPF"]
 fn stacks_cross_signal_frames() {
-    let Some(_bpf) = require_bpf("stacks_cross_signal_frames") else {
-        return;
-    };
+    let _bpf = require_bpf();
     // Inside a signal handler: handler frames, libc's signal trampoline,
     // then the interrupted work and main, read from the saved context.
     assert_reaches(
@@ -170,10 +166,9 @@ fn stacks_cross_signal_frames() {
 }
 
 #[test]
+#[ignore = "needs root and BPF"]
 fn a_library_loaded_while_running_is_unwound_too() {
-    let Some(_bpf) = require_bpf("a_library_loaded_while_running_is_unwound_too") else {
-        return;
-    };
+    let _bpf = require_bpf();
     // The library appears 300 ms into the run; the first walk into it
     // triggers a reload of the process's mappings at the next drain, and
     // walks before then fall back to frame pointers.
@@ -211,10 +206,9 @@ fn a_library_loaded_while_running_is_unwound_too() {
 }
 
 #[test]
+#[ignore = "needs root and BPF"]
 fn stacks_through_the_vdso_reach_main() {
-    let Some(_bpf) = require_bpf("stacks_through_the_vdso_reach_main") else {
-        return;
-    };
+    let _bpf = require_bpf();
     // clock_gettime runs in the vDSO, which has no file: its table comes
     // from the process's memory.
     assert_reaches(
@@ -227,18 +221,16 @@ fn stacks_through_the_vdso_reach_main() {
 }
 
 #[test]
+#[ignore = "needs root and BPF"]
 fn a_rust_release_build_gives_whole_stacks() {
-    let Some(_bpf) = require_bpf("a_rust_release_build_gives_whole_stacks") else {
-        return;
-    };
+    let _bpf = require_bpf();
     assert_tables_make_it_whole("wl-rust-nofp", &["main", "outer", "middle", "leaf"]);
 }
 
 #[test]
+#[ignore = "needs root and BPF"]
 fn dwarf_mode_marks_the_walks_it_cannot_finish() {
-    let Some(_bpf) = require_bpf("dwarf_mode_marks_the_walks_it_cannot_finish") else {
-        return;
-    };
+    let _bpf = require_bpf();
     // JIT code has no unwind table: --unwind dwarf stops there, and says so.
     let jit = std::process::Command::new(integration_tests::workload("wl-jit"))
         .stdout(std::process::Stdio::null())

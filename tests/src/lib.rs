@@ -1,16 +1,17 @@
 //! Test harness for bpfprof's end-to-end tests: finds the binary and the
 //! workloads, runs bpfprof against the real kernel, and reads its outputs.
 //!
-//! Tests that need root and BPF call [`require_bpf`]: outside CI they skip
-//! with a message when the machine cannot run them; with `CI` set they fail.
+//! Tests that need root and BPF are `#[ignore = "needs root and BPF"]` and
+//! call [`require_bpf`]: `cargo xtask test` runs them as root, and counts
+//! them as skipped when it is not root (with `CI` set, it fails instead).
 
 use std::{
     collections::BTreeMap,
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
-    sync::{Mutex, MutexGuard},
+    sync::{Mutex, MutexGuard, OnceLock},
     thread,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 /// One capture at a time: concurrent profilers would see each other's
@@ -28,26 +29,65 @@ pub fn workload(name: &str) -> PathBuf {
     Path::new(env!("WORKLOAD_DIR")).join(name)
 }
 
-/// Returns a guard to hold for the test, or None when the test must skip.
-pub fn require_bpf(test: &str) -> Option<MutexGuard<'static, ()>> {
-    let problem = if unsafe { libc::geteuid() } != 0 {
-        Some("not running as root".to_string())
-    } else if !bpfprof_bin().is_file() {
-        Some(format!(
-            "{} is missing (run `cargo xtask build`)",
-            bpfprof_bin().display()
-        ))
-    } else {
-        None
-    };
-    if let Some(problem) = problem {
-        if std::env::var_os("CI").is_some() {
-            panic!("{test}: cannot run in CI: {problem}");
-        }
-        eprintln!("skipping {test}: {problem} (run `cargo xtask test` as root)");
-        return None;
+/// Checks that this test can run (root, an up-to-date bpfprof binary) and
+/// returns a guard to hold for the test. Every test that calls it is
+/// `#[ignore = "needs root and BPF"]`: `cargo xtask test` runs them as root
+/// with `--include-ignored`, and reports them as skipped otherwise. Asked for
+/// explicitly where it cannot run, a test fails naming the reason rather
+/// than passing without having run.
+pub fn require_bpf() -> MutexGuard<'static, ()> {
+    let test = thread::current().name().unwrap_or("this test").to_string();
+    if unsafe { libc::geteuid() } != 0 {
+        panic!("{test}: needs root (run `cargo xtask test` as root)");
     }
-    Some(BPF_LOCK.lock().unwrap_or_else(|e| e.into_inner()))
+    if let Err(problem) = BINARY_CHECK.get_or_init(check_binary) {
+        panic!("{test}: {problem}");
+    }
+    BPF_LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+static BINARY_CHECK: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// The bpfprof under test must exist and be newer than every source it is
+/// built from: an old binary would test old code without a word.
+fn check_binary() -> Result<(), String> {
+    let bin = bpfprof_bin();
+    let built = std::fs::metadata(&bin)
+        .and_then(|m| m.modified())
+        .map_err(|_| format!("{} is missing: run `cargo xtask build`", bin.display()))?;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut newest: Option<(SystemTime, PathBuf)> = None;
+    for part in ["profiler", "profiler-ebpf", "profiler-common", "Cargo.lock"] {
+        newest_file(&root.join(part), &mut newest);
+    }
+    match newest {
+        Some((modified, path)) if modified > built => Err(format!(
+            "{} is older than its source {}: run `cargo xtask build` (or `cargo xtask test`)",
+            bin.display(),
+            path.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The most recently modified file under `path` (sources and manifests).
+fn newest_file(path: &Path, newest: &mut Option<(SystemTime, PathBuf)>) {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return;
+    };
+    if meta.is_dir() {
+        for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
+            newest_file(&entry.path(), newest);
+        }
+    } else if meta.is_file() {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let source = name.ends_with(".rs") || name == "Cargo.toml" || name == "Cargo.lock";
+        if let (true, Ok(modified)) = (source, meta.modified())
+            && newest.as_ref().is_none_or(|(m, _)| modified > *m)
+        {
+            *newest = Some((modified, path.to_path_buf()));
+        }
+    }
 }
 
 /// A workload process, killed when dropped.
