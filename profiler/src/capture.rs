@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
-use profiler_common::{PROCESS_MAPS_STALE, error};
+use profiler_common::{PROCESS_EXEC, PROCESS_MAPS_STALE, error};
 use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
@@ -128,8 +128,11 @@ async fn capture(config: &Config) -> Result<Capture> {
         tokio::select! {
             events = process_events.next_batch() => {
                 for event in events? {
-                    if event.kind != PROCESS_MAPS_STALE {
-                        symbolizer.remember(event.tgid);
+                    // Stale maps (a library loaded since) are reread for
+                    // names as for unwinding; an exec voids the old ones.
+                    match event.kind {
+                        PROCESS_EXEC => symbolizer.remember_exec(event.tgid),
+                        _ => symbolizer.remember(event.tgid),
                     }
                     match &mut unwinder {
                         Some(unwinder) if event.kind == PROCESS_MAPS_STALE => unwinder.mark_stale(event.tgid),
@@ -158,7 +161,7 @@ async fn capture(config: &Config) -> Result<Capture> {
                         symbolizer.add_batch(Batch { off_cpu: open, ..Batch::default() }, &mut w.profile);
                     }
                     take_bpf_errors(&collector, &mut w.profile, &mut errors_so_far)?;
-                    w.profile.losses.perf_maps_ignored = symbolizer.take_perf_maps_ignored();
+                    w.profile.losses.add_perf_map_losses(symbolizer.take_perf_map_losses());
                     run_profile.merge_collapsed(w.close(config)?);
                 }
                 status.update(&run_profile, windows.as_ref().map(|w| &w.profile));
@@ -227,7 +230,8 @@ async fn capture(config: &Config) -> Result<Capture> {
         .map_or(&mut run_profile, |w| &mut w.profile);
     symbolizer.add_batch(batch, last);
     take_bpf_errors(&collector, last, &mut errors_so_far)?;
-    last.losses.perf_maps_ignored += symbolizer.take_perf_maps_ignored();
+    last.losses
+        .add_perf_map_losses(symbolizer.take_perf_map_losses());
     if let Some(mut w) = windows {
         run_profile.merge_collapsed(w.close(config)?);
     }

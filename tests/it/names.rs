@@ -1,12 +1,8 @@
-//! Every frame named, every loss counted: short-lived processes, JIT perf
-//! maps (and planted ones refused), other mount namespaces, deleted
-//! binaries, inlined functions, demangling, and draining without loss.
+//! Every frame named, every loss counted: short-lived processes, other
+//! mount namespaces, deleted binaries, inlined functions, demangling, and
+//! draining without loss. JIT perf maps are in perf_maps.rs.
 
-use std::{
-    io::{BufRead, BufReader},
-    os::unix::fs::chown,
-    process::{Command, Stdio},
-};
+use std::process::Command;
 
 use integration_tests::{Workload, profile, require_bpf, workload};
 
@@ -52,99 +48,6 @@ fn draining_loses_no_samples() {
         "{samples} samples, expected 796 ± 5%"
     );
     assert_eq!(run.report()["errors"]["stacks_lost_in_drain"], 0);
-}
-
-/// Starts wl-jit and returns it with the address and size of its code.
-fn start_jit(args: &[&str]) -> (Workload, u64, u64) {
-    let mut child = Command::new(workload("wl-jit"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let mut fields = line
-        .split_whitespace()
-        .map(|f| u64::from_str_radix(f, 16).unwrap());
-    let (addr, size) = (fields.next().unwrap(), fields.next().unwrap());
-    (Workload(child), addr, size)
-}
-
-#[test]
-#[ignore = "needs root and BPF"]
-fn jit_code_is_named_from_its_perf_map() {
-    let _bpf = require_bpf();
-    let (jit, _, _) = start_jit(&["map"]);
-    let run = profile("jit", &["--pid", &jit.pid().to_string(), "-d", "1"]);
-    let _ = std::fs::remove_file(format!("/tmp/perf-{}.map", jit.pid()));
-    run.assert_success();
-    let named = run.folded().leaf_samples("wl-jit", "jit_spin_loop");
-    assert!(
-        named >= 50,
-        "jit_spin_loop has {named} samples: {:?}",
-        run.folded().stacks
-    );
-}
-
-#[test]
-#[ignore = "needs root and BPF"]
-fn the_perf_map_of_a_process_that_exited_is_still_used() {
-    let _bpf = require_bpf();
-    // wl-jit exits (killed by timeout) before the final drain names it.
-    let jit = workload("wl-jit");
-    let run = profile(
-        "jit-exited",
-        &["--", "timeout", "1", jit.to_str().unwrap(), "map"],
-    );
-    run.assert_success();
-    let named = run.folded().leaf_samples("wl-jit", "jit_spin_loop");
-    assert!(
-        named >= 50,
-        "jit_spin_loop has {named} samples: {:?}",
-        run.folded().stacks
-    );
-    for pid in run.report()["processes"].as_array().unwrap() {
-        let _ = std::fs::remove_file(format!("/tmp/perf-{}.map", pid["pid"]));
-    }
-}
-
-#[test]
-#[ignore = "needs root and BPF"]
-fn a_perf_map_planted_by_another_user_is_ignored() {
-    let _bpf = require_bpf();
-    let (jit, addr, size) = start_jit(&[]);
-    let map = format!("/tmp/perf-{}.map", jit.pid());
-    std::fs::write(&map, format!("{addr:x} {size:x} planted_name\n")).unwrap();
-    chown(&map, Some(65534), Some(65534)).unwrap();
-    let run = profile("planted", &["--pid", &jit.pid().to_string(), "-d", "1"]);
-    let _ = std::fs::remove_file(&map);
-    run.assert_success();
-    let folded = run.folded();
-    assert!(folded.samples_of("wl-jit") >= 50);
-    assert!(
-        folded
-            .stacks
-            .iter()
-            .all(|(f, _)| !f.iter().any(|f| f == "planted_name")),
-        "{:?}",
-        folded.stacks
-    );
-    let errors = &run.report()["errors"];
-    assert_eq!(errors["perf_maps_ignored"], 1);
-    assert!(
-        errors["unknown_frames_by_module"]["[no file]"]
-            .as_u64()
-            .unwrap()
-            >= 50,
-        "{errors}"
-    );
-    let stdout = run.stdout();
-    assert!(
-        stdout.contains("Quality") && stdout.contains("warning:") && stdout.contains("perf map"),
-        "{stdout}"
-    );
 }
 
 #[test]
@@ -303,47 +206,5 @@ fn cpp_names_are_demangled_unless_raw_names_are_asked_for() {
             >= 50,
         "{:?}",
         raw.folded().stacks
-    );
-}
-
-#[test]
-#[ignore = "needs root and BPF"]
-fn node_jit_frames_are_named_with_perf_basic_prof() {
-    let _bpf = require_bpf();
-    let script = "function hotLoopForProfiler(n) { let x = 0; for (let i = 0; i < n; i++) x = (x * 31 + i) | 0; return x; }\n\
-                  const end = Date.now() + 30000; let s = 0; while (Date.now() < end) s += hotLoopForProfiler(1e6);\n";
-    // node leaves a V8 log in its working directory: keep it out of the tree.
-    let node = Command::new("node")
-        .current_dir(std::env::temp_dir())
-        .args(["--perf-basic-prof", "-e", script])
-        .spawn()
-        .expect("node is needed: apt-get install nodejs");
-    let node = Workload(node);
-    std::thread::sleep(std::time::Duration::from_millis(1500));
-    let run = profile("node", &["--pid", &node.pid().to_string(), "-d", "2"]);
-    let _ = std::fs::remove_file(format!("/tmp/perf-{}.map", node.pid()));
-    let v8_log = format!("-{}-v8.log", node.pid());
-    for entry in std::fs::read_dir(std::env::temp_dir())
-        .into_iter()
-        .flatten()
-        .flatten()
-    {
-        if entry.file_name().to_string_lossy().ends_with(&v8_log) {
-            let _ = std::fs::remove_file(entry.path());
-        }
-    }
-    run.assert_success();
-    let folded = run.folded();
-    let named: u64 = folded
-        .stacks
-        .iter()
-        .filter(|(frames, _)| frames.iter().any(|f| f.contains("hotLoopForProfiler")))
-        .map(|(_, n)| n)
-        .sum();
-    let total: u64 = folded.stacks.iter().map(|(_, n)| n).sum();
-    assert!(
-        named * 2 >= total,
-        "hotLoopForProfiler in {named} of {total} samples: {:?}",
-        folded.stacks
     );
 }

@@ -33,8 +33,13 @@ pub struct Losses {
     pub samples_with_unknown_frames: u64,
     /// The same, per module the unnamed frames are in.
     pub unknown_frames_by_module: BTreeMap<String, u64>,
-    /// JIT perf maps not read: not owned by the process's user.
+    /// JIT perf maps not read: not owned by the process's user, or not a
+    /// regular file.
     pub perf_maps_ignored: u64,
+    /// Lines of JIT perf maps that did not parse (the rest of the map is used).
+    pub perf_map_lines_skipped: u64,
+    /// JIT perf maps larger than bpfprof reads: only their start was used.
+    pub perf_maps_cut: u64,
     /// Stack ids whose stack had left the map before it was read.
     pub stacks_lost_in_drain: u64,
     /// Process announcements dropped (ring buffer full): such a process
@@ -48,6 +53,13 @@ pub struct Losses {
 }
 
 impl Losses {
+    /// Adds what reading perf maps cost since the last call.
+    pub(crate) fn add_perf_map_losses(&mut self, perf_maps: crate::symbolize::PerfMapLosses) {
+        self.perf_maps_ignored += perf_maps.ignored;
+        self.perf_map_lines_skipped += perf_maps.lines_skipped;
+        self.perf_maps_cut += perf_maps.cut;
+    }
+
     /// Adds another window's counts to these.
     pub fn add(&mut self, other: &Losses) {
         self.samples += other.samples;
@@ -68,6 +80,8 @@ impl Losses {
                 .or_default() += n;
         }
         self.perf_maps_ignored += other.perf_maps_ignored;
+        self.perf_map_lines_skipped += other.perf_map_lines_skipped;
+        self.perf_maps_cut += other.perf_maps_cut;
         self.stacks_lost_in_drain += other.stacks_lost_in_drain;
         self.process_events_lost += other.process_events_lost;
         self.stack_reuse_mismatches += other.stack_reuse_mismatches;
@@ -80,7 +94,7 @@ impl Losses {
     }
 
     /// Name and value of every counter, for the tables.
-    pub fn entries(&self) -> [(&'static str, u64); 15] {
+    pub fn entries(&self) -> [(&'static str, u64); 17] {
         [
             (
                 "samples with unnamed frames",
@@ -88,7 +102,12 @@ impl Losses {
             ),
             ("stacks truncated at 127 frames", self.truncated_stacks),
             ("user stacks unwound part way", self.incomplete_unwinds),
-            ("JIT perf maps ignored (not owned)", self.perf_maps_ignored),
+            (
+                "JIT perf maps ignored (not owned, not a file)",
+                self.perf_maps_ignored,
+            ),
+            ("JIT perf map lines skipped", self.perf_map_lines_skipped),
+            ("JIT perf maps cut at 64 MiB", self.perf_maps_cut),
             ("stack id collisions", self.stack_collisions),
             ("stack map full", self.stack_map_full),
             ("user stack missing (user threads)", self.user_stack_missing),

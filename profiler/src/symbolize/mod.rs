@@ -6,7 +6,10 @@
 //! named addresses into the profile's stack sites.
 
 mod kallsyms;
+mod perf_map;
 mod sites;
+
+pub(crate) use perf_map::PerfMapLosses;
 
 pub use sites::comm_to_string;
 use sites::{BatchNames, clean, file_name, main_thread_comm};
@@ -45,11 +48,8 @@ pub struct Symbolizer {
     /// kernel address.
     core_text: OnceCell<Option<kallsyms::CoreText>>,
     kernel_threads: HashMap<u32, bool>,
-    /// Whether a process's JIT perf map may be read, decided while it is
-    /// alive: only maps owned by the process's user are trusted, since
-    /// anyone can plant a file in /tmp.
-    perf_map_trusted: HashMap<u32, bool>,
-    perf_maps_ignored: u64,
+    /// JIT perf maps, read by us and not by blazesym (see `perf_map`).
+    perf_maps: perf_map::PerfMaps,
     /// Processes whose maps are cached, with how many drains in a row
     /// found them gone, and the /proc/PID/map_files paths blazesym opened
     /// for them: it keeps a resolver per path until told to evict it.
@@ -92,8 +92,7 @@ impl Symbolizer {
                 .build(),
             core_text: OnceCell::new(),
             kernel_threads: HashMap::new(),
-            perf_map_trusted: HashMap::new(),
-            perf_maps_ignored: 0,
+            perf_maps: perf_map::PerfMaps::default(),
             cached: HashMap::new(),
         }
     }
@@ -165,8 +164,9 @@ impl Symbolizer {
     /// addresses can be named after it exits. Called when BPF first sees
     /// the process and after each exec; a process already gone is skipped.
     pub fn remember(&mut self, tgid: u32) {
+        self.perf_maps.refresh(tgid);
         let mut snapshot = cache::Process::new(Pid::from(tgid));
-        snapshot.cache_perf_map = self.perf_map_allowed(tgid);
+        snapshot.cache_perf_map = false;
         if self.blazesym.cache(&Cache::Process(snapshot)).is_ok() {
             let cached = self.cached.entry(tgid).or_default();
             cached.drains_gone = 0;
@@ -193,6 +193,20 @@ impl Symbolizer {
         }
     }
 
+    /// After an exec the old image's maps are void: they are dropped before
+    /// the new ones are read, so that a process that exits before they can
+    /// be read is left unnamed rather than named from the wrong binary.
+    pub fn remember_exec(&mut self, tgid: u32) {
+        let _ = self
+            .blazesym
+            .evict(&Evict::Process(evict::Process::new(Pid::from(tgid))));
+        if let Some(cached) = self.cached.get_mut(&tgid) {
+            cached.mappings.clear();
+            cached.binaries_opened = false;
+        }
+        self.remember(tgid);
+    }
+
     /// Drops what is cached for processes gone for two drains in a row (the
     /// first drain after an exit may still bring its last samples), so a
     /// run of days with processes coming and going stays the same size.
@@ -211,7 +225,7 @@ impl Symbolizer {
         for tgid in gone {
             let cached = self.cached.remove(&tgid).unwrap_or_default();
             self.kernel_threads.remove(&tgid);
-            self.perf_map_trusted.remove(&tgid);
+            self.perf_maps.forget(tgid);
             let _ = self
                 .blazesym
                 .evict(&Evict::Process(evict::Process::new(Pid::from(tgid))));
@@ -221,24 +235,9 @@ impl Symbolizer {
         }
     }
 
-    fn perf_map_allowed(&mut self, tgid: u32) -> bool {
-        if let Some(&trusted) = self.perf_map_trusted.get(&tgid) {
-            return trusted;
-        }
-        let Some(trusted) = procfs::perf_map_trusted(tgid) else {
-            return false; // gone before we could check: do not read it
-        };
-        if !trusted {
-            self.perf_maps_ignored += 1;
-        }
-        self.perf_map_trusted.insert(tgid, trusted);
-        trusted
-    }
-
-    /// JIT perf maps left unread because another user owned them, since
-    /// the last call.
-    pub fn take_perf_maps_ignored(&mut self) -> u64 {
-        std::mem::take(&mut self.perf_maps_ignored)
+    /// What reading JIT perf maps cost since the last call.
+    pub(crate) fn take_perf_map_losses(&mut self) -> PerfMapLosses {
+        self.perf_maps.take_losses()
     }
 
     fn is_kernel_thread(&mut self, tgid: u32) -> bool {
@@ -313,21 +312,37 @@ impl Symbolizer {
         table: &mut FrameTable,
     ) -> Names {
         let addrs = unique_lookup_addrs(stacks.iter().map(|s| &s.user));
-        let alive = procfs::exists(tgid);
+        self.name_user_addrs(tgid, &addrs, procfs::exists(tgid), table)
+    }
+
+    /// Names a process's addresses. `alive` is what was seen just before:
+    /// the process may exit while they are named.
+    fn name_user_addrs(
+        &mut self,
+        tgid: u32,
+        addrs: &[u64],
+        alive: bool,
+        table: &mut FrameTable,
+    ) -> Names {
         if alive {
             // Refresh the snapshot: libraries may have been loaded since.
             self.remember(tgid);
         }
-        let mut source = Process::new(Pid::from(tgid));
-        source.perf_map = self.perf_map_allowed(tgid);
         // map_files needs a live process, or binaries opened while it ran;
         // otherwise, after exit, the mapped paths serve.
         let opened = self.cached.get(&tgid).is_some_and(|c| c.binaries_opened);
-        source.map_files = alive || opened;
-        let results = self
-            .blazesym
-            .symbolize(&Source::Process(source), Input::AbsAddr(&addrs))
-            .unwrap_or_default();
+        if !alive {
+            // A map written since the last refresh is still in /tmp.
+            self.perf_maps.refresh_exited(tgid);
+        }
+        let mut results = self.symbolize_user(tgid, addrs, alive || opened);
+        if results.is_none() && alive && !opened {
+            // It exited since we looked (its map_files went with it): the
+            // snapshot's paths still name it.
+            self.perf_maps.refresh_exited(tgid);
+            results = self.symbolize_user(tgid, addrs, false);
+        }
+        let results = results.unwrap_or_default();
         // Only a live process, just snapshotted, has mappings to name
         // unknown addresses by.
         let no_mappings = Vec::new();
@@ -358,6 +373,14 @@ impl Symbolizer {
                     }));
                     ids
                 }
+                _ if self.perf_maps.lookup(tgid, *addr).is_some() => {
+                    let name = self.perf_maps.lookup(tgid, *addr).unwrap_or_default();
+                    vec![table.intern(Frame {
+                        name: clean(name),
+                        module: Some("[jit]".into()),
+                        kind: FrameKind::User,
+                    })]
+                }
                 _ => {
                     let mapping = procfs::find_mapping(mappings, *addr);
                     vec![table.intern(Frame {
@@ -370,6 +393,25 @@ impl Symbolizer {
             names.insert(*addr, ids);
         }
         names
+    }
+}
+
+impl Symbolizer {
+    /// One batched call for a process's addresses; None if blazesym failed
+    /// the whole batch (a binary it could not open).
+    fn symbolize_user(
+        &self,
+        tgid: u32,
+        addrs: &[u64],
+        map_files: bool,
+    ) -> Option<Vec<Symbolized<'_>>> {
+        let mut source = Process::new(Pid::from(tgid));
+        // Perf maps are ours to read (see `perf_map`).
+        source.perf_map = false;
+        source.map_files = map_files;
+        self.blazesym
+            .symbolize(&Source::Process(source), Input::AbsAddr(addrs))
+            .ok()
     }
 }
 

@@ -138,3 +138,36 @@ fn comms_stop_at_the_first_nul() {
     assert_eq!(comm_to_string(b"bash\0\0\0\0"), "bash");
     assert_eq!(comm_to_string(b"sixteen-chars-xx"), "sixteen-chars-xx");
 }
+
+/// A process that exits between the drain's look at /proc and the naming
+/// of its addresses (its map_files gone) is named from its snapshot, not
+/// left all unknown. Run as root: map_files needs CAP_SYS_ADMIN.
+#[test]
+#[ignore = "needs root"]
+fn a_process_exiting_while_named_is_named_from_its_snapshot() {
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let tgid = child.id();
+    // Wait for sleep's own image, with libc mapped.
+    let text = (0..200)
+        .find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            procfs::mappings(tgid)
+                .into_iter()
+                .find(|m| m.executable && m.path.contains("libc.so"))
+        })
+        .expect("sleep maps libc");
+    let mut symbolizer = Symbolizer::default();
+    symbolizer.remember(tgid);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let mut profile = Profile::default();
+    // Seen alive, gone by the time its addresses are named.
+    let addr = text.start + 0x1000;
+    let names = symbolizer.name_user_addrs(tgid, &[addr], true, &mut profile.frames);
+    let frame = profile.frames.get(names[&addr][0]);
+    assert_ne!(frame.kind, FrameKind::Unknown, "{frame:?}");
+    assert_eq!(frame.module.as_deref(), Some("libc.so.6"), "{frame:?}");
+}
