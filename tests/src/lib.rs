@@ -49,7 +49,8 @@ pub fn require_bpf() -> MutexGuard<'static, ()> {
 static BINARY_CHECK: OnceLock<Result<(), String>> = OnceLock::new();
 
 /// The bpfprof under test must exist and be newer than every source it is
-/// built from: an old binary would test old code without a word.
+/// built from: an old binary would test old code without a word. Its
+/// sources are what cargo's dep-info beside it lists, and the BPF crate's.
 fn check_binary() -> Result<(), String> {
     let bin = bpfprof_bin();
     let built = std::fs::metadata(&bin)
@@ -57,8 +58,14 @@ fn check_binary() -> Result<(), String> {
         .map_err(|_| format!("{} is missing: run `cargo xtask build`", bin.display()))?;
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut newest: Option<(SystemTime, PathBuf)> = None;
-    for part in ["profiler", "profiler-ebpf", "profiler-common", "Cargo.lock"] {
-        newest_file(&root.join(part), &mut newest);
+    newest_file(&root.join("profiler-ebpf/src"), &mut newest);
+    match std::fs::read_to_string(bin.with_extension("d")) {
+        Ok(dep_info) => {
+            for source in dep_info_sources(&dep_info) {
+                newest_file(&source, &mut newest);
+            }
+        }
+        Err(_) => newest_file(&root.join("profiler/src"), &mut newest),
     }
     match newest {
         Some((modified, path)) if modified > built => Err(format!(
@@ -70,7 +77,20 @@ fn check_binary() -> Result<(), String> {
     }
 }
 
-/// The most recently modified file under `path` (sources and manifests).
+/// The prerequisites of the first rule of a make-style dep-info file.
+fn dep_info_sources(dep_info: &str) -> Vec<PathBuf> {
+    let rule = dep_info.lines().next().unwrap_or("");
+    let Some((_, deps)) = rule.split_once(": ") else {
+        return Vec::new();
+    };
+    // Spaces inside a path are escaped as `\ `.
+    deps.replace("\\ ", "\0")
+        .split_whitespace()
+        .map(|p| PathBuf::from(p.replace('\0', " ")))
+        .collect()
+}
+
+/// The most recently modified file at or under `path`.
 fn newest_file(path: &Path, newest: &mut Option<(SystemTime, PathBuf)>) {
     let Ok(meta) = std::fs::symlink_metadata(path) else {
         return;
@@ -79,14 +99,11 @@ fn newest_file(path: &Path, newest: &mut Option<(SystemTime, PathBuf)>) {
         for entry in std::fs::read_dir(path).into_iter().flatten().flatten() {
             newest_file(&entry.path(), newest);
         }
-    } else if meta.is_file() {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let source = name.ends_with(".rs") || name == "Cargo.toml" || name == "Cargo.lock";
-        if let (true, Ok(modified)) = (source, meta.modified())
-            && newest.as_ref().is_none_or(|(m, _)| modified > *m)
-        {
-            *newest = Some((modified, path.to_path_buf()));
-        }
+    } else if meta.is_file()
+        && let Ok(modified) = meta.modified()
+        && newest.as_ref().is_none_or(|(m, _)| modified > *m)
+    {
+        *newest = Some((modified, path.to_path_buf()));
     }
 }
 
