@@ -1,7 +1,7 @@
 //! Continuous mode: the run cut into windows. Each window's profile is
-//! written to DIR/windows/NNNNNN-<start>/ when it closes, the oldest beyond
-//! `--keep` are removed, and the window is merged into the whole-run
-//! profile.
+//! written to DIR/windows/NNNNNN-<start>/ when it closes, the oldest of the
+//! windows this run wrote beyond `--keep` are removed, and the window is
+//! merged into the whole-run profile.
 
 use std::{
     collections::VecDeque,

@@ -24,7 +24,7 @@ Examples:
   sudo bpfprof -d 10 --format pprof,speedscope     for go tool pprof / speedscope.app
   sudo bpfprof -d 10 --json | jq .hot_functions    the report as JSON on stdout
   bpfprof diff before/ after/                      what got slower, what got faster
-  bpfprof report bpfprof-20260101-120000/ --top 50 re-render a saved run
+  bpfprof report bpfprof-20260101-120000/ --top 50 re-render a saved run (into DIR-report/)
   bpfprof doctor --pid 1234                        is this machine (and pid) ready?
 
 Outputs (in --output DIR): on-cpu.folded/.svg, report.json, profile.pb.gz; with
