@@ -111,7 +111,8 @@ fn hot_paths(c: &mut Criterion) {
                 count_name: "samples",
                 palette: Default::default(),
             };
-            svg::write(&path, &stacks, style, 0.1).unwrap()
+            let mut file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+            svg::write(&mut file, &stacks, style, 0.1).unwrap()
         })
     });
     let _ = std::fs::remove_file(path);

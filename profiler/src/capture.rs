@@ -16,6 +16,7 @@ use crate::{
     child::GatedChild,
     cli::{Config, Target, Unwind},
     drain::{self, Batch, Drainer},
+    output::dir::OutDir,
     profile::Profile,
     status::Status,
     symbolize::Symbolizer,
@@ -31,6 +32,8 @@ pub struct Capture {
     pub command_status: Option<i32>,
     /// When sampling stopped: the time to report is counted from here.
     pub stopped: Instant,
+    /// Window files that could not be written (each said so on stderr).
+    pub failed_writes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,15 +43,16 @@ enum Stop {
     CommandExited(i32),
 }
 
-pub fn run(config: &Config) -> Result<Capture> {
+/// Captures; in continuous mode, windows are written under `out`.
+pub fn run(config: &Config, out: &OutDir) -> Result<Capture> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?
-        .block_on(capture(config))
+        .block_on(capture(config, out))
 }
 
-async fn capture(config: &Config) -> Result<Capture> {
+async fn capture(config: &Config, out: &OutDir) -> Result<Capture> {
     let mut collector = Collector::load(config)?;
     if config.verbose > 0 {
         for line in collector.describe_maps() {
@@ -96,7 +100,7 @@ async fn capture(config: &Config) -> Result<Capture> {
     let mut run_profile = Profile::default();
     let mut windows = config
         .window
-        .map(|len| Windows::new(config, len))
+        .map(|len| Windows::new(out, config, len))
         .transpose()?;
     let mut errors_so_far = [0u64; error::COUNT as usize];
     let status = Status::new(config.duration);
@@ -162,7 +166,7 @@ async fn capture(config: &Config) -> Result<Capture> {
                     }
                     take_bpf_errors(&collector, &mut w.profile, &mut errors_so_far)?;
                     w.profile.losses.add_perf_map_losses(symbolizer.take_perf_map_losses());
-                    run_profile.merge_collapsed(w.close(config)?);
+                    run_profile.merge_collapsed(w.close(config));
                 }
                 status.update(&run_profile, windows.as_ref().map(|w| &w.profile));
             }
@@ -232,8 +236,10 @@ async fn capture(config: &Config) -> Result<Capture> {
     take_bpf_errors(&collector, last, &mut errors_so_far)?;
     last.losses
         .add_perf_map_losses(symbolizer.take_perf_map_losses());
+    let mut failed_writes = 0;
     if let Some(mut w) = windows {
-        run_profile.merge_collapsed(w.close(config)?);
+        run_profile.merge_collapsed(w.close(config));
+        failed_writes = w.failed;
     }
     Ok(Capture {
         profile: run_profile,
@@ -244,6 +250,7 @@ async fn capture(config: &Config) -> Result<Capture> {
             _ => None,
         },
         stopped,
+        failed_writes,
     })
 }
 

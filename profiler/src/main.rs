@@ -2,13 +2,15 @@
 //! and for a profile validates everything before capturing (see the
 //! library's documentation for how the stages fit together).
 
-use std::{io::Write, path::PathBuf, process::ExitCode, time::SystemTime};
+use std::{path::PathBuf, process::ExitCode, time::SystemTime};
 
 use clap::{CommandFactory, Parser, error::ErrorKind};
 use profiler::{
     bpf, capture, child,
     cli::{self, Cli, Command},
-    commands, meta, output, ownership, procfs, render_options, run_meta,
+    commands, meta,
+    output::{self, dir::OutDir, stdout},
+    ownership, procfs, render_options, run_meta,
 };
 
 /// Exit code for rejected input, before anything was attached.
@@ -34,21 +36,17 @@ fn main() -> ExitCode {
         Some(Command::Report(args)) => commands::report::run(&args),
         Some(Command::Doctor { pid }) => commands::doctor::run(pid),
         Some(Command::Completions { shell }) => {
-            clap_complete::generate(
-                shell,
-                &mut Cli::command(),
-                "bpfprof",
-                &mut std::io::stdout(),
-            );
-            Ok(ExitCode::SUCCESS)
+            // Rendered first: clap_complete panics when its writer fails.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "bpfprof", &mut script);
+            Ok(printed(&script))
         }
         Some(Command::Man) => {
             let mut page = Vec::new();
             clap_mangen::Man::new(Cli::command())
                 .render(&mut page)
                 .map_err(anyhow::Error::from)
-                .and_then(|()| Ok(std::io::stdout().write_all(&page)?))
-                .map(|()| ExitCode::SUCCESS)
+                .map(|()| printed(&page))
         }
     };
     result.unwrap_or_else(|err| {
@@ -80,10 +78,11 @@ fn profile(args: cli::Args) -> ExitCode {
         eprintln!("bpfprof: {err}");
         return ExitCode::FAILURE;
     }
-    if let Err(msg) = cli::prepare_output_dir(&config.output_dir) {
-        return usage_error(&msg);
-    }
-    match run(&config) {
+    let out = match create_output_dir(&config) {
+        Ok(out) => out,
+        Err(msg) => return usage_error(&msg),
+    };
+    match run(&config, &out) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("bpfprof: {err:#}");
@@ -92,26 +91,56 @@ fn profile(args: cli::Args) -> ExitCode {
     }
 }
 
-fn run(config: &cli::Config) -> anyhow::Result<ExitCode> {
-    let capture = capture::run(config)?;
+/// The run's output directory, made before anything is attached: the
+/// default name is always a new directory; a named one is created or, when
+/// it exists, must be empty (or `--force`).
+fn create_output_dir(config: &cli::Config) -> Result<OutDir, String> {
+    let owner = ownership::invoking_user();
+    if config.default_output {
+        OutDir::create_new(&config.output_dir, owner).map_err(|e| {
+            format!(
+                "--output {}: cannot create: {e}",
+                config.output_dir.display()
+            )
+        })
+    } else {
+        OutDir::named(&config.output_dir, config.force, owner)
+    }
+}
+
+fn run(config: &cli::Config, out: &OutDir) -> anyhow::Result<ExitCode> {
+    let capture = capture::run(config, out)?;
     let meta = run_meta(config, capture.started, capture.elapsed);
     let rendered = output::write_all(
-        &config.output_dir,
+        out,
         &meta,
         &capture.profile,
         &render_options(config, capture.started),
-    )?;
-    ownership::give_to_invoking_user(&config.output_dir);
+    );
     if config.verbose > 0 {
         // From the end of sampling: the final drain and symbolization count.
         let ms = capture.stopped.elapsed().as_secs_f64() * 1000.0;
         eprintln!("bpfprof: outputs written in {ms:.0} ms after the capture ended");
     }
-    print!("{}", rendered.stdout);
+    let printed = stdout::print(&rendered.stdout);
     if let Some(code) = capture.command_status.filter(|&c| c != 0) {
         eprintln!("bpfprof: the command exited with status {code}");
     }
-    Ok(ExitCode::SUCCESS)
+    let failed = rendered.failed + capture.failed_writes;
+    Ok(if failed == 0 && printed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Prints `text` on stdout: success, or failure when stdout failed.
+fn printed(text: &[u8]) -> ExitCode {
+    if stdout::print(text) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }
 
 fn usage_error(msg: &str) -> ExitCode {

@@ -126,8 +126,6 @@ fn report_rerenders_a_saved_run() {
         &["--pid", &ratio.pid().to_string(), "-d", "1", "--off-cpu"],
     );
     run.assert_success();
-    let svg = run.dir.join("on-cpu.svg");
-    std::fs::remove_file(&svg).unwrap();
     let report = bpfprof(&[
         "report",
         run.dir.to_str().unwrap(),
@@ -142,10 +140,12 @@ fn report_rerenders_a_saved_run() {
         "{}",
         String::from_utf8_lossy(&report.stderr)
     );
+    let redrawn = std::path::PathBuf::from(format!("{}-report", run.dir.display()));
     assert!(
-        svg.is_file() && run.dir.join("wall.svg").is_file(),
-        "the graphs are drawn again"
+        redrawn.join("on-cpu.svg").is_file() && redrawn.join("wall.svg").is_file(),
+        "the graphs are drawn again, next to the saved run"
     );
+    let _ = std::fs::remove_dir_all(&redrawn);
     let self_table = stdout
         .split("by self time")
         .nth(1)

@@ -5,7 +5,7 @@
 
 mod validate;
 
-pub use validate::{parse_duration, prepare_output_dir, validate};
+pub use validate::{parse_duration, validate};
 
 use std::{ffi::OsString, path::PathBuf, time::Duration};
 
@@ -24,7 +24,7 @@ Examples:
   sudo bpfprof -d 10 --format pprof,speedscope     for go tool pprof / speedscope.app
   sudo bpfprof -d 10 --json | jq .hot_functions    the report as JSON on stdout
   bpfprof diff before/ after/                      what got slower, what got faster
-  bpfprof report bpfprof-20260101-120000/ --top 50 re-render a saved run
+  bpfprof report bpfprof-20260101-120000/ --top 50 re-render a saved run (into DIR-report/)
   bpfprof doctor --pid 1234                        is this machine (and pid) ready?
 
 Outputs (in --output DIR): on-cpu.folded/.svg, report.json, profile.pb.gz; with
@@ -84,8 +84,14 @@ pub struct DiffArgs {
 
 #[derive(clap::Args, Debug)]
 pub struct ReportArgs {
-    /// A directory bpfprof wrote.
+    /// A directory bpfprof wrote; it is only read.
     pub dir: PathBuf,
+    /// Where to write the new files [default: a new directory DIR-report].
+    #[arg(short, long, value_name = "DIR")]
+    pub output: Option<PathBuf>,
+    /// Write into an --output directory that already holds files.
+    #[arg(long, requires = "output")]
+    pub force: bool,
     #[command(flatten)]
     pub render: RenderArgs,
 }
@@ -189,9 +195,16 @@ pub struct Args {
     #[arg(long)]
     pub no_stack_reuse: bool,
 
-    /// Directory for the output files. Default: bpfprof-YYYYmmdd-HHMMSS/.
+    /// Directory for the output files, created by bpfprof; an existing one
+    /// must be empty. Default: a new bpfprof-YYYYmmdd-HHMMSS/ (with -1,
+    /// -2... when that name is taken).
     #[arg(short, long, value_name = "DIR")]
     pub output: Option<PathBuf>,
+
+    /// Write into an --output directory that already holds files (files of
+    /// the same names are replaced; links in it are never followed).
+    #[arg(long, requires = "output")]
+    pub force: bool,
 
     /// How often the kernel maps are drained and symbolized, in seconds.
     #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_duration)]
@@ -318,6 +331,11 @@ pub struct Config {
     pub unwind_rows: u32,
     pub naming: Naming,
     pub output_dir: PathBuf,
+    /// `output_dir` is bpfprof's default name, taken with a suffix when
+    /// it exists; otherwise it was named with --output.
+    pub default_output: bool,
+    /// --force: an existing --output directory may hold files.
+    pub force: bool,
     pub render: RenderArgs,
     pub window: Option<Duration>,
     pub keep: Option<usize>,

@@ -1,10 +1,7 @@
 //! Validation: from parsed flags to a [`Config`], one clear line per
 //! problem.
 
-use std::{
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{path::PathBuf, time::Duration};
 
 use super::{Args, Config, Limits, MapSizes, Naming, OffCpu, Target, Unwind};
 
@@ -74,6 +71,7 @@ pub fn validate(
     } else {
         Target::AllProcesses
     };
+    let default_output_dir = args.output.is_none();
     let output_dir = args.output.unwrap_or_else(default_output);
     Ok(Config {
         target,
@@ -93,6 +91,8 @@ pub fn validate(
             demangle: !args.raw_names,
         },
         output_dir,
+        default_output: default_output_dir,
+        force: args.force,
         render: args.render,
         window: args.window,
         keep: args.keep,
@@ -127,17 +127,6 @@ fn off_cpu_settings(args: &Args) -> Result<Option<OffCpu>, String> {
         max_block_us,
         reuse_stacks: !args.no_stack_reuse,
     }))
-}
-
-/// Creates the output directory and proves it writable, so a run never
-/// ends with nowhere to put its results.
-pub fn prepare_output_dir(dir: &Path) -> Result<(), String> {
-    let name = dir.display();
-    std::fs::create_dir_all(dir).map_err(|e| format!("--output {name}: cannot create: {e}"))?;
-    let probe = dir.join(".bpfprof-write-test");
-    std::fs::write(&probe, b"").map_err(|e| format!("--output {name}: not writable: {e}"))?;
-    let _ = std::fs::remove_file(probe);
-    Ok(())
 }
 
 /// Seconds as `10`, `1.5`, `10s`, `500ms` or `2m`.
@@ -192,6 +181,7 @@ mod tests {
         assert_eq!(config.interval, Duration::from_secs(1));
         assert_eq!(config.duration, None);
         assert_eq!(config.output_dir, PathBuf::from("default"));
+        assert!(config.default_output && !config.force);
     }
 
     #[test]
@@ -333,6 +323,15 @@ mod tests {
     }
 
     #[test]
+    fn force_goes_with_a_named_output() {
+        let err = parse(&["--force"]).unwrap_err();
+        assert!(err.contains("--output"), "{err}");
+        let config = parse(&["-o", "out", "--force"]).unwrap();
+        assert!(config.force && !config.default_output);
+        assert_eq!(config.output_dir, PathBuf::from("out"));
+    }
+
+    #[test]
     fn subcommands_parse() {
         let cli = Cli::try_parse_from([
             "bpfprof",
@@ -352,14 +351,5 @@ mod tests {
         );
         let cli = Cli::try_parse_from(["bpfprof", "--", "diff"]).unwrap();
         assert!(cli.command.is_none() && cli.profile.command == ["diff"]);
-    }
-
-    #[test]
-    fn unwritable_output_is_rejected() {
-        let err = prepare_output_dir(Path::new("/proc/bpfprof-cannot-exist")).unwrap_err();
-        assert!(
-            err.starts_with("--output /proc/bpfprof-cannot-exist: cannot create"),
-            "{err}"
-        );
     }
 }

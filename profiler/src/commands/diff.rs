@@ -3,14 +3,15 @@
 //! samples grew, shrank, appeared or vanished by more than `--threshold`
 //! points, largest change first.
 
-use std::{collections::BTreeMap, fmt::Write as _, io::BufWriter, path::Path, process::ExitCode};
+use std::{collections::BTreeMap, fmt::Write as _, path::Path, process::ExitCode};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use inferno::{differential, flamegraph};
 
 use crate::{
     analysis,
     cli::DiffArgs,
+    output::{dir::OutDir, stdout},
     saved::{self, FoldedCounts},
 };
 
@@ -27,29 +28,36 @@ pub fn run(args: &DiffArgs) -> Result<ExitCode> {
             bail!("{}: no samples to compare", path.display());
         }
     }
+    // diff writes two files of its own names, into the current directory
+    // by default: an existing directory is used (never through a link), and
+    // the files replace any of the same names.
     let dir = args.output.clone().unwrap_or_else(|| ".".into());
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("--output {}: cannot create", dir.display()))?;
-    write_graph(&dir, &base, &new)?;
-    crate::ownership::give_to_invoking_user(&dir);
+    let out =
+        OutDir::named(&dir, true, crate::ownership::invoking_user()).map_err(anyhow::Error::msg)?;
+    let failed = write_graph(&out, &base, &new)?;
     let changes = function_changes(&base, &new);
-    print!(
-        "{}",
-        render(
-            &base_path,
-            &new_path,
-            &base,
-            &new,
-            &changes,
-            args.threshold,
-            args.top
-        )
+    let mut text = render(
+        &base_path,
+        &new_path,
+        &base,
+        &new,
+        &changes,
+        args.threshold,
+        args.top,
     );
-    println!("\nWrote diff.folded, diff.svg in {}", dir.display());
-    Ok(ExitCode::SUCCESS)
+    if failed == 0 {
+        let _ = writeln!(text, "\nWrote diff.folded, diff.svg in {}", dir.display());
+    }
+    Ok(if failed == 0 && stdout::print(text) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
-fn write_graph(dir: &Path, base: &FoldedCounts, new: &FoldedCounts) -> Result<()> {
+/// Writes diff.folded and diff.svg, each on its own; returns how many
+/// could not be written (each said so on stderr).
+fn write_graph(out: &OutDir, base: &FoldedCounts, new: &FoldedCounts) -> Result<usize> {
     let text = |counts: &FoldedCounts| {
         counts
             .iter()
@@ -67,14 +75,22 @@ fn write_graph(dir: &Path, base: &FoldedCounts, new: &FoldedCounts) -> Result<()
         text(new).as_bytes(),
         &mut folded,
     )?;
-    std::fs::write(dir.join("diff.folded"), &folded).context("writing diff.folded")?;
     let mut options = flamegraph::Options::default();
     options.title = "Differential flame graph: red grew, blue shrank".into();
     options.subtitle = Some("widths are the new profile; colours the change from the base".into());
     options.deterministic = true;
-    let file = std::fs::File::create(dir.join("diff.svg")).context("writing diff.svg")?;
-    flamegraph::from_reader(&mut options, folded.as_slice(), BufWriter::new(file))
-        .context("rendering diff.svg")
+    let results = [
+        out.write("diff.folded", |w| Ok(w.write_all(&folded)?)),
+        out.write("diff.svg", |w| {
+            Ok(flamegraph::from_reader(&mut options, folded.as_slice(), w)?)
+        }),
+    ];
+    let mut failed = 0;
+    for err in results.into_iter().filter_map(Result::err) {
+        eprintln!("bpfprof: error: {err:#}");
+        failed += 1;
+    }
+    Ok(failed)
 }
 
 /// A function's share of the samples in each profile, in percent.

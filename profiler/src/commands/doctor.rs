@@ -35,18 +35,14 @@ pub fn run(pid: Option<u32>) -> Result<ExitCode> {
     if let Some(pid) = pid {
         check_process(&mut f, pid);
     }
-    for line in &f.lines {
-        println!("{line}");
-    }
-    println!(
-        "\n{}",
-        if f.to_fix == 0 {
-            "Ready to profile.".to_string()
-        } else {
-            format!("{} thing(s) to fix first.", f.to_fix)
-        }
-    );
-    Ok(if f.to_fix == 0 {
+    let verdict = if f.to_fix == 0 {
+        "Ready to profile.".to_string()
+    } else {
+        format!("{} thing(s) to fix first.", f.to_fix)
+    };
+    let text = format!("{}\n\n{verdict}\n", f.lines.join("\n"));
+    let printed = crate::output::stdout::print(text);
+    Ok(if f.to_fix == 0 && printed {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE

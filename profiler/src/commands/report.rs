@@ -1,15 +1,22 @@
 //! `bpfprof report DIR`: re-renders the tables and graphs of a saved run
 //! (other `--top`, `--format`, `--min-width`) from its folded files and
-//! report.json, without profiling again.
+//! report.json, without profiling again. The saved run is only read: what
+//! can be rebuilt from it has less in it (no addresses, processes of one
+//! name merged), so the new files go to `-o DIR` or a new `DIR-report`.
 
-use std::{collections::HashMap, path::Path, process::ExitCode};
+use std::{
+    collections::HashMap,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    process::ExitCode,
+};
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 
 use crate::{
     cli::ReportArgs,
     meta::RunMeta,
-    output::{self, svg},
+    output::{self, dir::OutDir, stdout, svg},
     profile::Losses,
     saved::{self, Rebuilder},
 };
@@ -62,11 +69,53 @@ pub fn run(args: &ReportArgs) -> Result<ExitCode> {
         wakers: false,
         started_unix_nanos: 0,
     };
-    let rendered = output::write_all(dir, &meta, &profile, &render)?;
-    rerender_wakers(dir, &args.render)?;
-    crate::ownership::give_to_invoking_user(dir);
-    print!("{}", rendered.stdout);
-    Ok(ExitCode::SUCCESS)
+    let out = output_dir(args)?;
+    let rendered = output::write_all(&out, &meta, &profile, &render);
+    let failed = rendered.failed + rerender_wakers(dir, &out, &args.render)?;
+    let printed = stdout::print(&rendered.stdout);
+    Ok(if failed == 0 && printed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `-o DIR` (never the saved run itself), or a new directory named after
+/// the saved run: `run-report`, `run-report-1`...
+fn output_dir(args: &ReportArgs) -> Result<OutDir> {
+    let owner = crate::ownership::invoking_user();
+    let Some(path) = &args.output else {
+        let base = report_dir_name(&args.dir)?;
+        return OutDir::create_new(&base, owner)
+            .with_context(|| format!("{}: cannot create", base.display()));
+    };
+    let out = OutDir::named(path, args.force, owner).map_err(anyhow::Error::msg)?;
+    let saved = std::fs::metadata(&args.dir)
+        .with_context(|| format!("{}: cannot read", args.dir.display()))?;
+    if out.identity()? == (saved.dev(), saved.ino()) {
+        bail!(
+            "--output {}: is the saved run itself, which report only reads",
+            path.display()
+        );
+    }
+    Ok(out)
+}
+
+/// `DIR-report`, next to DIR.
+fn report_dir_name(dir: &Path) -> Result<PathBuf> {
+    let dir = match dir.file_name() {
+        Some(_) => dir.to_path_buf(),
+        // `.`, `..`, `/`: named after what they are.
+        None => dir
+            .canonicalize()
+            .with_context(|| format!("{}: cannot resolve", dir.display()))?,
+    };
+    let Some(name) = dir.file_name() else {
+        bail!("{}: give --output for the new files", dir.display());
+    };
+    let mut name = name.to_os_string();
+    name.push("-report");
+    Ok(dir.with_file_name(name))
 }
 
 fn read_report(dir: &Path) -> Result<serde_json::Value> {
@@ -83,11 +132,12 @@ fn read_report(dir: &Path) -> Result<serde_json::Value> {
     serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))
 }
 
-/// The wakers graph is redrawn straight from its folded file.
-fn rerender_wakers(dir: &Path, render: &crate::cli::RenderArgs) -> Result<()> {
+/// The wakers graph is redrawn straight from its folded file; returns 1
+/// when it could not be written (said so on stderr).
+fn rerender_wakers(dir: &Path, out: &OutDir, render: &crate::cli::RenderArgs) -> Result<usize> {
     let path = dir.join("off-cpu-wakers.folded");
     if !path.is_file() || !render.format.contains(&crate::cli::Format::Svg) {
-        return Ok(());
+        return Ok(0);
     }
     let folded = saved::read_folded(&path)?;
     let style = svg::GraphStyle {
@@ -98,10 +148,14 @@ fn rerender_wakers(dir: &Path, render: &crate::cli::RenderArgs) -> Result<()> {
             inferno::flamegraph::color::MultiPalette::Wakeup,
         ),
     };
-    svg::write(
-        &dir.join("off-cpu-wakers.svg"),
-        &folded,
-        style,
-        render.min_width,
-    )
+    let written = out.write("off-cpu-wakers.svg", |w| {
+        Ok(svg::write(w, &folded, style, render.min_width)?)
+    });
+    Ok(match written {
+        Ok(()) => 0,
+        Err(err) => {
+            eprintln!("bpfprof: error: {err:#}");
+            1
+        }
+    })
 }

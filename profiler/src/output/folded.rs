@@ -2,9 +2,7 @@
 //! distinct stack, `process;outermost;...;innermost count`. On-CPU counts
 //! are samples; off-CPU, wall and waker counts are microseconds.
 
-use std::{collections::BTreeMap, io::Write, path::Path};
-
-use anyhow::{Context, Result};
+use std::{collections::BTreeMap, io::Write};
 
 use crate::profile::{Frame, FrameId, FrameKind, Profile, StackSite};
 
@@ -104,12 +102,11 @@ pub fn lines(folded: &Folded) -> Vec<String> {
         .collect()
 }
 
-pub fn write(path: &Path, folded: &Folded) -> Result<()> {
-    let mut out = Vec::new();
+pub fn write(out: &mut dyn Write, folded: &Folded) -> std::io::Result<()> {
     for line in lines(folded) {
         writeln!(out, "{line}")?;
     }
-    std::fs::write(path, out).with_context(|| format!("writing {}", path.display()))
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,9 +1,6 @@
 //! report.json: the run's metadata, totals, losses, processes and hot
 //! functions, for scripts and for later re-rendering.
 
-use std::path::Path;
-
-use anyhow::{Context, Result};
 use serde::Serialize;
 
 use crate::{
@@ -242,10 +239,6 @@ pub fn render(meta: &RunMeta, summary: &Summary, losses: &Losses, outputs: &[&st
         outputs,
     };
     serde_json::to_string_pretty(&report).expect("the report serializes") + "\n"
-}
-
-pub fn write(path: &Path, report: &str) -> Result<()> {
-    std::fs::write(path, report).with_context(|| format!("writing {}", path.display()))
 }
 
 fn round2(value: f64) -> f64 {

@@ -1,14 +1,16 @@
 //! Renderers: each writes one view of the profile model (folded stacks,
 //! flame graph, JSON report, terminal tables). They read the model only.
 
+pub mod dir;
 pub mod folded;
 pub mod json;
 pub mod pprof;
 pub mod speedscope;
+pub mod stdout;
 pub mod svg;
 pub mod table;
 
-use std::path::Path;
+use std::io::Write;
 
 use anyhow::Result;
 use inferno::flamegraph::{
@@ -16,6 +18,7 @@ use inferno::flamegraph::{
     color::{BasicPalette, MultiPalette},
 };
 
+use self::dir::OutDir;
 use crate::{
     analysis,
     cli::{Format, RenderArgs},
@@ -32,18 +35,19 @@ pub struct Render<'a> {
     pub started_unix_nanos: i64,
 }
 
-/// The text for stdout: the tables, or report.json with `--json`.
+/// What rendering left: the text for stdout, and the files.
 pub struct Rendered {
+    /// The tables, or report.json with `--json`.
     pub stdout: String,
+    /// The files written, by name.
+    pub written: Vec<String>,
+    /// How many files could not be written (each said so on stderr).
+    pub failed: usize,
 }
 
-/// Writes every requested output file into `dir`.
-pub fn write_all(
-    dir: &Path,
-    meta: &RunMeta,
-    profile: &Profile,
-    render: &Render,
-) -> Result<Rendered> {
+/// Writes every requested output file into `dir`, each on its own: a file
+/// that cannot be written is named on stderr and the others still are.
+pub fn write_all(dir: &OutDir, meta: &RunMeta, profile: &Profile, render: &Render) -> Rendered {
     let wants = |format| render.args.format.contains(&format);
     let sample_period_us = 1e6 / meta.freq_hz as f64;
     let subtitle = |what: String| {
@@ -52,24 +56,23 @@ pub fn write_all(
             meta.target, meta.duration_secs, meta.freq_hz, meta.cpus
         ))
     };
-    let mut files = Vec::new();
-    let mut graph = |name: &str, folded: &folded::Folded, style: svg::GraphStyle| -> Result<()> {
+    let mut files = Files {
+        dir,
+        written: Vec::new(),
+        failed: 0,
+    };
+    let graph = |files: &mut Files, name: &str, folded: &folded::Folded, style: svg::GraphStyle| {
         if wants(Format::Folded) {
-            folded::write(&dir.join(format!("{name}.folded")), folded)?;
-            files.push(format!("{name}.folded"));
+            files.put(&format!("{name}.folded"), |w| Ok(folded::write(w, folded)?));
         }
         if wants(Format::Svg) {
-            svg::write(
-                &dir.join(format!("{name}.svg")),
-                folded,
-                style,
-                render.args.min_width,
-            )?;
-            files.push(format!("{name}.svg"));
+            files.put(&format!("{name}.svg"), |w| {
+                Ok(svg::write(w, folded, style, render.args.min_width)?)
+            });
         }
-        Ok(())
     };
     graph(
+        &mut files,
         "on-cpu",
         &folded::fold(profile),
         svg::GraphStyle {
@@ -78,11 +81,12 @@ pub fn write_all(
             count_name: "samples",
             palette: Palette::default(),
         },
-    )?;
+    );
     if render.off_cpu {
         let off = folded::fold_off_cpu(profile);
         let blocked = table::time(off.values().sum());
         graph(
+            &mut files,
             "off-cpu",
             &off,
             svg::GraphStyle {
@@ -91,8 +95,9 @@ pub fn write_all(
                 count_name: "us",
                 palette: Palette::Basic(BasicPalette::Io),
             },
-        )?;
+        );
         graph(
+            &mut files,
             "wall",
             &folded::fold_wall(profile, sample_period_us),
             svg::GraphStyle {
@@ -101,10 +106,11 @@ pub fn write_all(
                 count_name: "us",
                 palette: Palette::default(),
             },
-        )?;
+        );
     }
     if render.wakers {
         graph(
+            &mut files,
             "off-cpu-wakers",
             &folded::fold_wakers(profile),
             svg::GraphStyle {
@@ -113,36 +119,61 @@ pub fn write_all(
                 count_name: "us",
                 palette: Palette::Multi(MultiPalette::Wakeup),
             },
-        )?;
+        );
     }
     if wants(Format::Pprof) {
         let message = pprof::build(profile, meta, render.off_cpu, render.started_unix_nanos);
-        pprof::write(&dir.join("profile.pb.gz"), &message)?;
-        files.push("profile.pb.gz".into());
+        files.put("profile.pb.gz", |w| Ok(pprof::write(w, &message)?));
     }
     if wants(Format::Speedscope) {
-        speedscope::write(&dir.join("speedscope.json"), profile, meta, render.off_cpu)?;
-        files.push("speedscope.json".into());
+        files.put("speedscope.json", |w| {
+            Ok(speedscope::write(w, profile, meta, render.off_cpu)?)
+        });
     }
     let summary = analysis::summarize(profile, render.off_cpu, sample_period_us);
+    let mut listed: Vec<&str> = files.written.iter().map(String::as_str).collect();
     if wants(Format::Json) {
-        files.push("report.json".into());
+        listed.push("report.json");
     }
-    let names: Vec<&str> = files.iter().map(String::as_str).collect();
-    let report = json::render(meta, &summary, &profile.losses, &names);
+    let report = json::render(meta, &summary, &profile.losses, &listed);
     if wants(Format::Json) {
-        json::write(&dir.join("report.json"), &report)?;
+        files.put("report.json", |w| Ok(w.write_all(report.as_bytes())?));
     }
     let stdout = if render.args.json {
         report
     } else {
         let mut tables = table::render(meta, &summary, &profile.losses, render.args.top);
-        tables.push_str(&format!(
-            "\nWrote {} in {}\n",
-            names.join(", "),
-            dir.display()
-        ));
+        if !files.written.is_empty() {
+            tables.push_str(&format!(
+                "\nWrote {} in {}\n",
+                files.written.join(", "),
+                dir.path().display()
+            ));
+        }
         tables
     };
-    Ok(Rendered { stdout })
+    Rendered {
+        stdout,
+        written: files.written,
+        failed: files.failed,
+    }
+}
+
+/// The files of one render, written one by one.
+struct Files<'a> {
+    dir: &'a OutDir,
+    written: Vec<String>,
+    failed: usize,
+}
+
+impl Files<'_> {
+    fn put(&mut self, name: &str, render: impl FnOnce(&mut dyn Write) -> Result<()>) {
+        match self.dir.write(name, render) {
+            Ok(()) => self.written.push(name.to_string()),
+            Err(err) => {
+                eprintln!("bpfprof: error: {err:#}");
+                self.failed += 1;
+            }
+        }
+    }
 }

@@ -3,9 +3,8 @@
 //! each stack rooted at its process name. Opens with one click in the
 //! browser, no server.
 
-use std::{collections::HashMap, path::Path};
+use std::{collections::HashMap, io::Write};
 
-use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
 use crate::{
@@ -43,9 +42,13 @@ pub fn render(profile: &Profile, meta: &RunMeta, off_cpu: bool) -> Value {
     })
 }
 
-pub fn write(path: &Path, profile: &Profile, meta: &RunMeta, off_cpu: bool) -> Result<()> {
-    let text = serde_json::to_string(&render(profile, meta, off_cpu))?;
-    std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
+pub fn write(
+    out: &mut dyn Write,
+    profile: &Profile,
+    meta: &RunMeta,
+    off_cpu: bool,
+) -> serde_json::Result<()> {
+    serde_json::to_writer(out, &render(profile, meta, off_cpu))
 }
 
 #[derive(Default)]

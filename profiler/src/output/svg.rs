@@ -1,8 +1,7 @@
 //! Flame graphs, rendered by inferno from folded stacks.
 
-use std::{collections::BTreeMap, io::BufWriter, path::Path};
+use std::{collections::BTreeMap, io::Write};
 
-use anyhow::{Context, Result};
 use inferno::flamegraph::{self, Options, Palette};
 
 pub struct GraphStyle<'a> {
@@ -13,13 +12,11 @@ pub struct GraphStyle<'a> {
 }
 
 pub fn write(
-    path: &Path,
+    out: &mut dyn Write,
     folded: &BTreeMap<String, u64>,
     style: GraphStyle,
     min_width: f64,
-) -> Result<()> {
-    let file =
-        std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
+) -> std::io::Result<()> {
     if folded.is_empty() {
         // inferno refuses empty input; an empty graph that says so is clearer.
         let svg = format!(
@@ -27,7 +24,7 @@ pub fn write(
              text-anchor=\"middle\" font-family=\"Verdana\" font-size=\"17\">{}: no samples were collected</text></svg>\n",
             escape(&style.title)
         );
-        return std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()));
+        return out.write_all(svg.as_bytes());
     }
     let mut options = Options::default();
     options.title = style.title;
@@ -37,12 +34,7 @@ pub fn write(
     options.deterministic = true;
     options.min_width = min_width;
     let lines = super::folded::lines(folded);
-    flamegraph::from_lines(
-        &mut options,
-        lines.iter().map(String::as_str),
-        BufWriter::new(file),
-    )
-    .with_context(|| format!("rendering {}", path.display()))
+    flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), out)
 }
 
 fn escape(text: &str) -> String {
@@ -66,24 +58,22 @@ mod tests {
 
     #[test]
     fn renders_function_names_into_the_graph() {
-        let dir = std::env::temp_dir().join(format!("bpfprof-svg-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let path = dir.join("g.svg");
         let folded = BTreeMap::from([("app;main;hot_loop".to_string(), 7u64)]);
-        write(&path, &folded, style(), 0.1).unwrap();
-        let svg = std::fs::read_to_string(&path).unwrap();
+        let mut out = Vec::new();
+        write(&mut out, &folded, style(), 0.1).unwrap();
+        let svg = String::from_utf8(out).unwrap();
         assert!(
             svg.contains("hot_loop"),
             "function name missing from the SVG"
         );
         assert!(svg.contains("7 samples"), "count missing from the SVG");
 
-        write(&path, &BTreeMap::new(), style(), 0.1).unwrap();
-        let svg = std::fs::read_to_string(&path).unwrap();
+        let mut out = Vec::new();
+        write(&mut out, &BTreeMap::new(), style(), 0.1).unwrap();
+        let svg = String::from_utf8(out).unwrap();
         assert!(
             svg.contains("On-CPU &lt;test&gt;: no samples were collected"),
             "{svg}"
         );
-        std::fs::remove_dir_all(dir).unwrap();
     }
 }

@@ -279,8 +279,10 @@ impl Symbolizer {
                     module: None,
                     kind: FrameKind::Kernel,
                 })],
+                // No address in the name: outputs are shared, and a kernel
+                // address gives away where KASLR put the kernel.
                 Symbolized::Unknown(_) => vec![table.intern(Frame {
-                    name: format!("[unknown {addr:#x}]"),
+                    name: "[unknown]".into(),
                     module: None,
                     kind: FrameKind::Kernel,
                 })],

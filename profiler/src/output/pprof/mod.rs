@@ -1,13 +1,13 @@
 //! pprof: `profile.pb.gz` (profile.proto, gzip), for `go tool pprof`,
 //! Pyroscope and Grafana. Samples carry `samples/count` and
 //! `cpu/nanoseconds`, plus `off_cpu/nanoseconds` when off-CPU time was
-//! recorded; labels name the pid, tid, thread and off-CPU state.
+//! recorded; labels name the pid, tid, thread and off-CPU state. Kernel
+//! locations carry names but no addresses (see `Builder::location`).
 
 pub mod proto;
 
-use std::{collections::HashMap, io::Write, path::Path};
+use std::{collections::HashMap, io::Write};
 
-use anyhow::{Context, Result};
 use flate2::{Compression, write::GzEncoder};
 use prost::Message;
 
@@ -67,13 +67,10 @@ pub fn build(
     }
 }
 
-pub fn write(path: &Path, message: &proto::Profile) -> Result<()> {
-    let file =
-        std::fs::File::create(path).with_context(|| format!("writing {}", path.display()))?;
-    let mut gz = GzEncoder::new(file, Compression::default());
-    gz.write_all(&message.encode_to_vec())
-        .and_then(|()| gz.finish().map(drop))
-        .with_context(|| format!("writing {}", path.display()))
+pub fn write(out: &mut dyn Write, message: &proto::Profile) -> std::io::Result<()> {
+    let mut gz = GzEncoder::new(out, Compression::default());
+    gz.write_all(&message.encode_to_vec())?;
+    gz.finish().map(drop)
 }
 
 /// Interns strings, functions, mappings and locations as pprof wants them:
@@ -186,6 +183,15 @@ impl<'a> Builder<'a> {
     }
 
     fn location(&mut self, pc: u64, group: &[FrameId]) -> u64 {
+        // Kernel addresses are left out (the names stay): this file is
+        // meant to be shared and uploaded, and one kernel address gives
+        // away where KASLR put the kernel, which /proc/kallsyms hides from
+        // unprivileged users. User addresses stay: they locate code in
+        // files anyone can read.
+        let pc = match self.profile.frames.get(group[0]).kind {
+            FrameKind::Kernel => 0,
+            _ => pc,
+        };
         let key = (pc, group.to_vec());
         if let Some(&id) = self.location_ids.get(&key) {
             return id;
