@@ -5,7 +5,7 @@
 
 mod validate;
 
-pub use validate::{parse_duration, prepare_output_dir, validate};
+pub use validate::{parse_duration, parse_min_width, prepare_output_dir, validate};
 
 use std::{ffi::OsString, path::PathBuf, time::Duration};
 
@@ -112,7 +112,7 @@ pub struct RenderArgs {
     pub json: bool,
 
     /// Leave out of flame graphs the functions narrower than this (pixels).
-    #[arg(long, value_name = "PX", default_value_t = 0.1)]
+    #[arg(long, value_name = "PX", default_value_t = 0.1, value_parser = parse_min_width)]
     pub min_width: f64,
 }
 
@@ -252,6 +252,11 @@ pub struct Args {
     /// Command to run and profile with its children, until it exits.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
+
+    /// Whether the command line had a `--` (clap gives an empty COMMAND
+    /// either way): set by the caller, from the raw arguments.
+    #[arg(skip)]
+    pub separator: bool,
 }
 
 /// Which tasks are sampled.
