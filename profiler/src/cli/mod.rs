@@ -155,7 +155,7 @@ pub struct Args {
     #[arg(short = 'F', long, value_name = "HZ", default_value_t = 99)]
     pub freq: u64,
 
-    /// Only profile these processes (comma-separated pids).
+    /// Only profile these processes (comma-separated pids, not thread ids).
     #[arg(
         short,
         long,
