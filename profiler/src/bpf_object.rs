@@ -30,7 +30,7 @@ const EM_BPF: u16 = 247;
 /// The object's bytes: `--bpf-object`'s file, else the embedded object
 /// (None when this bpfprof was built without one). The error is the line
 /// to print.
-pub fn bytes(config: &Config) -> Result<Option<Cow<'static, [u8]>>, String> {
+pub(crate) fn bytes(config: &Config) -> Result<Option<Cow<'static, [u8]>>, String> {
     match &config.bpf_object {
         Some(path) => read(path).map(|b| Some(Cow::Owned(b))),
         None => Ok(EMBEDDED.map(Cow::Borrowed)),

@@ -3,7 +3,10 @@
 //!
 //! Data flows one way: BPF (`bpf`) → drain (`drain`) → symbolize
 //! (`symbolize`) → profile model (`profile`, `analysis`) → renderers
-//! (`output`). `capture` runs the loop; `cli` validates the input first.
+//! (`output`). `capture` runs the loop; `cli` validates the input first,
+//! and `bpf_object` the BPF object and the memory its maps would take
+//! (`map_memory`); `stop_signals` catches SIGINT, SIGTERM and SIGHUP from
+//! the first line of `main` on.
 //! `commands` holds the subcommands that work on saved profiles (`diff`,
 //! `report`) or on the machine (`doctor`).
 
@@ -16,7 +19,7 @@ pub mod child;
 pub mod cli;
 pub mod commands;
 pub mod drain;
-pub mod map_memory;
+pub(crate) mod map_memory;
 pub mod meta;
 pub mod output;
 pub mod ownership;

@@ -97,7 +97,7 @@ pub fn restore() {
 }
 
 /// The stop signal received so far, if any.
-pub fn received() -> Option<libc::c_int> {
+pub(crate) fn received() -> Option<libc::c_int> {
     match RECEIVED.load(Ordering::SeqCst) {
         0 => None,
         signal => Some(signal),
@@ -105,7 +105,7 @@ pub fn received() -> Option<libc::c_int> {
 }
 
 /// The name of a stop signal, for messages.
-pub fn name(signal: libc::c_int) -> &'static str {
+pub(crate) fn name(signal: libc::c_int) -> &'static str {
     match signal {
         libc::SIGINT => "SIGINT",
         libc::SIGTERM => "SIGTERM",
