@@ -17,17 +17,11 @@ use aya::{
 use profiler_common::error;
 
 use crate::{
+    bpf_object,
     cli::{Config, Target},
+    map_memory::{self, Kind, MapCost, Shape},
     tracefs,
 };
-
-#[cfg(bpfprof_embedded_obj)]
-static EMBEDDED_OBJECT: Option<&[u8]> = Some(aya::include_bytes_aligned!(concat!(
-    env!("OUT_DIR"),
-    "/profiler-ebpf.o"
-)));
-#[cfg(not(bpfprof_embedded_obj))]
-static EMBEDDED_OBJECT: Option<&[u8]> = None;
 
 const CAP_PERFMON: u32 = 38;
 const CAP_BPF: u32 = 39;
@@ -99,38 +93,10 @@ impl Collector {
         let reuse_stacks = u32::from(reuse);
         let unwind_mode = config.unwind.mode();
         let record_wakers = u32::from(wakers);
-        let sizes = config.map_sizes;
         let mut loader = EbpfLoader::new();
-        for map in [
-            "KERNEL_STACKS_A",
-            "KERNEL_STACKS_B",
-            "USER_STACKS_A",
-            "USER_STACKS_B",
-        ] {
-            loader.map_max_entries(map, sizes.stack_map);
+        for sizing in map_memory::sizing(config) {
+            loader.map_max_entries(sizing.map, sizing.entries);
         }
-        // Maps of features not in use get one entry: preallocating them
-        // cost more CPU at start-up than a 99 Hz run spends sampling.
-        let off_cpu_entries = |n: u32| if off_cpu.is_some() { n } else { 1 };
-        let waker_entries = |n: u32| if wakers { n } else { 1 };
-        for (map, entries) in [
-            ("COUNTS_A", sizes.max_stacks),
-            ("COUNTS_B", sizes.max_stacks),
-            ("OFF_US_A", off_cpu_entries(sizes.max_stacks)),
-            ("OFF_US_B", off_cpu_entries(sizes.max_stacks)),
-            ("WAKE_US_A", waker_entries(sizes.max_stacks)),
-            ("WAKE_US_B", waker_entries(sizes.max_stacks)),
-            ("PENDING", off_cpu_entries(32768)),
-            ("REUSED_STACKS", off_cpu_entries(16384)),
-            ("WAKERS", waker_entries(32768)),
-        ] {
-            loader.map_max_entries(map, entries);
-        }
-        loader.map_max_entries("UNWIND_ROWS", config.unwind_rows);
-        loader.map_max_entries(
-            "UNWIND_PAGES",
-            crate::unwind::loader::page_capacity(config.unwind_rows),
-        );
         loader
             .override_global("SELF_TGID", &self_tgid, true)
             .override_global("FILTER_TGIDS", &filter_tgids, true)
@@ -143,15 +109,12 @@ impl Collector {
             .override_global("RECORD_WAKERS", &record_wakers, true)
             .override_global("REUSE_STACKS", &reuse_stacks, true)
             .override_global("UNWIND_MODE", &unwind_mode, true);
-        let ebpf = match (&config.bpf_object, EMBEDDED_OBJECT) {
-            (Some(path), _) => loader
-                .load_file(path)
-                .with_context(|| format!("loading BPF object {}", path.display()))?,
-            (None, Some(bytes)) => loader.load(bytes).context("loading the BPF object")?,
-            (None, None) => bail!(
+        let Some(object) = bpf_object::bytes(config).map_err(anyhow::Error::msg)? else {
+            bail!(
                 "this bpfprof was built without its BPF object: build it with `cargo xtask build`, or pass --bpf-object PATH"
-            ),
+            );
         };
+        let ebpf = loader.load(&object).context("loading the BPF object")?;
         // Statistics cost a clock read per program run: only with -v.
         let stats = (config.verbose > 0)
             .then(|| aya::sys::enable_stats(aya::sys::Stats::RunTime).ok())
@@ -267,49 +230,30 @@ impl Collector {
             .context("switching the active map set")
     }
 
-    /// One line per map: entries, and the memory the kernel holds for it
-    /// (approximately: entries times key and value size).
+    /// One line per map: entries, and the memory the kernel holds for it.
     pub fn describe_maps(&self) -> Vec<String> {
         let cpus = online_cpus().map_or(1, |c| c.len() as u64);
-        let mut lines = Vec::new();
-        let (mut total, mut on_demand_total) = (0, 0);
+        let mut costs = Vec::new();
         for (name, map) in self.ebpf.maps() {
-            let (data, per_cpu) = match map {
-                Map::PerCpuArray(d) | Map::PerCpuHashMap(d) => (d, true),
-                Map::Array(d)
-                | Map::HashMap(d)
-                | Map::LruHashMap(d)
-                | Map::StackTraceMap(d)
-                | Map::RingBuf(d) => (d, false),
+            let (data, kind) = match map {
+                Map::PerCpuArray(d) | Map::PerCpuHashMap(d) => (d, Kind::PerCpu),
+                Map::Array(d) | Map::HashMap(d) | Map::LruHashMap(d) | Map::StackTraceMap(d) => {
+                    (d, Kind::Plain)
+                }
+                Map::RingBuf(d) => (d, Kind::RingBuf),
                 _ => continue,
             };
             let Ok(info) = data.info() else { continue };
-            let entries = u64::from(info.max_entries());
-            let bytes = if matches!(map, Map::RingBuf(_)) {
-                entries
-            } else {
-                let value = u64::from(info.value_size()) * if per_cpu { cpus } else { 1 };
-                entries * (u64::from(info.key_size()) + value)
+            let shape = Shape {
+                kind,
+                entries: info.max_entries(),
+                key_size: info.key_size(),
+                value_size: info.value_size(),
+                flags: info.map_flags(),
             };
-            // BPF_F_NO_PREALLOC: memory grows with use, up to the bound.
-            let on_demand = info.map_flags() & 1 != 0;
-            if on_demand {
-                on_demand_total += bytes;
-            } else {
-                total += bytes;
-            }
-            lines.push(format!(
-                "map {name:<14} {entries:>8} entries  {:>8.1} MiB{}",
-                mib(bytes),
-                if on_demand { " at most, as used" } else { "" }
-            ));
+            costs.push(MapCost::new(name, &shape, cpus));
         }
-        lines.push(format!(
-            "maps in all                        {:>8.1} MiB, and up to {:.1} MiB more as used",
-            mib(total),
-            mib(on_demand_total)
-        ));
-        lines
+        map_memory::describe(&costs)
     }
 
     /// Runs and average run time of each attached program, from the
@@ -362,8 +306,4 @@ fn load_error(program: &str, err: ProgramError, verbose: bool) -> anyhow::Error 
         }
         other => anyhow!("loading BPF program `{program}`: {other}"),
     }
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / (1024.0 * 1024.0)
 }

@@ -8,7 +8,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
 use profiler_common::{PROCESS_EXEC, PROCESS_MAPS_STALE, error};
-use tokio::signal::unix::{SignalKind, signal};
 
 use crate::{
     blocked,
@@ -19,6 +18,7 @@ use crate::{
     output::dir::OutDir,
     profile::Profile,
     status::Status,
+    stop_signals::{self, StopSignals},
     symbolize::Symbolizer,
     unwind::UnwindLoader,
     windows::Windows,
@@ -86,12 +86,12 @@ async fn capture(config: &Config, out: &OutDir) -> Result<Capture> {
         None => Default::default(),
     };
     let mut drainer = Drainer::new(seeded);
-    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
-    let mut terminate =
-        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let stop_signals = StopSignals::watch();
     let started = SystemTime::now();
     let start = Instant::now();
-    if let Some(child) = &mut child {
+    // A command whose run was stopped during start-up is never started:
+    // dropping its gate ends it before exec.
+    if let (Some(child), None) = (&mut child, stop_signals::received()) {
         child.release()?;
     }
     announce(config);
@@ -171,21 +171,22 @@ async fn capture(config: &Config, out: &OutDir) -> Result<Capture> {
                 status.update(&run_profile, windows.as_ref().map(|w| &w.profile));
             }
             _ = &mut deadline => break Stop::Duration,
-            _ = interrupt.recv() => break Stop::Signal,
-            _ = terminate.recv() => break Stop::Signal,
+            _ = stop_signals.recv() => break Stop::Signal,
             status = &mut command_exit => break Stop::CommandExited(status?),
         }
     };
     let stopped = Instant::now();
     status.clear();
-    if stop == Stop::Signal {
-        // A second Ctrl-C ends bpfprof at once, whatever it is doing.
-        // SAFETY: restoring the default disposition of two signals.
-        unsafe {
-            libc::signal(libc::SIGINT, libc::SIG_DFL);
-            libc::signal(libc::SIGTERM, libc::SIG_DFL);
-        }
-        eprintln!("bpfprof: stopping; writing what was collected (Ctrl-C again to quit at once)");
+    if let (Stop::Signal, Some(signal)) = (stop, stop_signals::received()) {
+        let again = if signal == libc::SIGINT {
+            "Ctrl-C again"
+        } else {
+            "a second signal"
+        };
+        eprintln!(
+            "bpfprof: {}: stopping; writing what was collected ({again} to quit at once)",
+            stop_signals::name(signal)
+        );
     }
     let elapsed = start.elapsed();
     let end_ns = blocked::monotonic_ns();

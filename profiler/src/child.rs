@@ -27,8 +27,8 @@ impl GatedChild {
     pub fn spawn(argv: &[OsString]) -> Result<GatedChild> {
         let program = argv
             .first()
-            .and_then(|p| resolve_command(p))
-            .context("no command to run")?;
+            .context("no command to run")
+            .and_then(|p| resolve_command(p).map_err(anyhow::Error::msg))?;
         let program =
             CString::new(program.as_os_str().as_bytes()).context("NUL in the command path")?;
         let args: Vec<CString> = argv
@@ -118,21 +118,51 @@ fn pidfd_open(pid: libc::pid_t) -> std::io::Result<OwnedFd> {
 }
 
 /// The executable `program` names, directly or through PATH (resolved
-/// before fork: the child may not search PATH, which allocates).
-pub fn resolve_command(program: &std::ffi::OsStr) -> Option<std::path::PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let executable = |path: &std::path::Path| {
-        path.metadata()
-            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-    };
+/// before fork: the child may not search PATH, which allocates); the error
+/// is the one line to print.
+pub fn resolve_command(program: &std::ffi::OsStr) -> Result<std::path::PathBuf, String> {
+    let shown = program.to_string_lossy();
     if program.as_bytes().contains(&b'/') {
         let path = std::path::PathBuf::from(program);
-        return executable(&path).then_some(path);
+        return match executable(&path) {
+            Ok(()) => Ok(path),
+            Err(why) => Err(format!("{shown}: {why}")),
+        };
     }
-    let paths = std::env::var_os("PATH")?;
-    std::env::split_paths(&paths)
-        .map(|dir| dir.join(program))
-        .find(|path| executable(path))
+    let paths = std::env::var_os("PATH").unwrap_or_default();
+    let mut refused = None;
+    for path in std::env::split_paths(&paths).map(|dir| dir.join(program)) {
+        match executable(&path) {
+            Ok(()) => return Ok(path),
+            Err(why) if path.exists() && refused.is_none() => {
+                refused = Some(format!("{}: {why}", path.display()));
+            }
+            Err(_) => {}
+        }
+    }
+    Err(refused.unwrap_or_else(|| format!("{shown}: command not found")))
+}
+
+/// Why `path` cannot be run, as exec would find it (no execute permission,
+/// a noexec mount, not a regular file).
+fn executable(path: &std::path::Path) -> Result<(), &'static str> {
+    let meta = path.metadata().map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file",
+        std::io::ErrorKind::PermissionDenied => "permission denied",
+        _ => "cannot be read",
+    })?;
+    if meta.is_dir() {
+        return Err("is a directory, not a command");
+    }
+    if !meta.is_file() {
+        return Err("not a regular file, not a command");
+    }
+    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| "contains a NUL byte")?;
+    // SAFETY: access reads a NUL-terminated path.
+    if unsafe { libc::access(c_path.as_ptr(), libc::X_OK) } != 0 {
+        return Err("permission denied (not executable)");
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -141,12 +171,20 @@ mod tests {
 
     #[test]
     fn finds_commands_on_path_and_by_path() {
-        assert!(resolve_command("sh".as_ref()).is_some_and(|p| p.ends_with("sh")));
-        assert_eq!(resolve_command("/bin/sh".as_ref()), Some("/bin/sh".into()));
-        assert_eq!(resolve_command("bpfprof-no-such-command".as_ref()), None);
+        assert!(resolve_command("sh".as_ref()).is_ok_and(|p| p.ends_with("sh")));
+        assert_eq!(resolve_command("/bin/sh".as_ref()), Ok("/bin/sh".into()));
+        assert_eq!(
+            resolve_command("bpfprof-no-such-command".as_ref()),
+            Err("bpfprof-no-such-command: command not found".into())
+        );
+        assert_eq!(
+            resolve_command("/tmp".as_ref()),
+            Err("/tmp: is a directory, not a command".into())
+        );
         let plain = std::env::temp_dir().join(format!("bpfprof-plain-{}", std::process::id()));
         std::fs::write(&plain, "").unwrap();
-        assert_eq!(resolve_command(plain.as_os_str()), None, "not executable");
+        let err = resolve_command(plain.as_os_str()).unwrap_err();
+        assert!(err.ends_with("permission denied (not executable)"), "{err}");
         std::fs::remove_file(plain).unwrap();
     }
 

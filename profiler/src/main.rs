@@ -6,17 +6,20 @@ use std::{path::PathBuf, process::ExitCode, time::SystemTime};
 
 use clap::{CommandFactory, Parser, error::ErrorKind};
 use profiler::{
-    bpf, capture, child,
+    bpf, bpf_object, capture, child,
     cli::{self, Cli, Command},
-    commands, meta,
+    commands, error_line, meta,
     output::{self, dir::OutDir, stdout},
-    ownership, procfs, render_options, run_meta,
+    ownership, procfs, render_options, run_meta, stop_signals,
 };
 
-/// Exit code for rejected input, before anything was attached.
+/// Exit code for rejected input, before anything was attached. (1 is for
+/// failures: privileges, the kernel, an output that could not be written.)
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
+    // First of all, so that no stop signal is lost while starting up.
+    stop_signals::install();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(err)
@@ -30,18 +33,24 @@ fn main() -> ExitCode {
         }
         Err(err) => return usage_error(&first_line(&err.to_string())),
     };
-    let result = match cli.command {
-        None => return profile(cli.profile),
-        Some(Command::Diff(args)) => commands::diff::run(&args),
-        Some(Command::Report(args)) => commands::report::run(&args),
-        Some(Command::Doctor { pid }) => commands::doctor::run(pid),
-        Some(Command::Completions { shell }) => {
+    let Some(command) = cli.command else {
+        let mut args = cli.profile;
+        args.separator = std::env::args_os().skip(1).any(|a| a == "--");
+        return profile(args);
+    };
+    // The subcommands keep no run to save: a signal ends them as usual.
+    stop_signals::restore();
+    let result = match command {
+        Command::Diff(args) => commands::diff::run(&args),
+        Command::Report(args) => commands::report::run(&args),
+        Command::Doctor { pid } => commands::doctor::run(pid),
+        Command::Completions { shell } => {
             // Rendered first: clap_complete panics when its writer fails.
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Cli::command(), "bpfprof", &mut script);
             Ok(printed(&script))
         }
-        Some(Command::Man) => {
+        Command::Man => {
             let mut page = Vec::new();
             clap_mangen::Man::new(Cli::command())
                 .render(&mut page)
@@ -52,7 +61,7 @@ fn main() -> ExitCode {
     result.unwrap_or_else(|err| {
         // Input errors of the subcommands (a missing file, a bad line) are
         // usage errors: one line, status 2.
-        eprintln!("bpfprof: {err:#}");
+        eprintln!("bpfprof: {}", error_line(&err));
         ExitCode::from(EXIT_USAGE)
     })
 }
@@ -63,16 +72,19 @@ fn profile(args: cli::Args) -> ExitCode {
     let config = match cli::validate(
         args,
         &cli::Limits::of_this_machine(),
-        procfs::exists,
+        procfs::tgid_of,
         || PathBuf::from(meta::default_output_dir_name(invoked)),
     ) {
         Ok(config) => config,
         Err(msg) => return usage_error(&msg),
     };
     if let cli::Target::Command(argv) = &config.target
-        && child::resolve_command(&argv[0]).is_none()
+        && let Err(msg) = child::resolve_command(&argv[0])
     {
-        return usage_error(&format!("{}: command not found", argv[0].to_string_lossy()));
+        return usage_error(&msg);
+    }
+    if let Err(msg) = bpf_object::check(&config) {
+        return usage_error(&msg);
     }
     if let Err(err) = bpf::preflight() {
         eprintln!("bpfprof: {err}");
@@ -85,7 +97,7 @@ fn profile(args: cli::Args) -> ExitCode {
     match run(&config, &out) {
         Ok(code) => code,
         Err(err) => {
-            eprintln!("bpfprof: {err:#}");
+            eprintln!("bpfprof: {}", error_line(&err));
             ExitCode::FAILURE
         }
     }
@@ -110,7 +122,10 @@ fn create_output_dir(config: &cli::Config) -> Result<OutDir, String> {
 
 fn run(config: &cli::Config, out: &OutDir) -> anyhow::Result<ExitCode> {
     let capture = capture::run(config, out)?;
-    let meta = run_meta(config, capture.started, capture.elapsed);
+    let meta = meta::RunMeta {
+        command_exit_status: capture.command_status,
+        ..run_meta(config, capture.started, capture.elapsed)
+    };
     let rendered = output::write_all(
         out,
         &meta,
@@ -123,6 +138,7 @@ fn run(config: &cli::Config, out: &OutDir) -> anyhow::Result<ExitCode> {
         eprintln!("bpfprof: outputs written in {ms:.0} ms after the capture ended");
     }
     let printed = stdout::print(&rendered.stdout);
+    // bpfprof's status is about bpfprof; the command's is in report.json.
     if let Some(code) = capture.command_status.filter(|&c| c != 0) {
         eprintln!("bpfprof: the command exited with status {code}");
     }

@@ -20,6 +20,11 @@ pub struct RunMeta {
     pub stack_map_size: u32,
     #[serde(default)]
     pub max_stacks: u32,
+    /// The exit status of `-- COMMAND` (128 + the signal's number when a
+    /// signal ended it); null without a command, or when it had not exited
+    /// when the run ended.
+    #[serde(default)]
+    pub command_exit_status: Option<i32>,
 }
 
 impl RunMeta {
@@ -36,6 +41,7 @@ impl RunMeta {
             duration_secs: (duration.as_secs_f64() * 1000.0).round() / 1000.0,
             stack_map_size: 0,
             max_stacks: 0,
+            command_exit_status: None,
         }
     }
 }

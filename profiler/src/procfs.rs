@@ -9,6 +9,14 @@ pub fn exists(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// The process (thread group) task `pid` belongs to: itself for a
+/// process, its process for a thread; None when there is no such task.
+pub fn tgid_of(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let tgid = status.lines().find_map(|l| l.strip_prefix("Tgid:"))?;
+    tgid.trim().parse().ok()
+}
+
 /// The process name (its main thread's comm), if the process is alive.
 pub fn process_name(tgid: u32) -> Option<String> {
     let comm = std::fs::read_to_string(format!("/proc/{tgid}/comm")).ok()?;

@@ -5,7 +5,7 @@
 
 mod validate;
 
-pub use validate::{parse_duration, validate};
+pub use validate::{parse_duration, parse_min_width, validate};
 
 use std::{ffi::OsString, path::PathBuf, time::Duration};
 
@@ -118,7 +118,7 @@ pub struct RenderArgs {
     pub json: bool,
 
     /// Leave out of flame graphs the functions narrower than this (pixels).
-    #[arg(long, value_name = "PX", default_value_t = 0.1)]
+    #[arg(long, value_name = "PX", default_value_t = 0.1, value_parser = parse_min_width)]
     pub min_width: f64,
 }
 
@@ -161,7 +161,7 @@ pub struct Args {
     #[arg(short = 'F', long, value_name = "HZ", default_value_t = 99)]
     pub freq: u64,
 
-    /// Only profile these processes (comma-separated pids).
+    /// Only profile these processes (comma-separated pids, not thread ids).
     #[arg(
         short,
         long,
@@ -265,6 +265,11 @@ pub struct Args {
     /// Command to run and profile with its children, until it exits.
     #[arg(last = true, value_name = "COMMAND")]
     pub command: Vec<OsString>,
+
+    /// Whether the command line had a `--` (clap gives an empty COMMAND
+    /// either way): set by the caller, from the raw arguments.
+    #[arg(skip)]
+    pub separator: bool,
 }
 
 /// Which tasks are sampled.

@@ -5,11 +5,13 @@ use std::{path::PathBuf, time::Duration};
 
 use super::{Args, Config, Limits, MapSizes, Naming, OffCpu, Target, Unwind};
 
-/// Checks every flag; the error is the one line to print.
+/// Checks every flag; the error is the one line to print. `tgid_of` gives
+/// the process a task id belongs to (itself for a process), None when there
+/// is no such task.
 pub fn validate(
     args: Args,
     limits: &Limits,
-    pid_exists: impl Fn(u32) -> bool,
+    tgid_of: impl Fn(u32) -> Option<u32>,
     default_output: impl FnOnce() -> PathBuf,
 ) -> Result<Config, String> {
     if args.freq == 0 || args.freq > limits.max_sample_rate {
@@ -39,13 +41,20 @@ pub fn validate(
     if args.keep == Some(0) {
         return Err("--keep must be at least 1".into());
     }
-    if let Some(pid) = args.pid.iter().find(|&&pid| pid == 0 || !pid_exists(pid)) {
-        return Err(format!("--pid {pid}: no such process"));
+    for &pid in &args.pid {
+        match (pid, tgid_of(pid)) {
+            (0, _) | (_, None) => return Err(format!("--pid {pid}: no such process")),
+            // BPF filters by process: a thread's id would match nothing.
+            (_, Some(tgid)) if tgid != pid => {
+                return Err(format!(
+                    "--pid {pid} is a thread of process {tgid}; use --pid {tgid}"
+                ));
+            }
+            _ => {}
+        }
     }
-    if let Some(path) = &args.bpf_object
-        && !path.is_file()
-    {
-        return Err(format!("--bpf-object {}: no such file", path.display()));
+    if args.separator && args.command.is_empty() {
+        return Err("`--` must be followed by the COMMAND to run".into());
     }
     for (flag, value) in [
         ("--stack-map-size", args.stack_map_size),
@@ -129,6 +138,17 @@ fn off_cpu_settings(args: &Args) -> Result<Option<OffCpu>, String> {
     }))
 }
 
+/// A flame graph's smallest width in pixels: a number, 0 or more (an
+/// infinite one would leave every function out).
+pub fn parse_min_width(text: &str) -> Result<f64, String> {
+    match text.trim().parse::<f64>() {
+        Ok(px) if px.is_finite() && px >= 0.0 => Ok(px),
+        _ => Err(format!(
+            "`{text}` is not a width in pixels (a number, 0 or more, e.g. 0.1)"
+        )),
+    }
+}
+
 /// Seconds as `10`, `1.5`, `10s`, `500ms` or `2m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
@@ -162,13 +182,16 @@ mod tests {
     fn parse(args: &[&str]) -> Result<Config, String> {
         let cli = Cli::try_parse_from(std::iter::once("bpfprof").chain(args.iter().copied()))
             .map_err(|e| e.to_string())?;
+        let mut profile = cli.profile;
+        profile.separator = args.contains(&"--");
         validate(
-            cli.profile,
+            profile,
             &Limits {
                 max_sample_rate: 1000,
                 cpus: 2,
             },
-            |pid| pid == 42,
+            // 42 is a process, 43 one of its threads.
+            |pid| [42, 43].contains(&pid).then_some(42),
             || PathBuf::from("default"),
         )
     }
@@ -221,8 +244,10 @@ mod tests {
             parse(&["--pid", "42"]).unwrap().target,
             Target::Pids(vec![42])
         );
-        let err = parse(&["--pid", "42,43"]).unwrap_err();
-        assert_eq!(err, "--pid 43: no such process");
+        let err = parse(&["--pid", "42,44"]).unwrap_err();
+        assert_eq!(err, "--pid 44: no such process");
+        let err = parse(&["--pid", "43"]).unwrap_err();
+        assert_eq!(err, "--pid 43 is a thread of process 42; use --pid 42");
         assert!(parse(&["--pid", "abc"]).is_err());
     }
 
@@ -234,6 +259,10 @@ mod tests {
             Target::Command(vec!["sleep".into(), "1".into()])
         );
         assert!(parse(&["--pid", "42", "--", "sleep"]).is_err());
+        assert_eq!(
+            parse(&["--"]).unwrap_err(),
+            "`--` must be followed by the COMMAND to run"
+        );
     }
 
     #[test]
@@ -304,6 +333,11 @@ mod tests {
         assert_eq!(config.render.format, [Format::Pprof, Format::Speedscope]);
         assert!(config.render.json);
         assert!(parse(&["--format", "png"]).is_err());
+        for bad in ["inf", "NaN", "-1", "wide"] {
+            let err = parse(&[&format!("--min-width={bad}")]).unwrap_err();
+            assert!(err.contains("--min-width") && err.contains(bad), "{err}");
+        }
+        assert_eq!(parse(&["--min-width", "0"]).unwrap().render.min_width, 0.0);
         let config = parse(&["--window", "10", "--keep", "3"]).unwrap();
         assert_eq!(
             (config.window, config.keep),

@@ -1,0 +1,164 @@
+//! The BPF object a run loads: the one embedded at build time, or the file
+//! `--bpf-object` names. The file is checked before anything is created or
+//! loaded: a regular file (opened without blocking, so a FIFO or a device
+//! cannot hang bpfprof), of bounded size, a BPF ELF that parses, whose maps
+//! at the run's sizes fit in the machine (see `map_memory`).
+
+use std::{
+    borrow::Cow,
+    io::Read,
+    os::unix::fs::{FileTypeExt, OpenOptionsExt},
+    path::Path,
+};
+
+use crate::{cli::Config, map_memory};
+
+#[cfg(bpfprof_embedded_obj)]
+static EMBEDDED: Option<&[u8]> = Some(aya::include_bytes_aligned!(concat!(
+    env!("OUT_DIR"),
+    "/profiler-ebpf.o"
+)));
+#[cfg(not(bpfprof_embedded_obj))]
+static EMBEDDED: Option<&[u8]> = None;
+
+/// Far above any BPF object bpfprof builds (a few MiB with debug info).
+const MAX_BYTES: u64 = 256 << 20;
+
+/// `EM_BPF`, the ELF machine of BPF objects.
+const EM_BPF: u16 = 247;
+
+/// The object's bytes: `--bpf-object`'s file, else the embedded object
+/// (None when this bpfprof was built without one). The error is the line
+/// to print.
+pub(crate) fn bytes(config: &Config) -> Result<Option<Cow<'static, [u8]>>, String> {
+    match &config.bpf_object {
+        Some(path) => read(path).map(|b| Some(Cow::Owned(b))),
+        None => Ok(EMBEDDED.map(Cow::Borrowed)),
+    }
+}
+
+/// Checks the object and the memory its maps would take, before anything
+/// is created; the error is the line to print (bad input: exit status 2).
+pub fn check(config: &Config) -> Result<(), String> {
+    let Some(bytes) = bytes(config)? else {
+        // Loading says how to build one.
+        return Ok(());
+    };
+    let shown = config
+        .bpf_object
+        .as_ref()
+        .map_or("the embedded BPF object".into(), |p| {
+            format!("--bpf-object {}", p.display())
+        });
+    let object = parse(&bytes).map_err(|why| format!("{shown}: {why}"))?;
+    let Some(mem_total) = map_memory::mem_total() else {
+        return Ok(());
+    };
+    let cpus = aya::util::online_cpus().map_or(1, |c| c.len() as u64);
+    map_memory::check(
+        config,
+        &map_memory::planned(config, &object, cpus),
+        mem_total,
+    )
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, String> {
+    let fail = |why: String| format!("--bpf-object {}: {why}", path.display());
+    let io = |e: std::io::Error| match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        _ => e.to_string(),
+    };
+    let file = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| fail(io(e)))?;
+    let meta = file.metadata().map_err(|e| fail(io(e)))?;
+    let kind = meta.file_type();
+    let not_a_file = if kind.is_dir() {
+        Some("a directory")
+    } else if kind.is_fifo() {
+        Some("a FIFO")
+    } else if kind.is_char_device() || kind.is_block_device() {
+        Some("a device")
+    } else if kind.is_socket() {
+        Some("a socket")
+    } else if !kind.is_file() {
+        Some("not a regular file")
+    } else {
+        None
+    };
+    if let Some(what) = not_a_file {
+        return Err(fail(format!("{what}, not a BPF object file")));
+    }
+    if meta.len() > MAX_BYTES {
+        return Err(fail(format!(
+            "{} MiB, too large for a BPF object",
+            meta.len() >> 20
+        )));
+    }
+    let mut bytes = Vec::new();
+    file.take(MAX_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(io(e)))?;
+    if bytes.len() as u64 > MAX_BYTES {
+        return Err(fail("grew past the size a BPF object can have".into()));
+    }
+    Ok(bytes)
+}
+
+/// Parses a BPF object; the error says why it is not one, in a phrase.
+fn parse(bytes: &[u8]) -> Result<aya_obj::Object, String> {
+    if bytes.get(..4) != Some(b"\x7fELF") {
+        return Err("not an ELF file, so not a BPF object".into());
+    }
+    let machine = match (bytes.get(5), bytes.get(18..20)) {
+        (Some(1), Some(m)) => u16::from_le_bytes([m[0], m[1]]),
+        (Some(2), Some(m)) => u16::from_be_bytes([m[0], m[1]]),
+        _ => return Err("a truncated or malformed ELF file".into()),
+    };
+    if machine != EM_BPF {
+        return Err(format!(
+            "an ELF file for another machine (e_machine {machine}), not a BPF object"
+        ));
+    }
+    // The error's own text only: its source repeats it.
+    aya_obj::Object::parse(bytes).map_err(|e| format!("not a BPF object bpfprof can load: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_bpf_elf_files_parse() {
+        assert!(parse(b"").unwrap_err().contains("not an ELF"));
+        assert!(parse(b"hello world").unwrap_err().contains("not an ELF"));
+        let own = std::fs::read("/proc/self/exe").unwrap();
+        let err = parse(&own).unwrap_err();
+        assert!(err.contains("another machine"), "{err}");
+        if let Some(embedded) = EMBEDDED {
+            parse(embedded).unwrap();
+        }
+    }
+
+    #[test]
+    fn special_files_are_named_without_blocking() {
+        let fifo = std::env::temp_dir().join(format!("bpfprof-fifo-{}", std::process::id()));
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: mkfifo reads a NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        let err = read(&fifo).unwrap_err();
+        std::fs::remove_file(&fifo).unwrap();
+        assert!(err.ends_with("a FIFO, not a BPF object file"), "{err}");
+        let err = read(Path::new("/dev/null")).unwrap_err();
+        assert_eq!(
+            err,
+            "--bpf-object /dev/null: a device, not a BPF object file"
+        );
+        let err = read(Path::new("/tmp")).unwrap_err();
+        assert_eq!(err, "--bpf-object /tmp: a directory, not a BPF object file");
+        let err = read(Path::new("/nonexistent/x.o")).unwrap_err();
+        assert_eq!(err, "--bpf-object /nonexistent/x.o: no such file");
+    }
+}
