@@ -116,14 +116,15 @@ fn links_planted_in_the_output_directory_are_never_followed() {
         "mkdir {d} && chmod 777 {d} && for f in report.json on-cpu.svg .bpfprof-write-test; do ln -s {s} {d}/$f; done"
     ));
     let args = ["--pid", &pid, "-d", "1", "-o", dir.to_str().unwrap()];
-    // A run that fails after preparing its directory (no BPF object) must
-    // not have touched it either.
+    // A run that fails on another input (no BPF object) must not have
+    // touched the directory either: it is refused before the directory is
+    // looked at.
     let empty = secret.dir.join("empty.o");
     std::fs::write(&empty, "").unwrap();
     let failing = [&args[..], &["--bpf-object", empty.to_str().unwrap()]].concat();
     let refused = bpfprof(&failing, true, None);
     secret.assert_intact();
-    assert_refused(&refused, "exists and is not empty; use --force");
+    assert_refused(&refused, "not a BPF object");
     let refused = bpfprof(&args, true, None);
     secret.assert_intact();
     assert_refused(&refused, "exists and is not empty; use --force");
