@@ -37,6 +37,22 @@ impl RunMeta {
             stack_map_size: 0,
             max_stacks: 0,
         }
+        .printable()
+    }
+
+    /// The same with its text made printable: the target names a command
+    /// (any file name), and a saved report.json may say anything.
+    pub fn printable(mut self) -> RunMeta {
+        for text in [
+            &mut self.bpfprof_version,
+            &mut self.hostname,
+            &mut self.kernel,
+            &mut self.target,
+            &mut self.start_time,
+        ] {
+            *text = crate::profile::printable(text).into_owned();
+        }
+        self
     }
 }
 

@@ -36,8 +36,11 @@ impl WallStat {
         self.off_us.iter().sum()
     }
 
+    /// The on-CPU and off-CPU times come from two files of a saved run,
+    /// each of whose counts fit in 64 bits (`saved::parse_folded`), but
+    /// not always together: their sum saturates rather than wrap.
     pub fn wall_us(&self) -> u64 {
-        self.cpu_us + self.off_total()
+        self.cpu_us.saturating_add(self.off_total())
     }
 }
 
@@ -68,8 +71,9 @@ pub struct WallEntity {
 }
 
 impl WallEntity {
+    /// Saturates, as `WallStat::wall_us`.
     pub fn wall_us(&self) -> u64 {
-        self.cpu_us + self.off_us.iter().sum::<u64>()
+        self.cpu_us.saturating_add(self.off_us.iter().sum::<u64>())
     }
 }
 
