@@ -80,12 +80,16 @@ pub fn read_folded(path: &Path) -> Result<FoldedCounts> {
     parse_folded(&text).map_err(|(line, msg)| anyhow::anyhow!("{}:{line}: {msg}", path.display()))
 }
 
+/// The most the counts of one file may add up to: pprof, which bpfprof
+/// writes, holds values as signed 64-bit numbers. No real profile comes
+/// near it (it is 290,000 years in microseconds), so a file past it is
+/// damaged or made up; refusing it, rather than clamping, shows no wrong
+/// shares as if right. Every sum of a file's counts (a function's total,
+/// a process's, the diff's normalized base) then fits in 64 bits.
+pub(crate) const MAX_TOTAL: u64 = i64::MAX as u64;
+
 /// Parses folded text; the error is (line number, what is wrong). Stacks
-/// are made printable. Counts are refused rather than wrapped or clamped
-/// once they add up to more than 64 bits hold: every sum of them (a
-/// function's total, a process's) then fits, and no real profile comes
-/// near (2^64 microseconds are half a million years), so such a file is
-/// damaged or made up, and clamping would show wrong shares as if right.
+/// are made printable; counts may add up to `MAX_TOTAL`.
 pub fn parse_folded(text: &str) -> Result<FoldedCounts, (usize, String)> {
     let mut counts = FoldedCounts::new();
     let mut sum: u64 = 0;
@@ -106,23 +110,29 @@ pub fn parse_folded(text: &str) -> Result<FoldedCounts, (usize, String)> {
                 format!("expected `stack count`, found `{}`", shorten(line)),
             ));
         };
+        let too_large = || {
+            (
+                index + 1,
+                format!("count too large: the counts add up to more than {MAX_TOTAL}"),
+            )
+        };
         let count: u64 = count.parse().map_err(|err: std::num::ParseIntError| {
-            let msg = if *err.kind() == IntErrorKind::PosOverflow {
-                format!("count `{}` is larger than {}", shorten(count), u64::MAX)
+            if *err.kind() == IntErrorKind::PosOverflow {
+                too_large()
             } else {
-                format!("`{}` is not a sample count", shorten(count))
-            };
-            (index + 1, msg)
+                (
+                    index + 1,
+                    format!("`{}` is not a sample count", shorten(count)),
+                )
+            }
         })?;
         if stack.trim().is_empty() {
             return Err((index + 1, "a count without a stack".to_string()));
         }
-        sum = sum.checked_add(count).ok_or_else(|| {
-            (
-                index + 1,
-                format!("the counts add up to more than {}", u64::MAX),
-            )
-        })?;
+        sum = sum
+            .checked_add(count)
+            .filter(|&sum| sum <= MAX_TOTAL)
+            .ok_or_else(too_large)?;
         *counts.entry(printable(stack).into_owned()).or_default() += count;
     }
     Ok(counts)
@@ -275,26 +285,31 @@ mod tests {
     }
 
     #[test]
-    fn counts_that_add_up_past_64_bits_are_refused() {
-        let max = u64::MAX;
-        assert_eq!(parse_folded(&format!("a;b {max}\n")).unwrap()["a;b"], max);
+    fn counts_that_add_up_past_the_limit_are_refused() {
+        let too_large = |line| {
+            (
+                line,
+                format!("count too large: the counts add up to more than {MAX_TOTAL}"),
+            )
+        };
         assert_eq!(
-            parse_folded(&format!("a;b {max}\na;c {max}\n")).unwrap_err(),
-            (2, format!("the counts add up to more than {max}"))
+            parse_folded(&format!("a;b {MAX_TOTAL}\n")).unwrap()["a;b"],
+            MAX_TOTAL
         );
+        let max = u64::MAX;
         assert_eq!(
-            parse_folded(&format!("a;b 1\n\na;b {max}\n"))
-                .unwrap_err()
-                .0,
-            3,
+            parse_folded(&format!("a;b 1\na;c {max}\na;c {max}\n")).unwrap_err(),
+            too_large(2)
+        );
+        let half = MAX_TOTAL / 2 + 1;
+        assert_eq!(
+            parse_folded(&format!("a;b {half}\n\na;b {half}\n")).unwrap_err(),
+            too_large(3),
             "the same stack twice"
         );
         assert_eq!(
             parse_folded("a;b 18446744073709551616\n").unwrap_err(),
-            (
-                1,
-                format!("count `18446744073709551616` is larger than {max}")
-            )
+            too_large(1)
         );
     }
 

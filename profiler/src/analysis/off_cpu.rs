@@ -36,9 +36,9 @@ impl WallStat {
         self.off_us.iter().sum()
     }
 
-    /// The on-CPU and off-CPU times come from two files of a saved run,
-    /// each of whose counts fit in 64 bits (`saved::parse_folded`), but
-    /// not always together: their sum saturates rather than wrap.
+    /// Off-CPU times add up within 64 bits (a saved run's are bounded by
+    /// `saved::MAX_TOTAL`), but on-CPU time is samples times the period,
+    /// which a made-up run can push past them: the sum saturates.
     pub fn wall_us(&self) -> u64 {
         self.cpu_us.saturating_add(self.off_total())
     }
