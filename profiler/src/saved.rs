@@ -152,7 +152,8 @@ fn shorten(text: &str) -> String {
 pub fn folded_path(path: &Path, name: &str) -> Result<PathBuf> {
     if path.is_dir() {
         let inside = path.join(name);
-        if !inside.is_file() {
+        // Present but no regular file: `read_bounded` says so.
+        if !inside.exists() {
             bail!(
                 "{}: not a bpfprof output directory (no {name})",
                 path.display()

@@ -335,46 +335,6 @@ mod tests {
     }
 
     #[test]
-    fn names_enter_the_model_printable() {
-        let mut profile = Profile::default();
-        profile.name_process(7, || "\x1b[31mapp".into());
-        profile.name_thread(7, 8, || "t\x01".into());
-        let id = profile.frames.intern(Frame {
-            name: "f\x1b]0;title\x07".into(),
-            module: Some("lib\u{202e}os.so".into()),
-            kind: FrameKind::User,
-        });
-        profile
-            .frames
-            .note_module_path("lib\u{202e}os.so", "/tmp/\x1blib");
-        profile.add_wake(
-            WakeSite {
-                blocked: StackSite::default(),
-                waker: StackSite::default(),
-                waker_name: "w\u{9b}".into(),
-            },
-            1,
-        );
-        assert_eq!(profile.process_name(7), "\\x1b[31mapp");
-        assert_eq!(profile.threads[&8].name, "t\\x01");
-        let frame = profile.frames.get(id);
-        assert_eq!(frame.name, "f\\x1b]0;title\\x07");
-        assert_eq!(frame.module.as_deref(), Some("lib\\u{202e}os.so"));
-        assert_eq!(
-            profile.frames.module_paths()["lib\\u{202e}os.so"],
-            "/tmp/\\x1blib"
-        );
-        assert_eq!(profile.wakes.keys().next().unwrap().waker_name, "w\\u{9b}");
-        // The same frame given again, raw, is the same frame.
-        let again = profile.frames.intern(Frame {
-            name: "f\x1b]0;title\x07".into(),
-            module: Some("lib\u{202e}os.so".into()),
-            kind: FrameKind::User,
-        });
-        assert_eq!(again, id);
-    }
-
-    #[test]
     fn samples_add_up_per_site_and_per_process() {
         let mut profile = Profile::default();
         profile.name_process(7, || "app".into());

@@ -59,6 +59,7 @@ fn needs_escape(c: char) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::profile::{Frame, FrameKind, Profile, StackSite, WakeSite};
 
     #[test]
     fn control_characters_are_escaped_and_the_rest_kept() {
@@ -84,5 +85,45 @@ mod tests {
         let mut name = String::from("ok");
         make_printable(&mut name);
         assert_eq!(name, "ok");
+    }
+
+    #[test]
+    fn names_enter_the_model_printable() {
+        let mut profile = Profile::default();
+        profile.name_process(7, || "\x1b[31mapp".into());
+        profile.name_thread(7, 8, || "t\x01".into());
+        let id = profile.frames.intern(Frame {
+            name: "f\x1b]0;title\x07".into(),
+            module: Some("lib\u{202e}os.so".into()),
+            kind: FrameKind::User,
+        });
+        profile
+            .frames
+            .note_module_path("lib\u{202e}os.so", "/tmp/\x1blib");
+        profile.add_wake(
+            WakeSite {
+                blocked: StackSite::default(),
+                waker: StackSite::default(),
+                waker_name: "w\u{9b}".into(),
+            },
+            1,
+        );
+        assert_eq!(profile.process_name(7), "\\x1b[31mapp");
+        assert_eq!(profile.threads[&8].name, "t\\x01");
+        let frame = profile.frames.get(id);
+        assert_eq!(frame.name, "f\\x1b]0;title\\x07");
+        assert_eq!(frame.module.as_deref(), Some("lib\\u{202e}os.so"));
+        assert_eq!(
+            profile.frames.module_paths()["lib\\u{202e}os.so"],
+            "/tmp/\\x1blib"
+        );
+        assert_eq!(profile.wakes.keys().next().unwrap().waker_name, "w\\u{9b}");
+        // The same frame given again, raw, is the same frame.
+        let again = profile.frames.intern(Frame {
+            name: "f\x1b]0;title\x07".into(),
+            module: Some("lib\u{202e}os.so".into()),
+            kind: FrameKind::User,
+        });
+        assert_eq!(again, id);
     }
 }
