@@ -20,7 +20,7 @@ use blazesym::{
     MaybeDefault,
     symbolize::source::{Kernel, Source},
 };
-use cache::Store;
+use cache::{NoCopy, Store};
 
 /// A copy of the core kernel's text symbols, in kallsyms' own format, and
 /// the addresses it covers.
@@ -63,9 +63,9 @@ pub fn core_text() -> Option<CoreText> {
         boot_id: boot_id.trim().to_string(),
         owner: 0,
     };
-    store
-        .core_text(|| fs::read_to_string("/proc/kallsyms").ok())
-        .unwrap_or_else(|problem| {
+    match store.core_text(|| fs::read_to_string("/proc/kallsyms").ok()) {
+        Ok(text) => Some(text),
+        Err(NoCopy::Unsafe(problem)) => {
             static WARNED: Once = Once::new();
             WARNED.call_once(|| {
                 eprintln!(
@@ -74,7 +74,9 @@ pub fn core_text() -> Option<CoreText> {
                 );
             });
             None
-        })
+        }
+        Err(NoCopy::Unavailable) => None,
+    }
 }
 
 /// blazesym's vmlinux search (`kernel::resolver`), which wins over kallsyms.

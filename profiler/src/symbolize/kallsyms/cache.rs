@@ -42,64 +42,69 @@ pub(crate) struct Store {
     pub owner: u32,
 }
 
+/// Why there is no copy to use.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum NoCopy {
+    /// A directory on the path others could change (named, with what is
+    /// wrong): worth a warning, as someone may have planted it.
+    Unsafe(String),
+    /// No copy could be read or made: no /run, a read-only file system,
+    /// kernel addresses hidden.
+    Unavailable,
+}
+
 impl Store {
     /// This boot's copy: checked and used, or made anew (from `kallsyms`,
-    /// the text of /proc/kallsyms) when missing or invalid. Err names a
-    /// directory not safe to use; Ok(None) when no copy can be made (the
-    /// addresses are hidden, or the copy cannot be written).
-    pub fn core_text(
-        &self,
-        kallsyms: impl FnOnce() -> Option<String>,
-    ) -> Result<Option<CoreText>, String> {
-        let Some(parent) = self.root.parent() else {
-            return Err(format!("{}: no parent directory", self.root.display()));
-        };
+    /// the text of /proc/kallsyms) when missing or invalid.
+    pub fn core_text(&self, kallsyms: impl FnOnce() -> Option<String>) -> Result<CoreText, NoCopy> {
+        let parent = self.root.parent().ok_or(NoCopy::Unavailable)?;
         self.check_dir(parent)?;
         let dir = self.root.join(&self.boot_id);
         self.ensure_dir(&self.root)?;
         self.ensure_dir(&dir)?;
         if let Some(text) = self.load(&dir) {
-            return Ok(Some(text));
+            return Ok(text);
         }
-        Ok(kallsyms().and_then(|all| self.make(&dir, &all)))
+        kallsyms()
+            .and_then(|all| self.make(&dir, &all))
+            .ok_or(NoCopy::Unavailable)
     }
 
     /// Checks a directory, or makes it when missing.
-    fn ensure_dir(&self, dir: &Path) -> Result<(), String> {
+    fn ensure_dir(&self, dir: &Path) -> Result<(), NoCopy> {
         match fs::symlink_metadata(dir) {
             Ok(meta) if !meta.is_dir() && dir != self.root => {
                 // Not a directory (a link, a file) where the boot's should
                 // be: the root is checked, so the owner made it; replace it.
-                fs::remove_file(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                fs::remove_file(dir).map_err(|_| NoCopy::Unavailable)?;
             }
             Ok(_) => return self.check_dir(dir),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("{}: {e}", dir.display())),
+            Err(_) => return Err(NoCopy::Unavailable),
         }
         match fs::DirBuilder::new().mode(0o700).create(dir) {
             Ok(()) => {}
             // Another run made it first.
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(e) => return Err(format!("{}: {e}", dir.display())),
+            Err(_) => return Err(NoCopy::Unavailable),
         }
         self.check_dir(dir)
     }
 
     /// A real directory (not a link to one) of the owner's that no one
     /// else can write.
-    fn check_dir(&self, dir: &Path) -> Result<(), String> {
-        let meta = fs::symlink_metadata(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    fn check_dir(&self, dir: &Path) -> Result<(), NoCopy> {
+        let meta = fs::symlink_metadata(dir).map_err(|_| NoCopy::Unavailable)?;
         let problem = if meta.file_type().is_symlink() {
-            "is a symbolic link".to_string()
+            Some("is a symbolic link".to_string())
         } else if !meta.is_dir() {
-            "is not a directory".to_string()
+            Some("is not a directory".to_string())
         } else {
-            self.ownership_problem(&meta).unwrap_or_default()
+            self.ownership_problem(&meta)
         };
-        if problem.is_empty() {
-            Ok(())
-        } else {
-            Err(format!("{} {problem}", dir.display()))
+        match problem {
+            Some(problem) => Err(NoCopy::Unsafe(format!("{} {problem}", dir.display()))),
+            None => Ok(()),
         }
     }
 

@@ -52,7 +52,7 @@ impl Drop for Scratch {
 
 /// The store's answer, and whether it had to read /proc/kallsyms (stood
 /// for by `KALLSYMS`) to make a new copy. Fails rather than hang.
-fn core_text(store: Store) -> (Result<Option<CoreText>, String>, bool) {
+fn core_text(store: Store) -> (Result<CoreText, NoCopy>, bool) {
     let (send, receive) = mpsc::channel();
     std::thread::spawn(move || {
         let mut read = false;
@@ -79,7 +79,7 @@ fn whole(scratch: &Scratch, boot_id: &str) -> CoreText {
 fn a_copy_is_made_once_then_used() {
     let scratch = Scratch::new("made");
     let (made, read) = core_text(scratch.store("boot-a"));
-    assert_eq!(made, Ok(Some(whole(&scratch, "boot-a"))));
+    assert_eq!(made, Ok(whole(&scratch, "boot-a")));
     assert!(read);
     let text = fs::read_to_string(scratch.copy("boot-a")).unwrap();
     let (header, body) = text.split_once('\n').unwrap();
@@ -97,7 +97,7 @@ fn a_copy_is_made_once_then_used() {
         assert_eq!(fs::metadata(dir).unwrap().mode() & 0o777, 0o700);
     }
     let (used, read) = core_text(scratch.store("boot-a"));
-    assert_eq!(used, Ok(Some(whole(&scratch, "boot-a"))));
+    assert_eq!(used, Ok(whole(&scratch, "boot-a")));
     assert!(!read, "a whole copy is used as it is");
 }
 
@@ -123,7 +123,7 @@ fn a_damaged_copy_is_made_anew() {
     for (damage, text) in damages {
         fs::write(scratch.copy("boot-a"), text).unwrap();
         let (result, read) = core_text(scratch.store("boot-a"));
-        assert_eq!(result, Ok(Some(whole(&scratch, "boot-a"))), "{damage}");
+        assert_eq!(result, Ok(whole(&scratch, "boot-a")), "{damage}");
         assert!(read, "{damage}: not made anew");
         assert_eq!(
             fs::read_to_string(scratch.copy("boot-a")).unwrap(),
@@ -165,7 +165,7 @@ fn special_files_links_and_loose_modes_are_replaced_not_used() {
         fs::remove_file(&copy).unwrap();
         plant();
         let (result, read) = core_text(scratch.store("boot-a"));
-        assert_eq!(result, Ok(Some(whole(&scratch, "boot-a"))), "{what}");
+        assert_eq!(result, Ok(whole(&scratch, "boot-a")), "{what}");
         assert!(read, "{what}: used");
         let meta = fs::symlink_metadata(&copy).unwrap();
         assert!(meta.is_file() && meta.mode() & 0o777 == 0o600, "{what}");
@@ -186,7 +186,7 @@ fn a_link_for_the_boot_directory_is_replaced_and_other_boots_dropped() {
     fs::rename(scratch.base.join("bpfprof/boot-a"), &elsewhere).unwrap();
     symlink(&elsewhere, scratch.base.join("bpfprof/boot-a")).unwrap();
     let (result, read) = core_text(scratch.store("boot-a"));
-    assert_eq!(result, Ok(Some(whole(&scratch, "boot-a"))));
+    assert_eq!(result, Ok(whole(&scratch, "boot-a")));
     assert!(read);
     assert!(
         fs::symlink_metadata(scratch.base.join("bpfprof/boot-a"))
@@ -199,7 +199,7 @@ fn a_link_for_the_boot_directory_is_replaced_and_other_boots_dropped() {
     );
 
     let (result, _) = core_text(scratch.store("boot-b"));
-    assert_eq!(result, Ok(Some(whole(&scratch, "boot-b"))));
+    assert_eq!(result, Ok(whole(&scratch, "boot-b")));
     assert!(
         !scratch.base.join("bpfprof/boot-a").exists(),
         "an earlier boot's copy stays"
@@ -214,7 +214,9 @@ fn directories_others_can_change_are_neither_used_nor_deleted() {
     let mode = |path: &Path, mode| fs::set_permissions(path, fs::Permissions::from_mode(mode));
     let refused = |expected: &str| {
         let (result, read) = core_text(scratch.store("boot-a"));
-        let problem = result.expect_err(expected);
+        let Err(NoCopy::Unsafe(problem)) = result else {
+            panic!("{expected}: {result:?}");
+        };
         assert!(problem.contains(expected), "{problem}");
         assert!(!read);
         assert!(scratch.copy("boot-a").is_file(), "{expected}: deleted");
@@ -240,8 +242,11 @@ fn directories_others_can_change_are_neither_used_nor_deleted() {
 
     let mut store = scratch.store("boot-a");
     store.owner += 1;
-    let problem = store.core_text(|| None).unwrap_err();
-    assert!(problem.contains("is owned by uid"), "{problem}");
+    let result = store.core_text(|| None);
+    assert!(
+        matches!(&result, Err(NoCopy::Unsafe(p)) if p.contains("is owned by uid")),
+        "{result:?}"
+    );
 
     let real = scratch.base.join("real");
     fs::rename(&root, &real).unwrap();
@@ -249,7 +254,23 @@ fn directories_others_can_change_are_neither_used_nor_deleted() {
     let (result, _) = core_text(scratch.store("boot-a"));
     assert_eq!(
         result,
-        Err(format!("{} is a symbolic link", root.display()))
+        Err(NoCopy::Unsafe(format!(
+            "{} is a symbolic link",
+            root.display()
+        )))
     );
     assert!(real.join("boot-a").join(COPY).is_file());
+}
+
+#[test]
+fn without_a_parent_directory_or_symbols_there_is_quietly_no_copy() {
+    let scratch = Scratch::new("missing");
+    let mut store = scratch.store("boot-a");
+    store.root = scratch.base.join("no-run/bpfprof");
+    assert_eq!(core_text(store).0, Err(NoCopy::Unavailable));
+    let hidden = scratch
+        .store("boot-a")
+        .core_text(|| Some("0000000000000000 T _stext\n0000000000000000 T _etext\n".into()));
+    assert_eq!(hidden, Err(NoCopy::Unavailable));
+    assert!(!scratch.copy("boot-a").exists());
 }
