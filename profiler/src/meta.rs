@@ -43,6 +43,22 @@ impl RunMeta {
             max_stacks: 0,
             command_exit_status: None,
         }
+        .printable()
+    }
+
+    /// The same with its text made printable: the target names a command
+    /// (any file name), and a saved report.json may say anything.
+    pub fn printable(mut self) -> RunMeta {
+        for text in [
+            &mut self.bpfprof_version,
+            &mut self.hostname,
+            &mut self.kernel,
+            &mut self.target,
+            &mut self.start_time,
+        ] {
+            *text = crate::profile::printable(text).into_owned();
+        }
+        self
     }
 }
 

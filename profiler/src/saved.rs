@@ -1,31 +1,105 @@
 //! Saved profiles read back: folded files (ours or any FlameGraph/inferno
 //! tool's) and bpfprof output directories, into the profile model, for
 //! `diff` and `report`. Malformed input is an error naming file and line.
+//! Saved runs may come from anyone: reads are bounded, only regular files
+//! are read, names are made printable and counts must add up in 64 bits.
 
 use std::{
     collections::{BTreeMap, HashMap},
+    fs::OpenOptions,
+    io::Read,
+    num::IntErrorKind,
+    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
 };
 
 use anyhow::{Context, Result, bail};
 
-use crate::profile::{Frame, FrameKind, OffState, Profile, StackSite};
+use crate::profile::{Frame, FrameKind, OffState, Profile, StackSite, printable};
 
 /// Folded stack text to count, as read.
 pub type FoldedCounts = BTreeMap<String, u64>;
 
+/// The largest folded file read back. bpfprof's own stay far below it
+/// (distinct stacks per run are bounded by its maps, and windows collapse
+/// processes); anything larger is not a profile, and reading it whole
+/// would cost a few times its size in memory.
+pub(crate) const MAX_FOLDED_BYTES: u64 = 1 << 30;
+/// The largest report.json read back: it lists at most a few hundred
+/// functions and the processes and threads seen; parsed into a JSON tree
+/// it takes several times its size.
+pub(crate) const MAX_REPORT_BYTES: u64 = 64 << 20;
+/// The longest folded line: a whole stack at the deepest bpfprof records,
+/// user and kernel, with inlined frames, and long C++ names, fits many
+/// times over.
+pub(crate) const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Reads a file of a saved run whole. Only a regular file is read (a FIFO
+/// would block, a device such as /dev/zero never ends), and at most
+/// `limit` bytes. The user named the file, so a link is followed.
+pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<String> {
+    let shown = path.display();
+    let meta = std::fs::metadata(path).with_context(|| format!("cannot read {shown}"))?;
+    if !meta.is_file() {
+        bail!("{shown}: not a regular file");
+    }
+    // Non-blocking, should a FIFO take its place after the check.
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .with_context(|| format!("cannot read {shown}"))?;
+    let meta = file
+        .metadata()
+        .with_context(|| format!("cannot read {shown}"))?;
+    if !meta.is_file() {
+        bail!("{shown}: not a regular file");
+    }
+    let too_large = || anyhow::anyhow!("{shown}: larger than {} MiB", limit >> 20);
+    if meta.len() > limit {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {shown}"))?;
+    if bytes.len() as u64 > limit {
+        return Err(too_large());
+    }
+    String::from_utf8(bytes).map_err(|err| {
+        let valid = &err.as_bytes()[..err.utf8_error().valid_up_to()];
+        let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
+        anyhow::anyhow!("{shown}:{line}: not UTF-8 text")
+    })
+}
+
 /// Reads a folded file: `frame;frame;... count` per line; blank lines and
 /// `# ` comments are skipped.
 pub fn read_folded(path: &Path) -> Result<FoldedCounts> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = read_bounded(path, MAX_FOLDED_BYTES)?;
     parse_folded(&text).map_err(|(line, msg)| anyhow::anyhow!("{}:{line}: {msg}", path.display()))
 }
 
-/// Parses folded text; the error is (line number, what is wrong).
+/// The most the counts of one file may add up to: pprof, which bpfprof
+/// writes, holds values as signed 64-bit numbers. No real profile comes
+/// near it (it is 290,000 years in microseconds), so a file past it is
+/// damaged or made up; refusing it, rather than clamping, shows no wrong
+/// shares as if right. Every sum of a file's counts (a function's total,
+/// a process's, the diff's normalized base) then fits in 64 bits.
+pub(crate) const MAX_TOTAL: u64 = i64::MAX as u64;
+
+/// Parses folded text; the error is (line number, what is wrong). Stacks
+/// are made printable; counts may add up to `MAX_TOTAL`.
 pub fn parse_folded(text: &str) -> Result<FoldedCounts, (usize, String)> {
     let mut counts = FoldedCounts::new();
+    let mut sum: u64 = 0;
     for (index, line) in text.lines().enumerate() {
+        if line.len() > MAX_LINE_BYTES {
+            return Err((
+                index + 1,
+                format!("line longer than {} MiB", MAX_LINE_BYTES >> 20),
+            ));
+        }
         let line = line.trim_end();
         if line.is_empty() || line.starts_with("# ") {
             continue;
@@ -36,21 +110,37 @@ pub fn parse_folded(text: &str) -> Result<FoldedCounts, (usize, String)> {
                 format!("expected `stack count`, found `{}`", shorten(line)),
             ));
         };
-        let count: u64 = count.parse().map_err(|_| {
+        let too_large = || {
             (
                 index + 1,
-                format!("`{}` is not a sample count", shorten(count)),
+                format!("count too large: the counts add up to more than {MAX_TOTAL}"),
             )
+        };
+        let count: u64 = count.parse().map_err(|err: std::num::ParseIntError| {
+            if *err.kind() == IntErrorKind::PosOverflow {
+                too_large()
+            } else {
+                (
+                    index + 1,
+                    format!("`{}` is not a sample count", shorten(count)),
+                )
+            }
         })?;
         if stack.trim().is_empty() {
             return Err((index + 1, "a count without a stack".to_string()));
         }
-        *counts.entry(stack.to_string()).or_default() += count;
+        sum = sum
+            .checked_add(count)
+            .filter(|&sum| sum <= MAX_TOTAL)
+            .ok_or_else(too_large)?;
+        *counts.entry(printable(stack).into_owned()).or_default() += count;
     }
     Ok(counts)
 }
 
+/// At most 60 characters of `text`, printable, for an error message.
 fn shorten(text: &str) -> String {
+    let text = printable(text);
     if text.chars().count() > 60 {
         format!("{}…", text.chars().take(59).collect::<String>())
     } else {
@@ -62,7 +152,8 @@ fn shorten(text: &str) -> String {
 pub fn folded_path(path: &Path, name: &str) -> Result<PathBuf> {
     if path.is_dir() {
         let inside = path.join(name);
-        if !inside.is_file() {
+        // Present but no regular file: `read_bounded` says so.
+        if !inside.exists() {
             bail!(
                 "{}: not a bpfprof output directory (no {name})",
                 path.display()
@@ -192,6 +283,75 @@ mod tests {
                 .1
                 .contains("without a stack")
         );
+    }
+
+    #[test]
+    fn counts_that_add_up_past_the_limit_are_refused() {
+        let too_large = |line| {
+            (
+                line,
+                format!("count too large: the counts add up to more than {MAX_TOTAL}"),
+            )
+        };
+        assert_eq!(
+            parse_folded(&format!("a;b {MAX_TOTAL}\n")).unwrap()["a;b"],
+            MAX_TOTAL
+        );
+        let max = u64::MAX;
+        assert_eq!(
+            parse_folded(&format!("a;b 1\na;c {max}\na;c {max}\n")).unwrap_err(),
+            too_large(2)
+        );
+        let half = MAX_TOTAL / 2 + 1;
+        assert_eq!(
+            parse_folded(&format!("a;b {half}\n\na;b {half}\n")).unwrap_err(),
+            too_large(3),
+            "the same stack twice"
+        );
+        assert_eq!(
+            parse_folded("a;b 18446744073709551616\n").unwrap_err(),
+            too_large(1)
+        );
+    }
+
+    #[test]
+    fn long_lines_are_refused_and_names_made_printable() {
+        let long = format!("app;{} 1\n", "f;".repeat(MAX_LINE_BYTES / 2));
+        assert_eq!(
+            parse_folded(&format!("app;main 1\n{long}")).unwrap_err(),
+            (2, "line longer than 1 MiB".to_string())
+        );
+        let counts = parse_folded("\x1b[31mapp;ma\u{9b}in 2\n").unwrap();
+        assert_eq!(counts["\\x1b[31mapp;ma\\u{9b}in"], 2);
+        let (_, msg) = parse_folded("app;\x1b[2Jmain\n").unwrap_err();
+        assert!(
+            msg.contains("app;\\x1b[2Jmain") && !msg.contains('\x1b'),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn only_regular_files_are_read_and_only_so_much() {
+        let dir = std::env::temp_dir().join(format!("bpfprof-saved-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let error = |path: &Path, limit| read_bounded(path, limit).unwrap_err().to_string();
+        assert_eq!(
+            error(Path::new("/dev/zero"), 1 << 20),
+            "/dev/zero: not a regular file"
+        );
+        let fifo = dir.join("fifo");
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid C string; mkfifo only creates a file.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        assert!(error(&fifo, 1 << 20).ends_with("fifo: not a regular file"));
+        let big = dir.join("big");
+        std::fs::write(&big, [b'x'; 2048]).unwrap();
+        assert!(error(&big, 1024).ends_with("big: larger than 0 MiB"));
+        assert_eq!(read_bounded(&big, 2048).unwrap().len(), 2048);
+        let binary = dir.join("binary");
+        std::fs::write(&binary, b"a 1\nb 2\n\xff\xfe 3\n").unwrap();
+        assert!(error(&binary, 1024).ends_with("binary:3: not UTF-8 text"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

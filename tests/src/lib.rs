@@ -7,6 +7,8 @@
 
 use std::{
     collections::BTreeMap,
+    io::Read,
+    os::unix::process::CommandExt,
     path::{Path, PathBuf},
     process::{Child, Command, Output, Stdio},
     sync::{Mutex, MutexGuard, OnceLock},
@@ -327,4 +329,53 @@ pub fn thread_times(report: &serde_json::Value, pid: u32) -> Vec<ThreadTimes> {
             }
         })
         .collect()
+}
+
+/// Runs `command` to its end, killing it after `limit`: a hang fails the
+/// test instead of stalling it. Memory is capped too, so a bpfprof that
+/// reads without bound fails fast rather than taking the machine down.
+pub fn run_within(mut command: Command, limit: Duration, what: &str) -> Output {
+    // SAFETY: setrlimit is async-signal-safe; only the child is limited.
+    unsafe {
+        command.pre_exec(|| {
+            let cap = libc::rlimit {
+                rlim_cur: 4 << 30,
+                rlim_max: 4 << 30,
+            };
+            libc::setrlimit(libc::RLIMIT_AS, &cap);
+            Ok(())
+        });
+    }
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting bpfprof");
+    let pipes = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let read = |mut pipe: Box<dyn Read + Send>| {
+        thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let (stdout, stderr) = (read(Box::new(pipes.0)), read(Box::new(pipes.1)));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what}: bpfprof still running after {limit:?}");
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    }
 }

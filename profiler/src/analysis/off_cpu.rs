@@ -36,8 +36,11 @@ impl WallStat {
         self.off_us.iter().sum()
     }
 
+    /// Off-CPU times add up within 64 bits (a saved run's are bounded by
+    /// `saved::MAX_TOTAL`), but on-CPU time is samples times the period,
+    /// which a made-up run can push past them: the sum saturates.
     pub fn wall_us(&self) -> u64 {
-        self.cpu_us + self.off_total()
+        self.cpu_us.saturating_add(self.off_total())
     }
 }
 
@@ -68,8 +71,9 @@ pub struct WallEntity {
 }
 
 impl WallEntity {
+    /// Saturates, as `WallStat::wall_us`.
     pub fn wall_us(&self) -> u64 {
-        self.cpu_us + self.off_us.iter().sum::<u64>()
+        self.cpu_us.saturating_add(self.off_us.iter().sum::<u64>())
     }
 }
 

@@ -8,8 +8,9 @@ use std::{collections::BTreeSet, path::Path, process::ExitCode};
 use anyhow::Result;
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 
-use crate::{bpf, procfs};
+use crate::{bpf, procfs, profile::printable};
 
+/// Lines to print; made printable, as they carry process and file names.
 #[derive(Default)]
 struct Findings {
     lines: Vec<String>,
@@ -18,14 +19,14 @@ struct Findings {
 
 impl Findings {
     fn ok(&mut self, text: String) {
-        self.lines.push(format!("ok    {text}"));
+        self.lines.push(format!("ok    {}", printable(&text)));
     }
     fn warn(&mut self, text: String) {
-        self.lines.push(format!("warn  {text}"));
+        self.lines.push(format!("warn  {}", printable(&text)));
     }
     fn fix(&mut self, text: String) {
         self.to_fix += 1;
-        self.lines.push(format!("FIX   {text}"));
+        self.lines.push(format!("FIX   {}", printable(&text)));
     }
 }
 

@@ -17,24 +17,27 @@ use crate::{
     cli::ReportArgs,
     meta::RunMeta,
     output::{self, dir::OutDir, stdout, svg},
-    profile::Losses,
-    saved::{self, Rebuilder},
+    profile::{Losses, printable},
+    saved::{self, MAX_REPORT_BYTES, Rebuilder},
 };
 
 pub fn run(args: &ReportArgs) -> Result<ExitCode> {
     let dir = &args.dir;
     let report = read_report(dir)?;
-    let meta: RunMeta = serde_json::from_value(report["run"].clone()).with_context(|| {
-        format!(
-            "{}: `run` is not a bpfprof run description",
-            dir.join("report.json").display()
-        )
-    })?;
+    let meta: RunMeta = serde_json::from_value::<RunMeta>(report["run"].clone())
+        .with_context(|| {
+            format!(
+                "{}: `run` is not a bpfprof run description",
+                dir.join("report.json").display()
+            )
+        })?
+        .printable();
     let mut pids = HashMap::new();
     for p in report["processes"].as_array().into_iter().flatten() {
         if let (Some(name), Some(pid)) = (p["name"].as_str(), p["pid"].as_u64()) {
             // Two processes of one name cannot be told apart in folded text.
-            pids.entry(name.to_string())
+            // Names are keyed as the folded files read back have them.
+            pids.entry(printable(name).into_owned())
                 .and_modify(|id| *id = 0)
                 .or_insert(pid as u32);
         }
@@ -46,8 +49,8 @@ pub fn run(args: &ReportArgs) -> Result<ExitCode> {
         .flatten()
         .filter_map(|f| {
             Some((
-                f["name"].as_str()?.to_string(),
-                f["module"].as_str()?.to_string(),
+                printable(f["name"].as_str()?).into_owned(),
+                printable(f["module"].as_str()?).into_owned(),
             ))
         })
         .collect();
@@ -63,6 +66,11 @@ pub fn run(args: &ReportArgs) -> Result<ExitCode> {
     }
     let mut profile = rebuilder.profile;
     profile.losses = serde_json::from_value::<Losses>(report["errors"].clone()).unwrap_or_default();
+    let by_module = std::mem::take(&mut profile.losses.unknown_frames_by_module);
+    profile.losses.unknown_frames_by_module = by_module
+        .into_iter()
+        .map(|(module, n)| (printable(&module).into_owned(), n))
+        .collect();
     let render = output::Render {
         args: &args.render,
         off_cpu,
@@ -123,12 +131,13 @@ fn read_report(dir: &Path) -> Result<serde_json::Value> {
     if !dir.is_dir() {
         anyhow::bail!("{}: not a directory", dir.display());
     }
-    let text = std::fs::read_to_string(&path).with_context(|| {
-        format!(
-            "{}: not a bpfprof output directory (no readable report.json)",
+    if !path.exists() {
+        anyhow::bail!(
+            "{}: not a bpfprof output directory (no report.json)",
             dir.display()
-        )
-    })?;
+        );
+    }
+    let text = saved::read_bounded(&path, MAX_REPORT_BYTES)?;
     serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))
 }
 

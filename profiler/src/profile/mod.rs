@@ -4,10 +4,13 @@
 //! read it.
 
 mod losses;
+mod printable;
 
 use std::collections::{BTreeMap, HashMap};
 
 pub use losses::Losses;
+use printable::make_printable;
+pub(crate) use printable::printable;
 
 /// Index into [`FrameTable`].
 pub type FrameId = u32;
@@ -43,7 +46,8 @@ impl Frame {
     }
 }
 
-/// Every distinct frame once, so stacks are short vectors of ids.
+/// Every distinct frame once, so stacks are short vectors of ids. Names
+/// and modules are stored printable (see `printable`).
 #[derive(Debug, Default)]
 pub struct FrameTable {
     frames: Vec<Frame>,
@@ -53,7 +57,11 @@ pub struct FrameTable {
 }
 
 impl FrameTable {
-    pub fn intern(&mut self, frame: Frame) -> FrameId {
+    pub fn intern(&mut self, mut frame: Frame) -> FrameId {
+        make_printable(&mut frame.name);
+        if let Some(module) = &mut frame.module {
+            make_printable(module);
+        }
         if let Some(&id) = self.ids.get(&frame) {
             return id;
         }
@@ -72,8 +80,10 @@ impl FrameTable {
     }
 
     pub fn note_module_path(&mut self, name: &str, path: &str) {
-        if !self.module_paths.contains_key(name) {
-            self.module_paths.insert(name.to_string(), path.to_string());
+        let name = printable(name);
+        if !self.module_paths.contains_key(name.as_ref()) {
+            let path = printable(path).into_owned();
+            self.module_paths.insert(name.into_owned(), path);
         }
     }
 
@@ -223,23 +233,25 @@ impl Profile {
         *self.off_cpu.entry(OffCpuSite { site, state }).or_default() += us;
     }
 
-    pub fn add_wake(&mut self, site: WakeSite, us: u64) {
+    pub fn add_wake(&mut self, mut site: WakeSite, us: u64) {
+        make_printable(&mut site.waker_name);
         *self.wakes.entry(site).or_default() += us;
     }
 
-    /// Records a process name the first time the process is seen.
+    /// Records a process name (made printable) the first time the process
+    /// is seen.
     pub fn name_process(&mut self, tgid: u32, name: impl FnOnce() -> String) {
         self.processes.entry(tgid).or_insert_with(|| ProcessInfo {
-            name: name(),
+            name: printable(&name()).into_owned(),
             ..ProcessInfo::default()
         });
     }
 
-    /// Records a thread the first time it is seen.
+    /// Records a thread (its name made printable) the first time it is seen.
     pub fn name_thread(&mut self, tgid: u32, tid: u32, name: impl FnOnce() -> String) {
         self.threads.entry(tid).or_insert_with(|| ThreadInfo {
             tgid,
-            name: name(),
+            name: printable(&name()).into_owned(),
             ..ThreadInfo::default()
         });
     }

@@ -2,24 +2,25 @@
 //! the kernel format ~200k symbols, a quarter of a short run's CPU. The
 //! core kernel's text does not change while the machine is up, so its
 //! symbols are kept in /run/bpfprof/BOOT_ID/ (root-only, on tmpfs, gone at
-//! reboot) for later runs. Addresses outside it (modules, BPF programs,
-//! trampolines, which come and go) are always named from /proc/kallsyms.
+//! reboot) for later runs, and checked before each use (`cache`).
+//! Addresses outside it (modules, BPF programs, trampolines, which come
+//! and go) are always named from /proc/kallsyms.
 //! Where a vmlinux image is installed, blazesym's own search (which
 //! prefers it) is left alone.
 
+mod cache;
+
 use std::{
     fs,
-    io::Write,
-    os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt},
     path::{Path, PathBuf},
+    sync::Once,
 };
 
 use blazesym::{
     MaybeDefault,
     symbolize::source::{Kernel, Source},
 };
-
-const CACHE_ROOT: &str = "/run/bpfprof";
+use cache::{NoCopy, Store};
 
 /// A copy of the core kernel's text symbols, in kallsyms' own format, and
 /// the addresses it covers.
@@ -45,16 +46,37 @@ impl CoreText {
     }
 }
 
+/// Where the per-boot copies are kept.
+const CACHE_ROOT: &str = "/run/bpfprof";
+
 /// The core kernel's symbols for this boot: the cached copy, or a new one
 /// made from /proc/kallsyms. None where there is a vmlinux image or the
-/// copy cannot be made; then /proc/kallsyms serves every address.
+/// copy cannot be made or trusted; then /proc/kallsyms serves every
+/// address.
 pub fn core_text() -> Option<CoreText> {
     if has_vmlinux() {
         return None;
     }
     let boot_id = fs::read_to_string("/proc/sys/kernel/random/boot_id").ok()?;
-    let dir = Path::new(CACHE_ROOT).join(boot_id.trim());
-    cached(&dir).or_else(|| make(&dir))
+    let store = Store {
+        root: CACHE_ROOT.into(),
+        boot_id: boot_id.trim().to_string(),
+        owner: 0,
+    };
+    match store.core_text(|| fs::read_to_string("/proc/kallsyms").ok()) {
+        Ok(text) => Some(text),
+        Err(NoCopy::Unsafe(problem)) => {
+            static WARNED: Once = Once::new();
+            WARNED.call_once(|| {
+                eprintln!(
+                    "bpfprof: warning: {problem}: no copy of the kernel's symbols kept there; \
+                     reading /proc/kallsyms instead"
+                );
+            });
+            None
+        }
+        Err(NoCopy::Unavailable) => None,
+    }
 }
 
 /// blazesym's vmlinux search (`kernel::resolver`), which wins over kallsyms.
@@ -67,59 +89,6 @@ fn has_vmlinux() -> bool {
             .join(format!("vmlinux-{}", release.trim()))
             .exists()
     })
-}
-
-fn cached(dir: &Path) -> Option<CoreText> {
-    let kallsyms = dir.join("kallsyms");
-    let range = dir.join("range");
-    // Only what root wrote and only root can change is trusted.
-    for path in [dir, &kallsyms, &range] {
-        let meta = fs::metadata(path).ok()?;
-        if meta.uid() != 0 || meta.mode() & 0o022 != 0 {
-            return None;
-        }
-    }
-    let (start, end) = parse_range(&fs::read_to_string(&range).ok()?)?;
-    Some(CoreText {
-        kallsyms,
-        start,
-        end,
-    })
-}
-
-fn make(dir: &Path) -> Option<CoreText> {
-    let all = fs::read_to_string("/proc/kallsyms").ok()?;
-    let (text, start, end) = core_symbols(&all)?;
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
-        .ok()?;
-    remove_other_boots(dir);
-    let kallsyms = dir.join("kallsyms");
-    write_atomically(&kallsyms, text.as_bytes())?;
-    write_atomically(
-        &dir.join("range"),
-        format!("{start:x} {end:x}\n").as_bytes(),
-    )?;
-    Some(CoreText {
-        kallsyms,
-        start,
-        end,
-    })
-}
-
-/// Where /run is no tmpfs, earlier boots' copies would stay: drop them.
-fn remove_other_boots(dir: &Path) {
-    let Some(root) = dir.parent() else { return };
-    let Ok(entries) = fs::read_dir(root) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        if entry.path() != dir {
-            let _ = fs::remove_dir_all(entry.path());
-        }
-    }
 }
 
 /// The text symbols of the core kernel (lines with no `[module]`), and the
@@ -150,32 +119,6 @@ fn core_symbols(all: &str) -> Option<(String, u64, u64)> {
     let (start, end) = (start?, end?);
     // Addresses hidden (kptr_restrict) read as zero: nothing to keep.
     (start != 0 && start < end).then_some((text, start, end))
-}
-
-fn parse_range(text: &str) -> Option<(u64, u64)> {
-    let mut words = text.split_ascii_whitespace();
-    let start = u64::from_str_radix(words.next()?, 16).ok()?;
-    let end = u64::from_str_radix(words.next()?, 16).ok()?;
-    (start < end).then_some((start, end))
-}
-
-/// Writes `path` whole or not at all: a concurrent run reads either the
-/// old file or the new one.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Option<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)
-        .ok()?;
-    let written = file.write_all(bytes).is_ok();
-    if !written || fs::rename(&tmp, path).is_err() {
-        let _ = fs::remove_file(&tmp);
-        return None;
-    }
-    Some(())
 }
 
 #[cfg(test)]
@@ -231,7 +174,7 @@ ffffffffc1000000 t bpf_prog_abc_f\t[bpf]
         let dir = std::env::temp_dir().join(format!("bpfprof-kallsyms-{}", std::process::id()));
         fs::create_dir_all(&dir).unwrap();
         let copy = dir.join("kallsyms");
-        write_atomically(&copy, text.as_bytes()).unwrap();
+        cache::write_atomically(&copy, &[text.as_bytes()]).unwrap();
         // A byte inside every 97th core function of /proc/kallsyms (the
         // padding before functions is left out of the copy by design).
         let addrs: Vec<u64> = all

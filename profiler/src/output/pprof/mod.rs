@@ -17,6 +17,12 @@ use crate::{
 };
 
 /// Builds the pprof message for a profile.
+/// pprof's values are signed: a count past them (only a made-up saved
+/// run has one) is shown as the largest, never as a negative number.
+fn int64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
 pub fn build(
     profile: &Profile,
     meta: &RunMeta,
@@ -35,14 +41,14 @@ pub fn build(
     let width = types.len();
     let mut samples = Vec::new();
     for (site, &count) in &profile.on_cpu {
-        let mut value = vec![count as i64, count as i64 * period_ns];
+        let mut value = vec![int64(count), int64(count).saturating_mul(period_ns)];
         value.resize(width, 0);
         samples.push(b.sample(site, value, None));
     }
     if off_cpu {
         for (off, &us) in &profile.off_cpu {
             let mut value = vec![0; width];
-            value[2] = us as i64 * 1000;
+            value[2] = int64(us).saturating_mul(1000);
             samples.push(b.sample(&off.site, value, Some(off.state.name())));
         }
     }

@@ -138,3 +138,31 @@ fn round_trips_with_every_id_resolved() {
         .find(|m| s(m.filename) == "[kernel.kallsyms]");
     assert!(kernel.is_some());
 }
+
+#[test]
+fn values_past_int64_saturate() {
+    let mut p = Profile::default();
+    p.name_process(7, || "app".into());
+    let main = p.frames.intern(Frame::pseudo("main"));
+    let site = StackSite {
+        tgid: 7,
+        tid: 7,
+        frames: vec![main],
+        pcs: vec![0],
+    };
+    p.add(site.clone(), i64::MAX as u64);
+    p.add_off_cpu(site, OffState::Sleeping, u64::MAX);
+    let meta = RunMeta::new(
+        99,
+        "pid 7".into(),
+        std::time::SystemTime::now(),
+        Default::default(),
+    );
+    let values: Vec<Vec<i64>> = build(&p, &meta, true, 0)
+        .sample
+        .into_iter()
+        .map(|s| s.value)
+        .collect();
+    assert!(values.contains(&vec![i64::MAX, i64::MAX, 0]), "{values:?}");
+    assert!(values.contains(&vec![0, 0, i64::MAX]), "{values:?}");
+}

@@ -1,0 +1,236 @@
+//! The on-disk copy of the core kernel's symbols: `ROOT/BOOT_ID/kallsyms`,
+//! its first line a header saying which boot it is for, the range it
+//! covers, how many symbols follow and their checksum:
+//!
+//! `# bpfprof-kallsyms v1 boot=ID start=HEX end=HEX symbols=N fnv64=HEX`
+//!
+//! (blazesym skips the line: `#` is no address). A copy is used only when
+//! the header matches what follows, so a truncated or damaged copy is made
+//! anew instead of naming frames wrongly.
+//!
+//! blazesym opens the copy by path after it was checked here. That holds
+//! only if no one but the owner (root) can replace it in between: so the
+//! copy must be a regular file of the owner's that others cannot write,
+//! in a directory of the owner's that others cannot write, itself in such
+//! a root directory whose parent others cannot write either (/run). Then
+//! no other user can rename, replace or link anything on the path, nor
+//! change the file's content; a check of the path made once holds for
+//! the run. A directory that fails the check is not used and not deleted
+//! (another user's files may be in it): the caller reads /proc/kallsyms.
+
+use std::{
+    fs::{self, Metadata},
+    io::{self, Read, Write},
+    os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt},
+    path::{Path, PathBuf},
+};
+
+use super::{CoreText, core_symbols};
+
+/// Far above a real kernel's core text symbols (a few MiB): a larger copy
+/// was not written by bpfprof.
+const MAX_COPY_BYTES: u64 = 64 << 20;
+const HEADER: &str = "# bpfprof-kallsyms v1";
+const COPY: &str = "kallsyms";
+
+/// Where the copies live, for which boot, and whose they must be.
+pub(crate) struct Store {
+    pub root: PathBuf,
+    pub boot_id: String,
+    /// The owner every directory and the copy must have: root, except in
+    /// unit tests.
+    pub owner: u32,
+}
+
+/// Why there is no copy to use.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum NoCopy {
+    /// A directory on the path others could change (named, with what is
+    /// wrong): worth a warning, as someone may have planted it.
+    Unsafe(String),
+    /// No copy could be read or made: no /run, a read-only file system,
+    /// kernel addresses hidden.
+    Unavailable,
+}
+
+impl Store {
+    /// This boot's copy: checked and used, or made anew (from `kallsyms`,
+    /// the text of /proc/kallsyms) when missing or invalid.
+    pub fn core_text(&self, kallsyms: impl FnOnce() -> Option<String>) -> Result<CoreText, NoCopy> {
+        let parent = self.root.parent().ok_or(NoCopy::Unavailable)?;
+        self.check_dir(parent)?;
+        let dir = self.root.join(&self.boot_id);
+        self.ensure_dir(&self.root)?;
+        self.ensure_dir(&dir)?;
+        if let Some(text) = self.load(&dir) {
+            return Ok(text);
+        }
+        kallsyms()
+            .and_then(|all| self.make(&dir, &all))
+            .ok_or(NoCopy::Unavailable)
+    }
+
+    /// Checks a directory, or makes it when missing.
+    fn ensure_dir(&self, dir: &Path) -> Result<(), NoCopy> {
+        match fs::symlink_metadata(dir) {
+            Ok(meta) if !meta.is_dir() && dir != self.root => {
+                // Not a directory (a link, a file) where the boot's should
+                // be: the root is checked, so the owner made it; replace it.
+                fs::remove_file(dir).map_err(|_| NoCopy::Unavailable)?;
+            }
+            Ok(_) => return self.check_dir(dir),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(_) => return Err(NoCopy::Unavailable),
+        }
+        match fs::DirBuilder::new().mode(0o700).create(dir) {
+            Ok(()) => {}
+            // Another run made it first.
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(_) => return Err(NoCopy::Unavailable),
+        }
+        self.check_dir(dir)
+    }
+
+    /// A real directory (not a link to one) of the owner's that no one
+    /// else can write.
+    fn check_dir(&self, dir: &Path) -> Result<(), NoCopy> {
+        let meta = fs::symlink_metadata(dir).map_err(|_| NoCopy::Unavailable)?;
+        let problem = if meta.file_type().is_symlink() {
+            Some("is a symbolic link".to_string())
+        } else if !meta.is_dir() {
+            Some("is not a directory".to_string())
+        } else {
+            self.ownership_problem(&meta)
+        };
+        match problem {
+            Some(problem) => Err(NoCopy::Unsafe(format!("{} {problem}", dir.display()))),
+            None => Ok(()),
+        }
+    }
+
+    fn ownership_problem(&self, meta: &Metadata) -> Option<String> {
+        if meta.uid() != self.owner {
+            Some(format!("is owned by uid {}", meta.uid()))
+        } else if meta.mode() & 0o022 != 0 {
+            Some(format!(
+                "can be written by others (mode {:o})",
+                meta.mode() & 0o7777
+            ))
+        } else {
+            None
+        }
+    }
+
+    /// The copy in `dir`, if it is whole and for this boot. Special files
+    /// are never opened for reading (a FIFO would block): not even a
+    /// FIFO swapped in after the check, as it is opened non-blocking.
+    fn load(&self, dir: &Path) -> Option<CoreText> {
+        let path = dir.join(COPY);
+        if !fs::symlink_metadata(&path).ok()?.is_file() {
+            return None;
+        }
+        let file = fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(&path)
+            .ok()?;
+        let meta = file.metadata().ok()?;
+        if !meta.is_file() || self.ownership_problem(&meta).is_some() || meta.len() > MAX_COPY_BYTES
+        {
+            return None;
+        }
+        let mut bytes = Vec::with_capacity(meta.len() as usize);
+        file.take(MAX_COPY_BYTES).read_to_end(&mut bytes).ok()?;
+        let (start, end) = self.verify(&bytes)?;
+        Some(CoreText {
+            kallsyms: path,
+            start,
+            end,
+        })
+    }
+
+    /// The range of a copy whose header matches this boot and its body.
+    fn verify(&self, bytes: &[u8]) -> Option<(u64, u64)> {
+        let newline = bytes.iter().position(|&b| b == b'\n')?;
+        let (header, body) = (&bytes[..newline], &bytes[newline + 1..]);
+        let header = std::str::from_utf8(header).ok()?.strip_prefix(HEADER)?;
+        let mut fields = header.split_ascii_whitespace();
+        let mut field = |key: &str| fields.next()?.strip_prefix(key)?.strip_prefix('=');
+        let boot = field("boot")?;
+        let start = u64::from_str_radix(field("start")?, 16).ok()?;
+        let end = u64::from_str_radix(field("end")?, 16).ok()?;
+        let symbols: usize = field("symbols")?.parse().ok()?;
+        let checksum = u64::from_str_radix(field("fnv64")?, 16).ok()?;
+        let whole = boot == self.boot_id
+            && start < end
+            && body.last() == Some(&b'\n')
+            && body.iter().filter(|&&b| b == b'\n').count() == symbols
+            && fnv64(body) == checksum;
+        whole.then_some((start, end))
+    }
+
+    fn make(&self, dir: &Path, all: &str) -> Option<CoreText> {
+        let (text, start, end) = core_symbols(all)?;
+        let header = format!(
+            "{HEADER} boot={} start={start:x} end={end:x} symbols={} fnv64={:x}\n",
+            self.boot_id,
+            text.lines().count(),
+            fnv64(text.as_bytes())
+        );
+        let path = dir.join(COPY);
+        // A directory in its place would stop the rename.
+        if fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
+            fs::remove_dir_all(&path).ok()?;
+        }
+        write_atomically(&path, &[header.as_bytes(), text.as_bytes()])?;
+        remove_other_boots(&self.root, dir);
+        Some(CoreText {
+            kallsyms: path,
+            start,
+            end,
+        })
+    }
+}
+
+/// Where /run is no tmpfs, earlier boots' copies would stay: drop them.
+/// Everything in the root (checked: the owner's alone) is bpfprof's.
+fn remove_other_boots(root: &Path, dir: &Path) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        if entry.path() != dir {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// 64-bit FNV-1a: enough to tell a damaged copy from a whole one.
+pub(crate) fn fnv64(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// Writes `path` whole or not at all: a concurrent run reads either the
+/// old file or the new one. The rename replaces whatever was there (a
+/// link itself, not what it points to).
+pub(crate) fn write_atomically(path: &Path, parts: &[&[u8]]) -> Option<()> {
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .ok()?;
+    let written = parts.iter().all(|part| file.write_all(part).is_ok());
+    if !written || fs::rename(&tmp, path).is_err() {
+        let _ = fs::remove_file(&tmp);
+        return None;
+    }
+    Some(())
+}
+
+#[cfg(test)]
+mod tests;
