@@ -3,7 +3,7 @@
 //! its binaries will give named, whole stacks (symbols, debug info, frame
 //! pointers, unwind tables). Prints what is fine and what to fix.
 
-use std::{collections::BTreeSet, path::Path, process::ExitCode};
+use std::{collections::BTreeMap, path::Path, process::ExitCode};
 
 use anyhow::Result;
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
@@ -127,18 +127,19 @@ fn check_process(f: &mut Findings, pid: u32) {
         return;
     };
     f.ok(format!("pid {pid} is {name}"));
-    let binaries: BTreeSet<String> = procfs::mappings(pid)
+    let mut binaries: BTreeMap<String, procfs::Mapping> = BTreeMap::new();
+    for m in procfs::mappings(pid)
         .into_iter()
         .filter(|m| m.path.starts_with('/'))
-        .map(|m| m.path.trim_end_matches(" (deleted)").to_string())
-        .collect();
-    for path in binaries {
-        // Read through the process's root: its binaries may live in another
-        // mount namespace.
-        let data =
-            std::fs::read(format!("/proc/{pid}/root{path}")).or_else(|_| std::fs::read(&path));
-        let Ok(data) = data else {
-            f.warn(format!("{path}: cannot read it"));
+    {
+        let path = m.path.trim_end_matches(" (deleted)").to_string();
+        binaries.entry(path).or_insert(m);
+    }
+    for (path, mapping) in binaries {
+        let Some(data) = read_binary(pid, &mapping) else {
+            f.warn(format!(
+                "{path}: cannot read it (or not a regular file, or over 2 GiB)"
+            ));
             continue;
         };
         let Ok(file) = object::File::parse(&*data) else {
@@ -152,6 +153,26 @@ fn check_process(f: &mut Findings, pid: u32) {
         }
         inspect_binary(f, &path, &file);
     }
+}
+
+/// The file a mapping maps, read through `/proc/PID/map_files` (the file
+/// itself, whatever mount namespace or path games): only a regular file,
+/// without blocking, up to a bound far above any real binary.
+fn read_binary(pid: u32, mapping: &procfs::Mapping) -> Option<Vec<u8>> {
+    use std::{io::Read, os::unix::fs::OpenOptionsExt};
+    const MAX_BINARY_BYTES: u64 = 2 << 30;
+    let file = std::fs::File::options()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(mapping.map_files_path(pid))
+        .ok()?;
+    let meta = file.metadata().ok()?;
+    if !meta.is_file() || meta.len() > MAX_BINARY_BYTES {
+        return None;
+    }
+    let mut data = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_BINARY_BYTES).read_to_end(&mut data).ok()?;
+    Some(data)
 }
 
 fn inspect_binary(f: &mut Findings, path: &str, file: &object::File) {

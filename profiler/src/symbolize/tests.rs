@@ -38,6 +38,7 @@ fn return_addresses_are_looked_up_one_byte_earlier() {
 }
 
 #[test]
+#[ignore = "needs root: reads /proc/self/map_files"]
 fn names_a_function_of_this_process() {
     let addr = a_named_function_of_ours();
     let mut symbolizer = Symbolizer::default();
@@ -79,6 +80,7 @@ fn losses_become_pseudo_frames_and_are_counted() {
 }
 
 #[test]
+#[ignore = "needs root: reads /proc/self/map_files"]
 fn off_cpu_stacks_and_wakers_are_named_too() {
     let addr = a_named_function_of_ours();
     let blocked = sample_with_user_stack(vec![addr + 1]).stacks;
@@ -116,6 +118,7 @@ fn off_cpu_stacks_and_wakers_are_named_too() {
 }
 
 #[test]
+#[ignore = "needs root: reads /proc/self/map_files"]
 fn stacks_at_the_depth_limit_are_marked_truncated_and_counted() {
     let addr = a_named_function_of_ours();
     let deep = sample_with_user_stack(vec![addr + 1; MAX_STACK_DEPTH]);
