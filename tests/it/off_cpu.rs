@@ -134,11 +134,15 @@ fn min_block_us_drops_shorter_waits() {
     );
     run.assert_success();
     let folded = Folded::read(&run.dir.join("off-cpu.folded"));
-    assert!(off_us(&folded, "wl-sleeps", "sleep_long", "[sleeping]") > 0);
-    assert_eq!(
-        off_us(&folded, "wl-sleeps", "sleep_short", "[sleeping]"),
-        0,
-        "10 ms waits are below 15 ms"
+    let long = off_us(&folded, "wl-sleeps", "sleep_long", "[sleeping]");
+    let short = off_us(&folded, "wl-sleeps", "sleep_short", "[sleeping]");
+    assert!(long > 0);
+    // Unfiltered, the 10 ms waits would weigh half the 20 ms ones. A 10 ms
+    // sleep whose wake-up is delayed past 15 ms (a busy CPU) really is a
+    // 15 ms wait and is kept: a few may be, not the bulk.
+    assert!(
+        short * 40 <= long,
+        "10 ms waits are below 15 ms: {short} µs kept beside {long} µs of 20 ms waits"
     );
 }
 
