@@ -4,6 +4,11 @@
 //! compared bytewise by the kernel, so no byte may be left uninitialised.
 #![no_std]
 
+pub mod loss;
+pub mod names;
+
+pub use loss::Loss;
+
 /// Length of a task's `comm` as the kernel stores it.
 pub const COMM_LEN: usize = 16;
 
