@@ -185,6 +185,9 @@ fn test(root: &Path, bin: &Path, args: &[String]) -> Result<ExitCode> {
         ])
         .args(&args)
         .env("BPFPROF_BIN", bin)
+        // The object just built: profiler's build.rs embeds it rather than
+        // building its own for the test profile.
+        .env("BPFPROF_EBPF_OBJ", ebpf_object(root))
         .stdout(Stdio::piped())
         .spawn()
         .context("starting cargo test")?;
