@@ -110,12 +110,17 @@ fn parse_syscall_pc(text: &str) -> Option<u64> {
     u64::from_str_radix(fields.last()?.trim_start_matches("0x"), 16).ok()
 }
 
-/// Whether the JIT perf map of a process (perf-PID.map in its /tmp) may
-/// be read: true when there is none, or it belongs to the process's
-/// effective user; None when the process is gone.
-pub fn perf_map_trusted(tgid: u32) -> Option<bool> {
-    use std::os::unix::fs::MetadataExt;
-    let status = std::fs::read_to_string(format!("/proc/{tgid}/status")).ok()?;
+/// A process's effective user, and the pid it sees itself as (in its own
+/// pid namespace); None once it is gone.
+pub fn euid_and_ns_pid(tgid: u32) -> Option<(u32, u32)> {
+    use std::io::Read;
+    // Bounded: /proc files are the kernel's, but every read stays small.
+    let mut status = String::new();
+    std::fs::File::open(format!("/proc/{tgid}/status"))
+        .ok()?
+        .take(64 << 10)
+        .read_to_string(&mut status)
+        .ok()?;
     let field = |name: &str| {
         status
             .lines()
@@ -123,12 +128,10 @@ pub fn perf_map_trusted(tgid: u32) -> Option<bool> {
             .map(|v| v.split_whitespace().collect::<Vec<_>>())
     };
     let euid: u32 = field("Uid:")?.get(1)?.parse().ok()?;
-    // The pid the process sees itself as, in its own pid namespace.
     let ns_pid = field("NSpid:")
         .and_then(|v| v.last()?.parse::<u32>().ok())
         .unwrap_or(tgid);
-    let map = format!("/proc/{tgid}/root/tmp/perf-{ns_pid}.map");
-    Some(std::fs::metadata(map).map_or(true, |m| m.uid() == euid))
+    Some((euid, ns_pid))
 }
 
 /// The fields of a /proc stat line after the comm, starting with the state.

@@ -163,23 +163,7 @@ impl Tracked {
 
 impl Place {
     fn of(tgid: u32) -> Option<Place> {
-        // Bounded: /proc files are the kernel's, but keep every read small.
-        let mut status = String::new();
-        File::open(format!("/proc/{tgid}/status"))
-            .ok()?
-            .take(64 << 10)
-            .read_to_string(&mut status)
-            .ok()?;
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .map(|v| v.split_whitespace().collect::<Vec<_>>())
-        };
-        let euid: u32 = field("Uid:")?.get(1)?.parse().ok()?;
-        let ns_pid = field("NSpid:")
-            .and_then(|v| v.last()?.parse::<u32>().ok())
-            .unwrap_or(tgid);
+        let (euid, ns_pid) = crate::procfs::euid_and_ns_pid(tgid)?;
         let theirs = std::fs::metadata(format!("/proc/{tgid}/root")).ok()?;
         let ours = std::fs::metadata("/").ok()?;
         let shares_our_root =
