@@ -14,7 +14,7 @@ use crate::{
     bpf::Collector,
     child::GatedChild,
     cli::{Config, Target, Unwind},
-    drain::{self, Batch, Drainer},
+    drain::{Batch, Drainer},
     output::dir::OutDir,
     profile::Profile,
     status::Status,
@@ -72,7 +72,7 @@ async fn capture(config: &Config, out: &OutDir) -> Result<Capture> {
         (Target::Command(_), Some(child)) => collector.want_tgid(child.pid())?,
         _ => {}
     }
-    let mut process_events = drain::ProcessEvents::new(collector.take_process_events()?)?;
+    let mut process_events = collector.take_process_events()?;
     let mut unwinder = (config.unwind != Unwind::Fp).then(|| UnwindLoader::new(config.unwind_rows));
     if let (Some(unwinder), Target::Pids(pids)) = (&mut unwinder, &config.target) {
         for &pid in pids {

@@ -13,13 +13,12 @@
 pub mod analysis;
 pub mod blocked;
 pub mod bpf;
-pub mod bpf_object;
 pub mod capture;
 pub mod child;
 pub mod cli;
 pub mod commands;
 pub mod drain;
-pub(crate) mod map_memory;
+mod entry;
 pub mod meta;
 pub mod output;
 pub mod ownership;
@@ -34,6 +33,8 @@ pub mod unwind;
 pub mod windows;
 
 use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use entry::main_entry;
 
 /// The run description every output carries, for a configuration.
 pub fn run_meta(

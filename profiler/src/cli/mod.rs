@@ -348,24 +348,11 @@ pub struct Config {
     pub verbose: u8,
 }
 
-/// Facts of the machine that flag validation depends on.
+/// Facts of the machine that flag validation depends on (read by
+/// `bpf::machine_limits`).
 pub struct Limits {
     /// `kernel.perf_event_max_sample_rate`.
     pub max_sample_rate: u64,
     pub cpus: u64,
 }
 
-impl Limits {
-    pub fn of_this_machine() -> Limits {
-        let max_sample_rate =
-            std::fs::read_to_string("/proc/sys/kernel/perf_event_max_sample_rate")
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or(100_000);
-        let cpus = aya::util::online_cpus().map_or(1, |c| c.len() as u64);
-        Limits {
-            max_sample_rate,
-            cpus,
-        }
-    }
-}

@@ -10,24 +10,14 @@
 //! stay blocked across drains), so each drained generation's stacks are kept
 //! in a [`StackStore`] while pending records still refer to them.
 
-mod events;
 mod stacks;
 
-use std::{collections::HashMap as StdHashMap, thread, time::Duration};
+use std::{collections::HashMap, thread, time::Duration};
 
-use anyhow::{Context, Result};
-use aya::{
-    Pod,
-    maps::{HashMap, MapData},
-};
-use profiler_common::{
-    OffCpuKey, STACK_ID_BEFORE_RUN, Stack, StackKey, USER_STACK_INCOMPLETE, WakeKey, map_set,
-};
+use anyhow::Result;
+use profiler_common::{OffCpuKey, STACK_ID_BEFORE_RUN, Stack, StackKey, USER_STACK_INCOMPLETE};
 
-pub use self::{
-    events::ProcessEvents,
-    stacks::{Seeded, StackRef, StackStore, StacksById},
-};
+pub use self::stacks::{Seeded, StackRef, StackStore, StacksById};
 use crate::bpf::Collector;
 
 /// A BPF program that read the old generation is still writing for at most
@@ -136,7 +126,7 @@ impl DrainStats {
 
 impl Drainer {
     /// `seeded`: stacks of the threads blocked before the run, by tid.
-    pub fn new(seeded: StdHashMap<u32, Seeded>) -> Drainer {
+    pub fn new(seeded: HashMap<u32, Seeded>) -> Drainer {
         Drainer {
             generation: 0,
             stacks: StackStore::new(seeded),
@@ -171,40 +161,23 @@ impl Drainer {
     }
 
     fn drain_generation(&mut self, collector: &mut Collector, generation: u32) -> Result<Batch> {
-        let set = if map_set(generation) == 0 { "A" } else { "B" };
-        let names = [
-            format!("KERNEL_STACKS_{set}"),
-            format!("USER_STACKS_{set}"),
-            format!("COUNTS_{set}"),
-            format!("OFF_US_{set}"),
-            format!("WAKE_US_{set}"),
-        ];
-        let [
-            Some(stacks),
-            Some(user_stacks),
-            Some(counts),
-            Some(off_us),
-            Some(wake_us),
-        ] = collector
-            .ebpf
-            .maps_disjoint_mut(names.each_ref().map(String::as_str))
-        else {
-            anyhow::bail!("map set {set} missing from the BPF object");
-        };
+        let mut set = collector.map_set(generation)?;
         // Nothing writes to this set now, so its contents are stable.
-        let mut ids = take_stacks(stacks)?;
-        ids.extend(take_stacks(user_stacks)?);
+        let mut ids = StacksById::new();
+        set.take_stacks(|id, stack| {
+            ids.insert(id, frames(stack));
+        })?;
         self.stacks.add_generation(generation, ids);
 
         let mut batch = Batch::default();
-        for (key, count) in take_all::<StackKey>(counts)? {
+        for (key, count) in set.take_counts()? {
             let stacks = self.stacks.resolve(&key, generation);
             batch.on_cpu.push(RawSample { stacks, count });
         }
-        for (key, us) in take_all::<OffCpuKey>(off_us)? {
+        for (key, us) in set.take_off_cpu()? {
             batch.off_cpu.push(self.off_cpu(&key, us));
         }
-        for (key, us) in take_all::<WakeKey>(wake_us)? {
+        for (key, us) in set.take_wakes()? {
             let blocked = self.off_cpu(&key.blocked, us);
             let waker = self.stacks.resolve(&key.waker.stack, key.waker.stack_gen);
             batch.wakes.push(RawWake { blocked, waker });
@@ -221,36 +194,15 @@ impl Drainer {
     }
 }
 
-/// Reads and empties a map of stacks stored by BPF (kernel or user).
-fn take_stacks(map: &mut aya::maps::Map) -> Result<StacksById> {
-    let mut stacks: HashMap<&mut MapData, i64, Stack> = HashMap::try_from(map)?;
-    let keys: Vec<i64> = stacks.keys().collect::<Result<_, _>>()?;
-    let mut ids = StacksById::with_capacity(keys.len());
-    for id in keys {
-        if let Ok(stack) = stacks.get(&id, 0) {
-            let len = (stack.len as usize).min(stack.ips.len());
-            let mut ips = stack.ips[..len].to_vec();
-            if stack.flags & USER_STACK_INCOMPLETE != 0 {
-                ips.push(INCOMPLETE_MARK);
-            }
-            ids.insert(id, ips);
-        }
-        stacks.remove(&id)?;
+/// A stack's frames as stored for resolving, a walk that stopped part way
+/// marked at its end.
+fn frames(stack: &Stack) -> Vec<u64> {
+    let len = (stack.len as usize).min(stack.ips.len());
+    let mut ips = stack.ips[..len].to_vec();
+    if stack.flags & USER_STACK_INCOMPLETE != 0 {
+        ips.push(INCOMPLETE_MARK);
     }
-    Ok(ids)
-}
-
-/// Reads every entry of a map nothing writes to, then empties it.
-fn take_all<K: Pod + Eq + std::hash::Hash>(map: &mut aya::maps::Map) -> Result<Vec<(K, u64)>> {
-    let mut map: HashMap<&mut MapData, K, u64> = HashMap::try_from(map)?;
-    let keys: Vec<K> = map.keys().collect::<Result<_, _>>()?;
-    let mut entries = Vec::with_capacity(keys.len());
-    for key in keys {
-        let value = map.get(&key, 0).context("reading a drained map")?;
-        map.remove(&key)?;
-        entries.push((key, value));
-    }
-    Ok(entries)
+    ips
 }
 
 /// Ends the stored frames of a walk that stopped part way (no address is

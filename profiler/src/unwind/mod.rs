@@ -1,6 +1,8 @@
 //! Unwinding user stacks without frame pointers: the tables userspace
-//! builds from each binary's `.eh_frame`, for the BPF walk to follow.
+//! builds from each binary's `.eh_frame` (`table`, `binary`), and their
+//! loading into BPF for the walk to follow (`loader`, through `bpf`).
 
+mod binary;
 pub mod loader;
 pub mod table;
 
