@@ -9,9 +9,10 @@ use clap::{CommandFactory, Parser, error::ErrorKind};
 use crate::{
     bpf, capture, child,
     cli::{self, Cli, Command},
-    commands, error_line, meta,
-    output::{self, dir::OutDir, stdout},
-    ownership, procfs, render_options, run_meta, stop_signals,
+    commands,
+    meta::{self, RunMeta},
+    output::{self, Render, dir::OutDir, stdout},
+    ownership, procfs, stop_signals,
 };
 
 /// Exit code for rejected input, before anything was attached. (1 is for
@@ -124,15 +125,15 @@ fn create_output_dir(config: &cli::Config) -> Result<OutDir, String> {
 
 fn run(config: &cli::Config, out: &OutDir) -> anyhow::Result<ExitCode> {
     let capture = capture::run(config, out)?;
-    let meta = meta::RunMeta {
+    let meta = RunMeta {
         command_exit_status: capture.command_status,
-        ..run_meta(config, capture.started, capture.elapsed)
+        ..RunMeta::of_run(config, capture.started, capture.elapsed)
     };
     let rendered = output::write_all(
         out,
         &meta,
         &capture.profile,
-        &render_options(config, capture.started),
+        &Render::new(config, capture.started),
     );
     if config.verbose > 0 {
         // From the end of sampling: the final drain and symbolization count.
@@ -150,6 +151,23 @@ fn run(config: &cli::Config, out: &OutDir) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// An error and its causes on one line, each said once: some errors repeat
+/// their source's message in their own.
+fn error_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(text.as_str()) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 /// Prints `text` on stdout: success, or failure when stdout failed.
@@ -170,4 +188,33 @@ fn usage_error(msg: &str) -> ExitCode {
 fn first_line(message: &str) -> String {
     let line = message.lines().next().unwrap_or(message);
     line.strip_prefix("error: ").unwrap_or(line).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug)]
+    struct Repeats(std::io::Error);
+
+    impl std::fmt::Display for Repeats {
+        fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "parsing the object: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Repeats {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn an_error_line_says_each_cause_once() {
+        let err = anyhow::Error::new(Repeats(std::io::Error::other("bad section")))
+            .context("loading /tmp/x.o");
+        assert_eq!(format!("{err:#}").matches("bad section").count(), 2);
+        assert_eq!(
+            super::error_line(&err),
+            "loading /tmp/x.o: parsing the object: bad section"
+        );
+    }
 }

@@ -1,7 +1,10 @@
 //! Facts about the run that every output carries: the machine, the kernel,
-//! the settings, when it started and how long it lasted.
+//! the settings, the target, when it started and how long it lasted; and
+//! the times and names derived from them.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::cli::{Config, Target};
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct RunMeta {
@@ -46,6 +49,20 @@ impl RunMeta {
         .printable()
     }
 
+    /// The description of a run of `config` (or of one of its windows).
+    pub(crate) fn of_run(config: &Config, started: SystemTime, elapsed: Duration) -> RunMeta {
+        RunMeta {
+            stack_map_size: config.map_sizes.stack_map,
+            max_stacks: config.map_sizes.max_stacks,
+            ..RunMeta::new(
+                config.freq,
+                describe_target(&config.target),
+                started,
+                elapsed,
+            )
+        }
+    }
+
     /// The same with its text made printable: the target names a command
     /// (any file name), and a saved report.json may say anything.
     pub fn printable(mut self) -> RunMeta {
@@ -59,6 +76,25 @@ impl RunMeta {
             *text = crate::profile::printable(text).into_owned();
         }
         self
+    }
+}
+
+/// What a run profiles, in words: `all processes`, `pid 1,2`, `command
+/// `./app args``.
+pub(crate) fn describe_target(target: &Target) -> String {
+    match target {
+        Target::AllProcesses => "all processes".into(),
+        Target::Pids(pids) => {
+            let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+            format!("pid {}", list.join(","))
+        }
+        Target::Command(argv) => {
+            let words: Vec<String> = argv
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            format!("command `{}`", words.join(" "))
+        }
     }
 }
 
