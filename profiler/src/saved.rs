@@ -1,6 +1,7 @@
 //! Saved profiles read back: folded files (ours or any FlameGraph/inferno
-//! tool's) and bpfprof output directories, into the profile model, for
-//! `diff` and `report`. Malformed input is an error naming file and line.
+//! tool's) and bpfprof output directories (their report.json as the
+//! [`Report`] it was written from), into the profile model, for `diff` and
+//! `report`. Malformed input is an error naming file and line.
 //! Saved runs may come from anyone: reads are bounded, only regular files
 //! are read, names are made printable and counts must add up in 64 bits.
 
@@ -15,7 +16,10 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-use crate::profile::{Frame, FrameKind, OffState, Profile, StackSite, printable};
+use crate::{
+    output::json::Report,
+    profile::{Frame, FrameKind, OffState, Profile, StackSite, printable},
+};
 
 /// Folded stack text to count, as read.
 pub type FoldedCounts = BTreeMap<String, u64>;
@@ -71,6 +75,50 @@ pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<String> {
         let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;
         anyhow::anyhow!("{shown}:{line}: not UTF-8 text")
     })
+}
+
+/// Reads DIR/report.json, with the names `report` uses made printable.
+pub(crate) fn read_report(dir: &Path) -> Result<Report> {
+    let path = dir.join("report.json");
+    if !dir.is_dir() {
+        bail!("{}: not a directory", dir.display());
+    }
+    if !path.exists() {
+        bail!(
+            "{}: not a bpfprof output directory (no report.json)",
+            dir.display()
+        );
+    }
+    let text = read_bounded(&path, MAX_REPORT_BYTES)?;
+    let report: Report = serde_json::from_str(&text).map_err(|err| {
+        // serde's message may quote the file: shown printable.
+        let why = printable(&err.to_string()).into_owned();
+        match err.classify() {
+            serde_json::error::Category::Data => {
+                anyhow::anyhow!("{}: not a bpfprof report: {why}", path.display())
+            }
+            _ => anyhow::anyhow!("{}: not valid JSON: {why}", path.display()),
+        }
+    })?;
+    Ok(printable_report(report))
+}
+
+fn printable_report(mut report: Report) -> Report {
+    let made_printable = |text: &mut String| *text = printable(text).into_owned();
+    report.run = report.run.printable();
+    for process in &mut report.processes {
+        made_printable(&mut process.name);
+    }
+    for function in &mut report.hot_functions {
+        made_printable(&mut function.name);
+        made_printable(&mut function.module);
+    }
+    let by_module = std::mem::take(&mut report.errors.unknown_frames_by_module);
+    report.errors.unknown_frames_by_module = by_module
+        .into_iter()
+        .map(|(module, n)| (printable(&module).into_owned(), n))
+        .collect();
+    report
 }
 
 /// Reads a folded file: `frame;frame;... count` per line; blank lines and
@@ -351,6 +399,37 @@ mod tests {
         let binary = dir.join("binary");
         std::fs::write(&binary, b"a 1\nb 2\n\xff\xfe 3\n").unwrap();
         assert!(error(&binary, 1024).ends_with("binary:3: not UTF-8 text"));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// A saved report.json may say anything: its names come back printable,
+    /// and one that is not a report is refused naming the file.
+    #[test]
+    fn reports_are_read_typed_with_printable_names() {
+        let dir = std::env::temp_dir().join(format!("bpfprof-report-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let run = r#""run": {"bpfprof_version": "0", "hostname": "h\u001b[2J", "kernel": "k",
+            "cpus": 1, "freq_hz": 99, "target": "t", "start_time": "s", "duration_secs": 1.0}"#;
+        let report = format!(
+            r#"{{{run}, "processes": [{{"pid": 4, "name": "a\u001b]0;x", "samples": 1, "percent": 100.0}}],
+            "hot_functions": [{{"name": "f\u009b", "module": "m\u0007", "self": 1, "total": 1,
+            "self_percent": 100.0, "total_percent": 100.0}}],
+            "errors": {{"unknown_frames_by_module": {{"\u001bm": 3}}}}}}"#
+        );
+        std::fs::write(dir.join("report.json"), report).unwrap();
+        let read = read_report(&dir).unwrap();
+        assert_eq!(read.run.hostname, "h\\x1b[2J");
+        assert_eq!(read.processes[0].name, "a\\x1b]0;x");
+        assert_eq!(read.hot_functions[0].name, "f\\u{9b}");
+        assert_eq!(read.hot_functions[0].module, "m\\x07");
+        assert_eq!(read.errors.unknown_frames_by_module["\\x1bm"], 3);
+        assert!(read.call_paths.is_empty() && read.off_cpu.is_none());
+        std::fs::write(dir.join("report.json"), r#"{"run": 5}"#).unwrap();
+        let err = format!("{:#}", read_report(&dir).unwrap_err());
+        assert!(err.contains("report.json: not a bpfprof report: invalid type"), "{err}");
+        std::fs::write(dir.join("report.json"), "{").unwrap();
+        let err = format!("{:#}", read_report(&dir).unwrap_err());
+        assert!(err.contains("report.json: not valid JSON"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -11,19 +11,17 @@ use std::{collections::HashMap, hash::Hash};
 
 use crate::profile::{FrameKind, Profile};
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FunctionStat {
     pub name: String,
     pub module: String,
     /// Samples where this function was the innermost frame.
-    #[serde(rename = "self")]
     pub self_samples: u64,
     /// Samples with this function anywhere on the stack, each stack once.
-    #[serde(rename = "total")]
     pub total_samples: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProcessStat {
     pub pid: u32,
     pub name: String,

@@ -176,7 +176,7 @@ fn write_report(
     if files.wants(Format::Json) {
         listed.push("report.json");
     }
-    let report = json::render(meta, summary, &profile.losses, &listed);
+    let report = json::Report::new(meta, summary, &profile.losses, &listed).to_json();
     if files.wants(Format::Json) {
         files.put("report.json", |w| Ok(w.write_all(report.as_bytes())?));
     }
