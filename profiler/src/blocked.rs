@@ -17,7 +17,7 @@ use crate::{
 };
 
 /// CLOCK_MONOTONIC in ns, the clock of `bpf_ktime_get_ns`.
-pub fn monotonic_ns() -> u64 {
+pub(crate) fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -32,7 +32,7 @@ pub fn monotonic_ns() -> u64 {
 /// program is attached, so BPF's own records win: the insert does not
 /// replace one, and a thread that woke after /proc was read overwrites ours
 /// at its next switch-out, before any switch-in could credit it.
-pub fn seed(collector: &mut Collector, target: &Target) -> Result<HashMap<u32, Seeded>> {
+pub(crate) fn seed(collector: &mut Collector, target: &Target) -> Result<HashMap<u32, Seeded>> {
     let tgids: Vec<u32> = match target {
         Target::AllProcesses => procfs::all_pids(),
         Target::Pids(pids) => pids.clone(),
@@ -83,7 +83,7 @@ fn state_class(state: char) -> Option<u32> {
 }
 
 /// The stacks that pending records and recorded wakers refer to.
-pub fn stack_refs(collector: &Collector) -> Result<HashSet<StackRef>> {
+pub(crate) fn stack_refs(collector: &Collector) -> Result<HashSet<StackRef>> {
     let mut refs = HashSet::new();
     for (_, record) in collector.pending_records()? {
         push_refs(&mut refs, &record.key.stack, record.key.stack_gen);
@@ -103,7 +103,7 @@ fn push_refs(refs: &mut HashSet<StackRef>, stack: &StackKey, generation: u32) {
 /// moves their records' start to `now_ns` so the wake-up credits only the
 /// rest: each microsecond lands in exactly one window. A record consumed
 /// by BPF meanwhile makes the update fail, and is then left to BPF.
-pub fn credit_open_and_restart(
+pub(crate) fn credit_open_and_restart(
     collector: &mut Collector,
     drainer: &Drainer,
     now_ns: u64,
@@ -133,7 +133,7 @@ pub fn credit_open_and_restart(
 
 /// Off-CPU time of the threads still blocked when the run ended (after the
 /// programs detached), up to `end_ns`, within the block-time bounds.
-pub fn credit_open(
+pub(crate) fn credit_open(
     collector: &Collector,
     drainer: &Drainer,
     end_ns: u64,

@@ -383,4 +383,3 @@ fn announce(config: &Config) {
         config.freq
     );
 }
-

@@ -5,7 +5,6 @@
 
 use std::{path::PathBuf, process::ExitCode, time::SystemTime};
 
-use clap::{CommandFactory, Parser, error::ErrorKind};
 use crate::{
     bpf, capture, child,
     cli::{self, Cli, Command},
@@ -14,6 +13,7 @@ use crate::{
     output::{self, Render, dir::OutDir, stdout},
     ownership, procfs, stop_signals,
 };
+use clap::{CommandFactory, Parser, error::ErrorKind};
 
 /// Exit code for rejected input, before anything was attached. (1 is for
 /// failures: privileges, the kernel, an output that could not be written.)
@@ -72,12 +72,9 @@ pub fn main_entry() -> ExitCode {
 /// `bpfprof [OPTIONS] [-- COMMAND]`: validate everything, then capture.
 fn profile(args: cli::Args) -> ExitCode {
     let invoked = SystemTime::now();
-    let config = match cli::validate(
-        args,
-        &bpf::machine_limits(),
-        procfs::tgid_of,
-        || PathBuf::from(meta::default_output_dir_name(invoked)),
-    ) {
+    let config = match cli::validate(args, &bpf::machine_limits(), procfs::tgid_of, || {
+        PathBuf::from(meta::default_output_dir_name(invoked))
+    }) {
         Ok(config) => config,
         Err(msg) => return usage_error(&msg),
     };

@@ -1,35 +1,59 @@
-//! bpfprof: a system-wide sampling profiler for Linux, on eBPF. This is the
-//! library the `bpfprof` binary (src/main.rs) and the benchmarks use.
+//! bpfprof: a system-wide sampling profiler for Linux, on eBPF. The
+//! `bpfprof` binary is [`main_entry`]; the rest of the public API is what
+//! the benchmarks (benches/hot_paths.rs) drive. Everything else is
+//! internal (`pub(crate)`).
 //!
-//! Data flows one way: BPF (`bpf`) → drain (`drain`) → symbolize
-//! (`symbolize`) → profile model (`profile`, `analysis`) → renderers
-//! (`output`). `capture` runs the loop; `cli` validates the input first,
-//! and `bpf_object` the BPF object and the memory its maps would take
-//! (`map_memory`); `stop_signals` catches SIGINT, SIGTERM and SIGHUP from
-//! the first line of `main` on.
-//! `commands` holds the subcommands that work on saved profiles (`diff`,
-//! `report`) or on the machine (`doctor`).
+//! Data flows one way, from the kernel to the files:
+//!
+//! BPF (`bpf`, the only module that talks to the kernel's BPF side) →
+//! drain (`drain`: the counts and stacks of each interval, by map set) →
+//! symbolize (`symbolize`: addresses to named frames) → profile model
+//! (`profile`; `analysis` of it) → renderers (`output`).
+//!
+//! Two loops go back into the kernel, both through `bpf`: BPF announces
+//! processes (first seen, exec, maps gone stale) on a ring buffer, and
+//! `unwind` loads their unwind tables for the BPF stack walk; and with
+//! off-CPU time, `blocked` seeds, reads and restarts the pending records
+//! of threads still blocked (the `PENDING` map), which `drain` resolves
+//! against the stacks it kept.
+//!
+//! `entry` is the command line: `cli` validates the input first (the
+//! machine's limits and the BPF object from `bpf`), `capture` runs the
+//! sampling session, `windows` says which profile it adds to (the run's,
+//! or continuous mode's open window's, written as it closes), `meta`
+//! describes the run, and `output` writes the files. `stop_signals`
+//! catches SIGINT, SIGTERM and SIGHUP from the first line on; `child`
+//! holds `-- COMMAND` until the sampler is attached. `commands` holds the
+//! subcommands that work on saved profiles (`diff`, `report`, reading
+//! them through `saved`) or on the machine (`doctor`). `procfs`,
+//! `tracefs` and `ownership` read what /proc, tracefs and sudo say.
 
-pub mod analysis;
-pub mod blocked;
-pub mod bpf;
-pub mod capture;
-pub mod child;
-pub mod cli;
-pub mod commands;
-pub mod drain;
+mod analysis;
+mod blocked;
+mod bpf;
+mod capture;
+mod child;
+mod cli;
+mod commands;
+mod drain;
 mod entry;
-pub mod meta;
-pub mod output;
-pub mod ownership;
-pub mod procfs;
-pub mod profile;
-pub mod saved;
-pub mod status;
-pub mod stop_signals;
-pub mod symbolize;
-pub mod tracefs;
-pub mod unwind;
-pub mod windows;
+mod meta;
+mod output;
+mod ownership;
+mod procfs;
+mod profile;
+mod saved;
+mod status;
+mod stop_signals;
+mod symbolize;
+mod tracefs;
+mod unwind;
+mod windows;
 
-pub use entry::main_entry;
+pub use crate::{
+    drain::{Batch, RawOffCpu, RawSample, RawStack, RawStacks, RawWake},
+    entry::main_entry,
+    output::{folded, svg},
+    profile::{Frame, FrameId, FrameKind, FrameTable, Profile, StackSite},
+    symbolize::Symbolizer,
+};

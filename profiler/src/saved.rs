@@ -22,7 +22,7 @@ use crate::{
 };
 
 /// Folded stack text to count, as read.
-pub type FoldedCounts = BTreeMap<String, u64>;
+pub(crate) type FoldedCounts = BTreeMap<String, u64>;
 
 /// The largest folded file read back. bpfprof's own stay far below it
 /// (distinct stacks per run are bounded by its maps, and windows collapse
@@ -123,7 +123,7 @@ fn printable_report(mut report: Report) -> Report {
 
 /// Reads a folded file: `frame;frame;... count` per line; blank lines and
 /// `# ` comments are skipped.
-pub fn read_folded(path: &Path) -> Result<FoldedCounts> {
+pub(crate) fn read_folded(path: &Path) -> Result<FoldedCounts> {
     let text = read_bounded(path, MAX_FOLDED_BYTES)?;
     parse_folded(&text).map_err(|(line, msg)| anyhow::anyhow!("{}:{line}: {msg}", path.display()))
 }
@@ -138,7 +138,7 @@ pub(crate) const MAX_TOTAL: u64 = i64::MAX as u64;
 
 /// Parses folded text; the error is (line number, what is wrong). Stacks
 /// are made printable; counts may add up to `MAX_TOTAL`.
-pub fn parse_folded(text: &str) -> Result<FoldedCounts, (usize, String)> {
+pub(crate) fn parse_folded(text: &str) -> Result<FoldedCounts, (usize, String)> {
     let mut counts = FoldedCounts::new();
     let mut sum: u64 = 0;
     for (index, line) in text.lines().enumerate() {
@@ -197,7 +197,7 @@ fn shorten(text: &str) -> String {
 }
 
 /// A folded file given directly, or `name` inside a bpfprof output directory.
-pub fn folded_path(path: &Path, name: &str) -> Result<PathBuf> {
+pub(crate) fn folded_path(path: &Path, name: &str) -> Result<PathBuf> {
     if path.is_dir() {
         let inside = path.join(name);
         // Present but no regular file: `read_bounded` says so.
@@ -219,15 +219,15 @@ pub fn folded_path(path: &Path, name: &str) -> Result<PathBuf> {
 /// `_[k]` and `_[i]` suffixes give kernel and inlined frames. `ids` names
 /// processes by pid where the report knows it; `modules` gives functions
 /// their module.
-pub struct Rebuilder<'a> {
-    pub profile: Profile,
+pub(crate) struct Rebuilder<'a> {
+    pub(crate) profile: Profile,
     pids: &'a HashMap<String, u32>,
     modules: &'a HashMap<String, String>,
     synthetic: HashMap<String, u32>,
 }
 
 impl<'a> Rebuilder<'a> {
-    pub fn new(
+    pub(crate) fn new(
         pids: &'a HashMap<String, u32>,
         modules: &'a HashMap<String, String>,
     ) -> Rebuilder<'a> {
@@ -240,7 +240,7 @@ impl<'a> Rebuilder<'a> {
     }
 
     /// Adds on-CPU samples.
-    pub fn add_on_cpu(&mut self, folded: &FoldedCounts) {
+    pub(crate) fn add_on_cpu(&mut self, folded: &FoldedCounts) {
         for (stack, &count) in folded {
             let site = self.site(stack.split(';'));
             self.profile.add(site, count);
@@ -248,7 +248,7 @@ impl<'a> Rebuilder<'a> {
     }
 
     /// Adds off-CPU microseconds; each stack ends in its state frame.
-    pub fn add_off_cpu(&mut self, folded: &FoldedCounts) {
+    pub(crate) fn add_off_cpu(&mut self, folded: &FoldedCounts) {
         for (stack, &us) in folded {
             let mut frames: Vec<&str> = stack.split(';').collect();
             let state = match frames.last().copied() {
@@ -426,7 +426,10 @@ mod tests {
         assert!(read.call_paths.is_empty() && read.off_cpu.is_none());
         std::fs::write(dir.join("report.json"), r#"{"run": 5}"#).unwrap();
         let err = format!("{:#}", read_report(&dir).unwrap_err());
-        assert!(err.contains("report.json: not a bpfprof report: invalid type"), "{err}");
+        assert!(
+            err.contains("report.json: not a bpfprof report: invalid type"),
+            "{err}"
+        );
         std::fs::write(dir.join("report.json"), "{").unwrap();
         let err = format!("{:#}", read_report(&dir).unwrap_err());
         assert!(err.contains("report.json: not valid JSON"), "{err}");

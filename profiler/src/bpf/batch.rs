@@ -206,7 +206,8 @@ mod tests {
                 hash.insert(id, stack(id), 0).unwrap();
             }
             let mut taken = std::collections::HashMap::new();
-            let mut each = |id: i64, s: &Stack| assert!(taken.insert(id, *s).is_none(), "{id} twice");
+            let mut each =
+                |id: i64, s: &Stack| assert!(taken.insert(id, *s).is_none(), "{id} twice");
             if batched {
                 let Map::HashMap(data) = &map else {
                     unreachable!()
@@ -216,7 +217,11 @@ mod tests {
                 take_one_by_one(&mut map, &mut each).unwrap();
             }
             assert_eq!(taken.len() as i64, count, "batched: {batched}");
-            assert!(taken.iter().all(|(&id, s)| s.ips[..3] == stack(id).ips[..3]));
+            assert!(
+                taken
+                    .iter()
+                    .all(|(&id, s)| s.ips[..3] == stack(id).ips[..3])
+            );
             let hash: HashMap<&mut MapData, i64, Stack> = HashMap::try_from(&mut map).unwrap();
             assert_eq!(hash.keys().count(), 0, "emptied (batched: {batched})");
         }

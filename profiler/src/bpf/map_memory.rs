@@ -63,20 +63,20 @@ const NO_PREALLOC: u32 = 1;
 /// entries times key and value size).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct MapCost {
-    pub name: String,
-    pub entries: u32,
-    pub bytes: u64,
+    pub(crate) name: String,
+    pub(crate) entries: u32,
+    pub(crate) bytes: u64,
     /// Allocated as used: `bytes` is a bound, not taken up front.
-    pub on_demand: bool,
+    pub(crate) on_demand: bool,
 }
 
 /// The shape of one map, as the object declares it or the kernel reports it.
 pub(crate) struct Shape {
-    pub kind: Kind,
-    pub entries: u32,
-    pub key_size: u32,
-    pub value_size: u32,
-    pub flags: u32,
+    pub(crate) kind: Kind,
+    pub(crate) entries: u32,
+    pub(crate) key_size: u32,
+    pub(crate) value_size: u32,
+    pub(crate) flags: u32,
 }
 
 impl MapCost {
@@ -149,9 +149,9 @@ impl SizeFlag {
 
 /// A map whose size the run sets, and the flag it follows, if any.
 pub(crate) struct Sizing {
-    pub map: &'static str,
-    pub entries: u32,
-    pub flag: Option<SizeFlag>,
+    pub(crate) map: &'static str,
+    pub(crate) entries: u32,
+    pub(crate) flag: Option<SizeFlag>,
 }
 
 /// The entries of every map the run sizes; the others keep the object's.

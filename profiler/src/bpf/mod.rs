@@ -28,8 +28,8 @@ use aya::{
 };
 use profiler_common::{error, names};
 
-pub(crate) use self::process_events::ProcessEvents;
 use self::map_memory::{Kind, MapCost, Shape};
+pub(crate) use self::process_events::ProcessEvents;
 use crate::{
     cli::{Config, Limits, Target},
     tracefs,
@@ -41,7 +41,7 @@ const CAP_SYS_ADMIN: u32 = 21;
 
 /// Checks privileges and kernel support before anything is loaded, so each
 /// missing piece is named with its fix.
-pub fn preflight() -> Result<()> {
+pub(crate) fn preflight() -> Result<()> {
     let caps = effective_capabilities();
     let has = |cap: u32| caps & (1 << cap) != 0;
     if !(has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))) {
@@ -94,7 +94,7 @@ pub(crate) struct Collector {
 }
 
 impl Collector {
-    pub fn load(config: &Config) -> Result<Collector> {
+    pub(crate) fn load(config: &Config) -> Result<Collector> {
         let follow_forks = matches!(config.target, Target::Command(_));
         let self_tgid = std::process::id();
         let filter_tgids = u32::from(config.target != Target::AllProcesses);
@@ -159,7 +159,7 @@ impl Collector {
     }
 
     /// Adds a process to the BPF-side filter.
-    pub fn want_tgid(&mut self, tgid: u32) -> Result<()> {
+    pub(crate) fn want_tgid(&mut self, tgid: u32) -> Result<()> {
         let mut wanted: HashMap<_, u32, u8> =
             HashMap::try_from(self.map_mut(names::WANTED_TGIDS)?)?;
         wanted
@@ -169,7 +169,7 @@ impl Collector {
 
     /// Attaches the sampler to the CPU clock of every online CPU, and the
     /// tracepoint programs the run needs.
-    pub fn attach(&mut self, freq: u64) -> Result<()> {
+    pub(crate) fn attach(&mut self, freq: u64) -> Result<()> {
         let verbose = self.verbose;
         let program: &mut PerfEvent = self
             .ebpf
@@ -221,16 +221,15 @@ impl Collector {
 
     /// The ring buffer of process events; can be taken once.
     pub(crate) fn take_process_events(&mut self) -> Result<ProcessEvents> {
-        let map = self
-            .ebpf
-            .take_map(names::PROCESS_EVENTS)
-            .with_context(|| format!("map {} missing from the BPF object", names::PROCESS_EVENTS))?;
+        let map = self.ebpf.take_map(names::PROCESS_EVENTS).with_context(|| {
+            format!("map {} missing from the BPF object", names::PROCESS_EVENTS)
+        })?;
         ProcessEvents::new(RingBuf::try_from(map)?)
     }
 
     /// Stops all sampling; the maps stay readable. Programs that were never
     /// loaded (the fork follower outside `-- COMMAND` runs) are skipped.
-    pub fn detach(&mut self) {
+    pub(crate) fn detach(&mut self) {
         if let Some(Ok(sampler)) = self
             .ebpf
             .program_mut("on_cpu_sample")
@@ -248,7 +247,7 @@ impl Collector {
     }
 
     /// Sets the drain generation BPF writes to (map set `generation & 1`).
-    pub fn set_generation(&mut self, generation: u32) -> Result<()> {
+    pub(crate) fn set_generation(&mut self, generation: u32) -> Result<()> {
         let mut active: Array<_, u32> = Array::try_from(self.map_mut(names::ACTIVE)?)?;
         active
             .set(0, generation, 0)
@@ -256,7 +255,7 @@ impl Collector {
     }
 
     /// One line per map: entries, and the memory the kernel holds for it.
-    pub fn describe_maps(&self) -> Vec<String> {
+    pub(crate) fn describe_maps(&self) -> Vec<String> {
         let cpus = online_cpu_count();
         let mut costs = Vec::new();
         for (name, map) in self.ebpf.maps() {
@@ -283,7 +282,7 @@ impl Collector {
 
     /// Runs and average run time of each attached program, from the
     /// kernel's BPF statistics (kept on with -v only).
-    pub fn describe_costs(&self) -> Vec<String> {
+    pub(crate) fn describe_costs(&self) -> Vec<String> {
         let mut lines = Vec::new();
         for (name, program) in self.ebpf.programs() {
             let Ok(info) = program.info() else { continue };
@@ -300,7 +299,7 @@ impl Collector {
     }
 
     /// The error counters, summed over CPUs, indexed by `error::*`.
-    pub fn error_counts(&self) -> Result<[u64; error::COUNT as usize]> {
+    pub(crate) fn error_counts(&self) -> Result<[u64; error::COUNT as usize]> {
         let errors: PerCpuArray<_, u64> =
             PerCpuArray::try_from(self.ebpf.map("ERRORS").context("map ERRORS")?)?;
         let mut totals = [0u64; error::COUNT as usize];

@@ -158,14 +158,20 @@ mod tests {
             .into_iter()
             .filter(|name| !maps.contains_key(*name))
             .collect();
-        assert!(missing.is_empty(), "maps missing from the object: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "maps missing from the object: {missing:?}"
+        );
         let elf = object::File::parse(embedded).unwrap();
         let symbols: Vec<&str> = elf.symbols().filter_map(|s| s.name().ok()).collect();
         let missing: Vec<&str> = ALL_GLOBALS
             .into_iter()
             .filter(|name| !symbols.contains(name))
             .collect();
-        assert!(missing.is_empty(), "globals missing from the object: {missing:?}");
+        assert!(
+            missing.is_empty(),
+            "globals missing from the object: {missing:?}"
+        );
     }
 
     #[test]

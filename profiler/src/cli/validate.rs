@@ -8,7 +8,7 @@ use super::{Args, Config, Limits, MapSizes, Naming, OffCpu, Target, Unwind};
 /// Checks every flag; the error is the one line to print. `tgid_of` gives
 /// the process a task id belongs to (itself for a process), None when there
 /// is no such task.
-pub fn validate(
+pub(crate) fn validate(
     args: Args,
     limits: &Limits,
     tgid_of: impl Fn(u32) -> Option<u32>,
@@ -140,7 +140,7 @@ fn off_cpu_settings(args: &Args) -> Result<Option<OffCpu>, String> {
 
 /// A flame graph's smallest width in pixels: a number, 0 or more (an
 /// infinite one would leave every function out).
-pub fn parse_min_width(text: &str) -> Result<f64, String> {
+pub(crate) fn parse_min_width(text: &str) -> Result<f64, String> {
     match text.trim().parse::<f64>() {
         Ok(px) if px.is_finite() && px >= 0.0 => Ok(px),
         _ => Err(format!(
@@ -150,7 +150,7 @@ pub fn parse_min_width(text: &str) -> Result<f64, String> {
 }
 
 /// Seconds as `10`, `1.5`, `10s`, `500ms` or `2m`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
         (n, 1e-3)

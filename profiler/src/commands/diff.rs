@@ -15,7 +15,7 @@ use crate::{
     saved::{self, FoldedCounts},
 };
 
-pub fn run(args: &DiffArgs) -> Result<ExitCode> {
+pub(crate) fn run(args: &DiffArgs) -> Result<ExitCode> {
     if args.threshold.is_nan() || args.threshold < 0.0 {
         bail!("--threshold must be a number of points, 0 or more");
     }
@@ -95,22 +95,22 @@ fn write_graph(out: &OutDir, base: &FoldedCounts, new: &FoldedCounts) -> Result<
 
 /// A function's share of the samples in each profile, in percent.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Change {
-    pub name: String,
-    pub base_self: f64,
-    pub new_self: f64,
-    pub base_total: f64,
-    pub new_total: f64,
+pub(crate) struct Change {
+    pub(crate) name: String,
+    pub(crate) base_self: f64,
+    pub(crate) new_self: f64,
+    pub(crate) base_total: f64,
+    pub(crate) new_total: f64,
 }
 
 impl Change {
-    pub fn delta(&self) -> f64 {
+    pub(crate) fn delta(&self) -> f64 {
         self.new_self - self.base_self
     }
 }
 
 /// Every function of either profile with its self and total share in both.
-pub fn function_changes(base: &FoldedCounts, new: &FoldedCounts) -> Vec<Change> {
+pub(crate) fn function_changes(base: &FoldedCounts, new: &FoldedCounts) -> Vec<Change> {
     let mut changes: BTreeMap<String, Change> = BTreeMap::new();
     for (counts, is_new) in [(base, false), (new, true)] {
         let whole: u64 = counts.values().sum();

@@ -19,7 +19,7 @@ use crate::{
     saved::{self, Rebuilder},
 };
 
-pub fn run(args: &ReportArgs) -> Result<ExitCode> {
+pub(crate) fn run(args: &ReportArgs) -> Result<ExitCode> {
     let dir = &args.dir;
     let report = saved::read_report(dir)?;
     let mut pids = HashMap::new();

@@ -17,7 +17,7 @@ use std::{collections::HashMap, thread, time::Duration};
 use anyhow::Result;
 use profiler_common::{OffCpuKey, STACK_ID_BEFORE_RUN, Stack, StackKey, USER_STACK_INCOMPLETE};
 
-pub use self::stacks::{Seeded, StackRef, StackStore, StacksById};
+pub(crate) use self::stacks::{Seeded, StackRef, StackStore, StacksById};
 use crate::bpf::Collector;
 
 /// A BPF program that read the old generation is still writing for at most
@@ -41,7 +41,7 @@ pub enum RawStack {
 }
 
 impl RawStack {
-    pub fn frames(&self) -> &[u64] {
+    pub(crate) fn frames(&self) -> &[u64] {
         match self {
             RawStack::Frames(ips) | RawStack::Partial(ips) => ips,
             _ => &[],
@@ -67,16 +67,16 @@ pub struct RawSample {
 /// Off-CPU microseconds of one (thread, stacks, state).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawOffCpu {
-    pub stacks: RawStacks,
-    pub state: u32,
-    pub us: u64,
+    pub(crate) stacks: RawStacks,
+    pub(crate) state: u32,
+    pub(crate) us: u64,
 }
 
 /// Off-CPU microseconds of one blocked (thread, stacks), with its waker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawWake {
-    pub blocked: RawOffCpu,
-    pub waker: RawStacks,
+    pub(crate) blocked: RawOffCpu,
+    pub(crate) waker: RawStacks,
 }
 
 /// What one drain read.
@@ -88,30 +88,30 @@ pub struct Batch {
 }
 
 impl Batch {
-    pub fn extend(&mut self, other: Batch) {
+    pub(crate) fn extend(&mut self, other: Batch) {
         self.on_cpu.extend(other.on_cpu);
         self.off_cpu.extend(other.off_cpu);
         self.wakes.extend(other.wakes);
     }
 }
 
-pub struct Drainer {
+pub(crate) struct Drainer {
     generation: u32,
-    pub stacks: StackStore,
-    pub stats: DrainStats,
+    pub(crate) stacks: StackStore,
+    pub(crate) stats: DrainStats,
 }
 
 /// How the drains went, for -v and the scale benchmark.
 #[derive(Debug, Default)]
-pub struct DrainStats {
-    pub drains: u32,
-    pub total_ms: f64,
-    pub max_ms: f64,
+pub(crate) struct DrainStats {
+    pub(crate) drains: u32,
+    pub(crate) total_ms: f64,
+    pub(crate) max_ms: f64,
     /// The most distinct (thread, stack) counts one interval held.
-    pub peak_keys: usize,
+    pub(crate) peak_keys: usize,
     /// The most stacks one interval held, kernel and user together (each
     /// of the two maps holds up to `--stack-map-size`).
-    pub peak_stacks: usize,
+    pub(crate) peak_stacks: usize,
 }
 
 impl DrainStats {
@@ -126,7 +126,7 @@ impl DrainStats {
 
 impl Drainer {
     /// `seeded`: stacks of the threads blocked before the run, by tid.
-    pub fn new(seeded: HashMap<u32, Seeded>) -> Drainer {
+    pub(crate) fn new(seeded: HashMap<u32, Seeded>) -> Drainer {
         Drainer {
             generation: 0,
             stacks: StackStore::new(seeded),
@@ -135,7 +135,7 @@ impl Drainer {
     }
 
     /// Moves BPF to the next generation and drains the one it wrote so far.
-    pub fn drain(&mut self, collector: &mut Collector) -> Result<Batch> {
+    pub(crate) fn drain(&mut self, collector: &mut Collector) -> Result<Batch> {
         let retired = self.generation;
         self.generation += 1;
         collector.set_generation(self.generation)?;
@@ -150,13 +150,13 @@ impl Drainer {
     }
 
     /// Drains both map sets; for the end of a run, after the programs detached.
-    pub fn drain_all(&mut self, collector: &mut Collector) -> Result<Batch> {
+    pub(crate) fn drain_all(&mut self, collector: &mut Collector) -> Result<Batch> {
         let mut batch = self.drain(collector)?;
         batch.extend(self.drain(collector)?);
         Ok(batch)
     }
 
-    pub fn generation(&self) -> u32 {
+    pub(crate) fn generation(&self) -> u32 {
         self.generation
     }
 
@@ -185,7 +185,7 @@ impl Drainer {
         Ok(batch)
     }
 
-    pub fn off_cpu(&self, key: &OffCpuKey, us: u64) -> RawOffCpu {
+    pub(crate) fn off_cpu(&self, key: &OffCpuKey, us: u64) -> RawOffCpu {
         RawOffCpu {
             stacks: self.stacks.resolve(&key.stack, key.stack_gen),
             state: key.state,
@@ -207,9 +207,9 @@ fn frames(stack: &Stack) -> Vec<u64> {
 
 /// Ends the stored frames of a walk that stopped part way (no address is
 /// ever all ones).
-pub const INCOMPLETE_MARK: u64 = u64::MAX;
+pub(crate) const INCOMPLETE_MARK: u64 = u64::MAX;
 
 /// True when `id` marks a thread seeded from /proc at the start.
-pub fn is_before_run(id: i64) -> bool {
+pub(crate) fn is_before_run(id: i64) -> bool {
     id == STACK_ID_BEFORE_RUN
 }

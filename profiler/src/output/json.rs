@@ -312,7 +312,9 @@ mod tests {
         };
         p.add(site.clone(), 3);
         p.add_off_cpu(site, OffState::Sleeping, 1500);
-        p.losses.unknown_frames_by_module.insert("libx.so".into(), 2);
+        p.losses
+            .unknown_frames_by_module
+            .insert("libx.so".into(), 2);
         p
     }
 
@@ -322,7 +324,12 @@ mod tests {
     fn a_report_reads_back_as_written() {
         let profile = profile();
         let summary = analysis::summarize(&profile, true, 10_000.0);
-        let meta = RunMeta::new(100, "pid 7".into(), std::time::UNIX_EPOCH, Default::default());
+        let meta = RunMeta::new(
+            100,
+            "pid 7".into(),
+            std::time::UNIX_EPOCH,
+            Default::default(),
+        );
         let written = Report::new(&meta, &summary, &profile.losses, &["report.json"]);
         assert!(written.off_cpu.is_some() && !written.hot_functions.is_empty());
         let text = written.to_json();
@@ -331,7 +338,10 @@ mod tests {
         assert_eq!(read.to_json(), text);
         let value: serde_json::Value = serde_json::from_str(&text).unwrap();
         let function = &value["hot_functions"][0];
-        assert!(function["self"].is_u64() && function["total"].is_u64(), "{function}");
+        assert!(
+            function["self"].is_u64() && function["total"].is_u64(),
+            "{function}"
+        );
         assert_eq!(value["off_cpu"]["processes"][0]["id"], 7);
         assert_eq!(value["off_cpu"]["processes"][0]["threads"][0]["id"], 8);
         assert!(value.get("off_cpu_call_paths").is_some());

@@ -1,14 +1,14 @@
 //! Renderers: each writes one view of the profile model (folded stacks,
 //! flame graph, JSON report, terminal tables). They read the model only.
 
-pub mod dir;
+pub(crate) mod dir;
 pub mod folded;
-pub mod json;
-pub mod pprof;
-pub mod speedscope;
-pub mod stdout;
+pub(crate) mod json;
+pub(crate) mod pprof;
+pub(crate) mod speedscope;
+pub(crate) mod stdout;
 pub mod svg;
-pub mod table;
+pub(crate) mod table;
 
 use std::{
     io::Write,
@@ -30,12 +30,12 @@ use crate::{
 };
 
 /// How a profile is rendered.
-pub struct Render<'a> {
-    pub args: &'a RenderArgs,
-    pub off_cpu: bool,
-    pub wakers: bool,
+pub(crate) struct Render<'a> {
+    pub(crate) args: &'a RenderArgs,
+    pub(crate) off_cpu: bool,
+    pub(crate) wakers: bool,
     /// When the run started, for pprof.
-    pub started_unix_nanos: i64,
+    pub(crate) started_unix_nanos: i64,
 }
 
 impl Render<'_> {
@@ -53,18 +53,23 @@ impl Render<'_> {
 }
 
 /// What rendering left: the text for stdout, and the files.
-pub struct Rendered {
+pub(crate) struct Rendered {
     /// The tables, or report.json with `--json`.
-    pub stdout: String,
+    pub(crate) stdout: String,
     /// The files written, by name.
-    pub written: Vec<String>,
+    pub(crate) written: Vec<String>,
     /// How many files could not be written (each said so on stderr).
-    pub failed: usize,
+    pub(crate) failed: usize,
 }
 
 /// Writes every requested output file into `dir`, each on its own: a file
 /// that cannot be written is named on stderr and the others still are.
-pub fn write_all(dir: &OutDir, meta: &RunMeta, profile: &Profile, render: &Render) -> Rendered {
+pub(crate) fn write_all(
+    dir: &OutDir,
+    meta: &RunMeta,
+    profile: &Profile,
+    render: &Render,
+) -> Rendered {
     let mut files = Files {
         dir,
         render,

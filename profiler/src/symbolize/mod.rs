@@ -11,7 +11,7 @@ mod sites;
 
 pub(crate) use perf_map::PerfMapLosses;
 
-pub use sites::comm_to_string;
+pub(crate) use sites::comm_to_string;
 use sites::{BatchNames, clean, file_name, main_thread_comm};
 
 use std::{
@@ -83,7 +83,7 @@ impl Default for Symbolizer {
 }
 
 impl Symbolizer {
-    pub fn new(naming: Naming) -> Symbolizer {
+    pub(crate) fn new(naming: Naming) -> Symbolizer {
         Symbolizer {
             blazesym: Blazesym::builder()
                 .enable_code_info(naming.inline)
@@ -196,7 +196,7 @@ impl Symbolizer {
     /// After an exec the old image's maps are void: they are dropped before
     /// the new ones are read, so that a process that exits before they can
     /// be read is left unnamed rather than named from the wrong binary.
-    pub fn remember_exec(&mut self, tgid: u32) {
+    pub(crate) fn remember_exec(&mut self, tgid: u32) {
         let _ = self
             .blazesym
             .evict(&Evict::Process(evict::Process::new(Pid::from(tgid))));
@@ -210,7 +210,7 @@ impl Symbolizer {
     /// Drops what is cached for processes gone for two drains in a row (the
     /// first drain after an exit may still bring its last samples), so a
     /// run of days with processes coming and going stays the same size.
-    pub fn forget_exited(&mut self) {
+    pub(crate) fn forget_exited(&mut self) {
         let mut gone = Vec::new();
         for (&tgid, cached) in self.cached.iter_mut() {
             if procfs::exists(tgid) {

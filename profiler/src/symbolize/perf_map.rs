@@ -28,11 +28,11 @@ const MAX_LINE: usize = 4096;
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct PerfMapLosses {
     /// Maps not used: owned by another user, or not a regular file.
-    pub ignored: u64,
+    pub(crate) ignored: u64,
     /// Lines that did not parse.
-    pub lines_skipped: u64,
+    pub(crate) lines_skipped: u64,
     /// Maps larger than the bound: only their start was read.
-    pub cut: u64,
+    pub(crate) cut: u64,
 }
 
 /// The perf maps of the processes seen, kept after they exit.

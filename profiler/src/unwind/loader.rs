@@ -18,19 +18,19 @@ use crate::{
 
 /// What a run's tables hold, for -v and report.json.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct UnwindStats {
-    pub binaries: u64,
-    pub rows: u64,
+pub(crate) struct UnwindStats {
+    pub(crate) binaries: u64,
+    pub(crate) rows: u64,
     /// Binaries left without a table: the rows array was full.
-    pub binaries_not_loaded: u64,
+    pub(crate) binaries_not_loaded: u64,
     /// Processes left to frame pointers: every slot was taken.
-    pub processes_not_loaded: u64,
+    pub(crate) processes_not_loaded: u64,
 }
 
 /// Processes with tables at once: the entries of `UNWIND_PROCESSES`.
 const PROCESS_SLOTS: u32 = 1024;
 
-pub struct UnwindLoader {
+pub(crate) struct UnwindLoader {
     /// By build id (or device and inode); None when the binary has no
     /// usable table or it did not fit.
     binaries: HashMap<Vec<u8>, Option<Loaded>>,
@@ -49,12 +49,12 @@ pub struct UnwindLoader {
     stale: HashSet<u32>,
     /// Process loads so far: each load's version.
     loads: u32,
-    pub stats: UnwindStats,
+    pub(crate) stats: UnwindStats,
 }
 
 impl UnwindLoader {
     /// `capacity`: the entries of `UNWIND_ROWS`.
-    pub fn new(capacity: u32) -> UnwindLoader {
+    pub(crate) fn new(capacity: u32) -> UnwindLoader {
         UnwindLoader {
             binaries: HashMap::new(),
             keys_by_file: HashMap::new(),
@@ -71,7 +71,7 @@ impl UnwindLoader {
     }
 
     /// Reads the process's mappings and gives BPF their tables.
-    pub fn load_process(&mut self, collector: &mut Collector, tgid: u32) -> Result<()> {
+    pub(crate) fn load_process(&mut self, collector: &mut Collector, tgid: u32) -> Result<()> {
         let mut mappings: Vec<UnwindMapping> = Vec::new();
         for mapping in &procfs::executable_mappings(tgid) {
             let Some(binary) = self.binary(collector, tgid, mapping) else {
@@ -114,9 +114,7 @@ impl UnwindLoader {
             self.stats.processes_not_loaded += 1;
             return Ok(());
         };
-        collector
-            .unwind_tables()
-            .set_process(tgid, slot, &value)
+        collector.unwind_tables().set_process(tgid, slot, &value)
     }
 
     /// The process's slot in `UNWIND_PROCESSES`: its own, or a free one.
@@ -130,12 +128,12 @@ impl UnwindLoader {
     }
 
     /// Notes that a process's mappings changed since they were loaded.
-    pub fn mark_stale(&mut self, tgid: u32) {
+    pub(crate) fn mark_stale(&mut self, tgid: u32) {
         self.stale.insert(tgid);
     }
 
     /// Reloads the processes marked stale since the last call.
-    pub fn reload_stale(&mut self, collector: &mut Collector) {
+    pub(crate) fn reload_stale(&mut self, collector: &mut Collector) {
         for tgid in std::mem::take(&mut self.stale) {
             // A process gone meanwhile is no loss.
             let _ = self.load_process(collector, tgid);
@@ -143,7 +141,7 @@ impl UnwindLoader {
     }
 
     /// Drops the mappings of processes that have exited.
-    pub fn forget_exited(&mut self, collector: &mut Collector) -> Result<()> {
+    pub(crate) fn forget_exited(&mut self, collector: &mut Collector) -> Result<()> {
         let gone: Vec<u32> = self
             .slots
             .keys()

@@ -3,7 +3,7 @@
 //! loading into BPF for the walk to follow (`loader`, through `bpf`).
 
 mod binary;
-pub mod loader;
-pub mod table;
+pub(crate) mod loader;
+pub(crate) mod table;
 
-pub use loader::{UnwindLoader, UnwindStats};
+pub(crate) use loader::UnwindLoader;

@@ -9,7 +9,7 @@ use crate::{
     profile::StateTimes,
 };
 
-pub fn tables(out: &mut String, off: &OffCpuSummary, top: usize) {
+pub(crate) fn tables(out: &mut String, off: &OffCpuSummary, top: usize) {
     let by_state: Vec<String> = states()
         .filter(|&(i, _)| off.by_state[i] > 0)
         .map(|(i, name)| format!("{name} {}", time(off.by_state[i])))
@@ -116,7 +116,7 @@ fn state_cells(times: &StateTimes) -> String {
 }
 
 /// Microseconds as `-`, `850 us`, `12.3 ms` or `4.56 s`.
-pub fn time(us: u64) -> String {
+pub(crate) fn time(us: u64) -> String {
     match us {
         0 => "-".into(),
         1..1_000 => format!("{us} us"),
