@@ -57,3 +57,6 @@ pub use crate::{
     profile::{Frame, FrameId, FrameKind, FrameTable, Profile, StackSite},
     symbolize::Symbolizer,
 };
+
+#[cfg(test)]
+mod module_graph;

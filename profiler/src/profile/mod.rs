@@ -12,6 +12,18 @@ pub(crate) use losses::Losses;
 use printable::make_printable;
 pub(crate) use printable::printable;
 
+/// What the JIT perf maps cost the run, by cause, since the symbolizer
+/// last handed them over (see `Losses::add_perf_map_losses`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PerfMapLosses {
+    /// Maps not used: owned by another user, or not a regular file.
+    pub(crate) ignored: u64,
+    /// Lines that did not parse.
+    pub(crate) lines_skipped: u64,
+    /// Maps larger than the bound: only their start was read.
+    pub(crate) cut: u64,
+}
+
 /// Index into [`FrameTable`].
 pub type FrameId = u32;
 

@@ -9,8 +9,6 @@ mod kallsyms;
 mod perf_map;
 mod sites;
 
-pub(crate) use perf_map::PerfMapLosses;
-
 pub(crate) use sites::comm_to_string;
 use sites::{BatchNames, clean, file_name, main_thread_comm};
 
@@ -34,7 +32,7 @@ use crate::{
     cli::Naming,
     drain::{Batch, RawStack, RawStacks},
     procfs,
-    profile::{Frame, FrameId, FrameKind, FrameTable, OffState, Profile, WakeSite},
+    profile::{Frame, FrameId, FrameKind, FrameTable, OffState, PerfMapLosses, Profile, WakeSite},
 };
 
 const EEXIST: i32 = 17;
