@@ -190,32 +190,7 @@ fn render(
         let points: f64 = rows.iter().map(|c| c.delta()).sum::<f64>() + 0.0;
         net.push(format!("{} {label} ({points:+.1} points)", rows.len()));
         let _ = writeln!(out, "\n{title}, by more than {threshold} points");
-        if rows.is_empty() {
-            let _ = writeln!(out, "  none");
-            continue;
-        }
-        let _ = writeln!(
-            out,
-            "  {:>7} {:>7} {:>8}  {:>7} {:>7}  function",
-            "base", "new", "change", "base", "new"
-        );
-        let _ = writeln!(
-            out,
-            "  {:>7} {:>7} {:>8}  {:>7} {:>7}",
-            "self%", "self%", "", "total%", "total%"
-        );
-        for c in rows.iter().take(top) {
-            let _ = writeln!(
-                out,
-                "  {:>6.1}% {:>6.1}% {:>+8.1}  {:>6.1}% {:>6.1}%  {}",
-                c.base_self,
-                c.new_self,
-                c.delta(),
-                c.base_total,
-                c.new_total,
-                c.name
-            );
-        }
+        write_rows(&mut out, rows, top);
     }
     let _ = writeln!(
         out,
@@ -223,6 +198,36 @@ fn render(
         net.join(", ")
     );
     out
+}
+
+/// One list's table, its first `top` rows.
+fn write_rows(out: &mut String, rows: &[&Change], top: usize) {
+    if rows.is_empty() {
+        let _ = writeln!(out, "  none");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  {:>7} {:>7} {:>8}  {:>7} {:>7}  function",
+        "base", "new", "change", "base", "new"
+    );
+    let _ = writeln!(
+        out,
+        "  {:>7} {:>7} {:>8}  {:>7} {:>7}",
+        "self%", "self%", "", "total%", "total%"
+    );
+    for c in rows.iter().take(top) {
+        let _ = writeln!(
+            out,
+            "  {:>6.1}% {:>6.1}% {:>+8.1}  {:>6.1}% {:>6.1}%  {}",
+            c.base_self,
+            c.new_self,
+            c.delta(),
+            c.base_total,
+            c.new_total,
+            c.name
+        );
+    }
 }
 
 #[cfg(test)]

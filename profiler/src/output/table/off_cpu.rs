@@ -27,6 +27,12 @@ pub(crate) fn tables(out: &mut String, off: &OffCpuSummary, top: usize) {
     if off.total_us == 0 {
         return;
     }
+    functions(out, off, top);
+    wait_sites(out, off, top);
+    processes(out, off, top);
+}
+
+fn functions(out: &mut String, off: &OffCpuSummary, top: usize) {
     let _ = writeln!(
         out,
         "\nTop {top} functions by wall time (on-CPU + off-CPU, self + callees)"
@@ -50,6 +56,9 @@ pub(crate) fn tables(out: &mut String, off: &OffCpuSummary, top: usize) {
             truncate(&f.module, WALL_MODULE)
         );
     }
+}
+
+fn wait_sites(out: &mut String, off: &OffCpuSummary, top: usize) {
     let _ = writeln!(
         out,
         "\nTop {top} places threads waited (innermost user-space function)"
@@ -71,6 +80,9 @@ pub(crate) fn tables(out: &mut String, off: &OffCpuSummary, top: usize) {
             truncate(&w.module, WAIT_MODULE)
         );
     }
+}
+
+fn processes(out: &mut String, off: &OffCpuSummary, top: usize) {
     let _ = writeln!(out, "\nTop processes by wall time");
     let _ = writeln!(
         out,
