@@ -1,5 +1,6 @@
-//! What /proc tells about a process: its name, whether it is a kernel
-//! thread, and which file an address is mapped from.
+//! What /proc tells about processes: which exist, their names, whether one
+//! is a kernel thread, its threads blocked now, and which file an address
+//! is mapped from.
 
 use std::path::Path;
 

@@ -3,8 +3,9 @@
 //! BPF writes to one of two map sets (stacks, on-CPU counts, off-CPU and
 //! waker times), chosen by the drain generation in `ACTIVE`. A drain bumps
 //! the generation, waits for writes already in flight on the old set, then
-//! reads and empties the old set while nothing writes to it. That avoids the
-//! get-then-delete race of draining a live map.
+//! reads and empties the old set while nothing writes to it (through
+//! `bpf`'s map set, in batches). That avoids the get-then-delete race of
+//! draining a live map.
 //!
 //! Off-CPU records may carry stack ids of older generations (a thread can
 //! stay blocked across drains), so each drained generation's stacks are kept

@@ -1,5 +1,8 @@
 //! Renderers: each writes one view of the profile model (folded stacks,
-//! flame graph, JSON report, terminal tables). They read the model only.
+//! flame graph, pprof, speedscope, the JSON report, terminal tables) into
+//! an output directory (`dir`, which owns how files are created safely).
+//! [`write_all`] writes the views a run asked for. They read the model
+//! only.
 
 pub(crate) mod dir;
 pub mod folded;

@@ -4,6 +4,8 @@
 //! at its binaries' rows. A process is loaded when BPF first sees it, again
 //! on exec, and again when a walk meets an address outside its known
 //! mappings (a library loaded since). Exited processes are forgotten.
+//! This module owns where rows and processes go (the next free row, page
+//! and slot); `binary` reads the tables, and `bpf` writes them.
 
 use std::collections::{HashMap, HashSet};
 
