@@ -8,14 +8,14 @@ use std::{
 
 use crate::profile::Profile;
 
-pub(crate) struct Status {
+pub struct Status {
     enabled: bool,
     duration: Option<Duration>,
     start: Instant,
 }
 
 impl Status {
-    pub(crate) fn new(duration: Option<Duration>) -> Status {
+    pub fn new(duration: Option<Duration>) -> Status {
         Status {
             enabled: std::io::stderr().is_terminal(),
             duration,
@@ -24,7 +24,7 @@ impl Status {
     }
 
     /// Redraws the line; `run` and `window` are the profiles so far.
-    pub(crate) fn update(&self, run: &Profile, window: Option<&Profile>) {
+    pub fn update(&self, run: &Profile, window: Option<&Profile>) {
         if !self.enabled {
             return;
         }
@@ -47,7 +47,7 @@ impl Status {
         let _ = std::io::stderr().flush();
     }
 
-    pub(crate) fn clear(&self) {
+    pub fn clear(&self) {
         if self.enabled {
             eprint!("\r\x1b[K");
         }

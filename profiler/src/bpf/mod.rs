@@ -299,7 +299,7 @@ impl Collector {
     }
 
     /// The error counters, summed over CPUs, indexed by `error::*`.
-    pub(crate) fn error_counts(&self) -> Result<[u64; error::COUNT as usize]> {
+    pub fn error_counts(&self) -> Result<[u64; error::COUNT as usize]> {
         let errors: PerCpuArray<_, u64> =
             PerCpuArray::try_from(self.ebpf.map("ERRORS").context("map ERRORS")?)?;
         let mut totals = [0u64; error::COUNT as usize];

@@ -6,50 +6,50 @@ use std::collections::BTreeMap;
 /// Samples and stacks the run could not record whole, by cause.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(default)]
-pub(crate) struct Losses {
+pub struct Losses {
     /// On-CPU samples.
-    pub(crate) samples: u64,
+    pub samples: u64,
     /// Stacks dropped because their stack-map bucket held another stack.
     /// Always 0 since stacks are stored under hashes of their frames; kept
     /// so reports keep their fields.
-    pub(crate) stack_collisions: u64,
+    pub stack_collisions: u64,
     /// Stacks dropped because the stack map was full.
-    pub(crate) stack_map_full: u64,
+    pub stack_map_full: u64,
     /// Samples of user threads that came without a user stack.
-    pub(crate) user_stack_missing: u64,
+    pub user_stack_missing: u64,
     /// Other `bpf_get_stack` failures.
-    pub(crate) stack_errors_other: u64,
+    pub stack_errors_other: u64,
     /// Samples not counted because the counts map was full.
-    pub(crate) counts_map_full: u64,
+    pub counts_map_full: u64,
     /// Forked children of a followed command that could not be followed.
-    pub(crate) follow_map_full: u64,
+    pub follow_map_full: u64,
     /// Blocked threads not tracked: the pending map was full.
-    pub(crate) pending_map_full: u64,
+    pub pending_map_full: u64,
     /// Wakers not recorded: the wakers map was full.
-    pub(crate) wakers_map_full: u64,
+    pub wakers_map_full: u64,
     /// On-CPU samples whose stack hit the depth limit (127 frames).
-    pub(crate) truncated_stacks: u64,
+    pub truncated_stacks: u64,
     /// On-CPU samples with at least one frame no symbol names.
-    pub(crate) samples_with_unknown_frames: u64,
+    pub samples_with_unknown_frames: u64,
     /// The same, per module the unnamed frames are in.
-    pub(crate) unknown_frames_by_module: BTreeMap<String, u64>,
+    pub unknown_frames_by_module: BTreeMap<String, u64>,
     /// JIT perf maps not read: not owned by the process's user, or not a
     /// regular file.
-    pub(crate) perf_maps_ignored: u64,
+    pub perf_maps_ignored: u64,
     /// Lines of JIT perf maps that did not parse (the rest of the map is used).
-    pub(crate) perf_map_lines_skipped: u64,
+    pub perf_map_lines_skipped: u64,
     /// JIT perf maps larger than bpfprof reads: only their start was used.
-    pub(crate) perf_maps_cut: u64,
+    pub perf_maps_cut: u64,
     /// Stack ids whose stack had left the map before it was read.
-    pub(crate) stacks_lost_in_drain: u64,
+    pub stacks_lost_in_drain: u64,
     /// Process announcements dropped (ring buffer full): such a process
     /// may be unnamed if it exited before the next drain.
-    pub(crate) process_events_lost: u64,
+    pub process_events_lost: u64,
     /// Off-CPU block sites whose reused stacks differed from a check walk.
-    pub(crate) stack_reuse_mismatches: u64,
+    pub stack_reuse_mismatches: u64,
     /// On-CPU samples whose user-stack walk stopped part way (no unwind
     /// rule for a frame, or unreadable memory): shown with `[truncated]`.
-    pub(crate) incomplete_unwinds: u64,
+    pub incomplete_unwinds: u64,
 }
 
 impl Losses {
@@ -61,7 +61,7 @@ impl Losses {
     }
 
     /// Adds another window's counts to these.
-    pub(crate) fn add(&mut self, other: &Losses) {
+    pub fn add(&mut self, other: &Losses) {
         self.samples += other.samples;
         self.stack_collisions += other.stack_collisions;
         self.stack_map_full += other.stack_map_full;
@@ -89,12 +89,12 @@ impl Losses {
     }
 
     /// True when nothing was lost and every frame was named.
-    pub(crate) fn is_empty(&self) -> bool {
+    pub fn is_empty(&self) -> bool {
         self.entries().iter().all(|(_, v)| *v == 0)
     }
 
     /// Name and value of every counter, for the tables.
-    pub(crate) fn entries(&self) -> [(&'static str, u64); 17] {
+    pub fn entries(&self) -> [(&'static str, u64); 17] {
         [
             (
                 "samples with unnamed frames",
