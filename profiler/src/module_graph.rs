@@ -1,15 +1,20 @@
-//! A test that data flows one way between the crate's top-level modules:
-//! no module reaches, through `crate::` paths in its code (tests left
-//! out), a module that reaches it back.
+//! Tests of the crate's structure: data flows one way between its
+//! top-level modules (no module reaches, through `crate::` paths in its
+//! code, tests left out, a module that reaches it back), and `bpf` is the
+//! only door to the kernel's BPF side (no other module uses aya).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::Path,
 };
 
+fn src() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
 /// Each top-level module and the top-level modules its code names.
 fn graph() -> BTreeMap<String, BTreeSet<String>> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let src = src();
     let mut files = Vec::new();
     collect_files(&src, &mut files);
     let module_of = |file: &Path| {
@@ -120,4 +125,26 @@ fn no_module_reaches_back_into_one_that_reaches_it() {
         .filter_map(|module| cycle_through(&graph, module))
         .collect();
     assert!(cycles.is_empty(), "import cycles: {cycles:?}");
+}
+
+#[test]
+fn only_bpf_uses_aya() {
+    let src = src();
+    let mut files = Vec::new();
+    collect_files(&src, &mut files);
+    let bpf = src.join("bpf");
+    let outside: Vec<String> = files
+        .iter()
+        .filter(|f| !f.starts_with(&bpf))
+        .filter(|f| {
+            let text = std::fs::read_to_string(f).unwrap();
+            let code = text.split("#[cfg(test)]\nmod ").next().unwrap_or_default();
+            code.lines()
+                .map(str::trim_start)
+                .filter(|l| !l.starts_with("//"))
+                .any(|l| l.contains("aya::") || l.contains("aya_obj::") || l.contains("aya_log::"))
+        })
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(outside.is_empty(), "aya used outside src/bpf/: {outside:?}");
 }
