@@ -6,10 +6,8 @@ use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use profiler::{
-    drain::{Batch, RawSample, RawStack, RawStacks},
-    output::{folded, svg},
-    profile::{Frame, FrameKind, Profile, StackSite},
-    symbolize::Symbolizer,
+    Batch, Frame, FrameKind, Profile, RawSample, RawStack, RawStacks, StackSite, Symbolizer,
+    folded, svg,
 };
 use profiler_common::StackKey;
 

@@ -6,9 +6,8 @@
 
 use std::collections::{HashMap, HashSet};
 
-use anyhow::{Context, Result};
-use aya::maps::{HashMap as BpfHashMap, MapData};
-use profiler_common::{OffCpuKey, PendingBlock, STACK_ID_BEFORE_RUN, StackKey, Waker, state};
+use anyhow::Result;
+use profiler_common::{OffCpuKey, PendingBlock, STACK_ID_BEFORE_RUN, StackKey, state};
 
 use crate::{
     bpf::Collector,
@@ -17,10 +16,8 @@ use crate::{
     procfs,
 };
 
-const BPF_NOEXIST: u64 = 1;
-
 /// CLOCK_MONOTONIC in ns, the clock of `bpf_ktime_get_ns`.
-pub fn monotonic_ns() -> u64 {
+pub(crate) fn monotonic_ns() -> u64 {
     let mut ts = libc::timespec {
         tv_sec: 0,
         tv_nsec: 0,
@@ -35,7 +32,7 @@ pub fn monotonic_ns() -> u64 {
 /// program is attached, so BPF's own records win: the insert does not
 /// replace one, and a thread that woke after /proc was read overwrites ours
 /// at its next switch-out, before any switch-in could credit it.
-pub fn seed(collector: &mut Collector, target: &Target) -> Result<HashMap<u32, Seeded>> {
+pub(crate) fn seed(collector: &mut Collector, target: &Target) -> Result<HashMap<u32, Seeded>> {
     let tgids: Vec<u32> = match target {
         Target::AllProcesses => procfs::all_pids(),
         Target::Pids(pids) => pids.clone(),
@@ -44,8 +41,7 @@ pub fn seed(collector: &mut Collector, target: &Target) -> Result<HashMap<u32, S
     };
     let self_tgid = std::process::id();
     let now = monotonic_ns();
-    let mut pending: BpfHashMap<_, u32, PendingBlock> =
-        BpfHashMap::try_from(collector.ebpf.map_mut("PENDING").context("map PENDING")?)?;
+    let mut pending = collector.pending()?;
     let mut seeded = HashMap::new();
     for tgid in tgids.into_iter().filter(|&t| t != self_tgid) {
         for thread in procfs::blocked_threads(tgid) {
@@ -64,7 +60,7 @@ pub fn seed(collector: &mut Collector, target: &Target) -> Result<HashMap<u32, S
                 state,
             };
             let record = PendingBlock { since_ns: now, key };
-            if pending.insert(thread.tid, record, BPF_NOEXIST).is_ok() {
+            if pending.insert_new(thread.tid, record) {
                 let stacks = Seeded {
                     kernel: thread.kernel_stack,
                     user_pc: thread.user_pc,
@@ -87,12 +83,12 @@ fn state_class(state: char) -> Option<u32> {
 }
 
 /// The stacks that pending records and recorded wakers refer to.
-pub fn stack_refs(collector: &Collector) -> Result<HashSet<StackRef>> {
+pub(crate) fn stack_refs(collector: &Collector) -> Result<HashSet<StackRef>> {
     let mut refs = HashSet::new();
-    for (_, record) in read_live::<PendingBlock>(collector, "PENDING")? {
+    for (_, record) in collector.pending_records()? {
         push_refs(&mut refs, &record.key.stack, record.key.stack_gen);
     }
-    for (_, waker) in read_live::<Waker>(collector, "WAKERS")? {
+    for (_, waker) in collector.waker_records()? {
         push_refs(&mut refs, &waker.stack, waker.stack_gen);
     }
     Ok(refs)
@@ -103,48 +99,18 @@ fn push_refs(refs: &mut HashSet<StackRef>, stack: &StackKey, generation: u32) {
     refs.insert((generation, stack.kern_stack_id));
 }
 
-/// Reads a map BPF is changing: keys first (bounded, since iteration
-/// restarts when a key is deleted under it), then each value still there.
-fn read_live<V: aya::Pod>(collector: &Collector, name: &str) -> Result<Vec<(u32, V)>> {
-    let map: BpfHashMap<&MapData, u32, V> = BpfHashMap::try_from(
-        collector
-            .ebpf
-            .map(name)
-            .with_context(|| format!("map {name}"))?,
-    )?;
-    let limit = 2 * map_capacity(collector, name);
-    let keys: Vec<u32> = map.keys().take(limit).filter_map(Result::ok).collect();
-    Ok(keys
-        .into_iter()
-        .filter_map(|k| Some((k, map.get(&k, 0).ok()?)))
-        .collect())
-}
-
-fn map_capacity(collector: &Collector, name: &str) -> usize {
-    collector
-        .ebpf
-        .map(name)
-        .and_then(|m| match m {
-            aya::maps::Map::HashMap(d) | aya::maps::Map::LruHashMap(d) => d.info().ok(),
-            _ => None,
-        })
-        .map_or(65536, |info| info.max_entries() as usize)
-}
-
 /// Credits the threads still blocked at a window's end up to `now_ns`, and
 /// moves their records' start to `now_ns` so the wake-up credits only the
 /// rest: each microsecond lands in exactly one window. A record consumed
 /// by BPF meanwhile makes the update fail, and is then left to BPF.
-pub fn credit_open_and_restart(
+pub(crate) fn credit_open_and_restart(
     collector: &mut Collector,
     drainer: &Drainer,
     now_ns: u64,
     bounds_us: (u64, u64),
 ) -> Result<Vec<RawOffCpu>> {
-    const BPF_EXIST: u64 = 2;
-    let records = read_live::<PendingBlock>(collector, "PENDING")?;
-    let mut pending: BpfHashMap<_, u32, PendingBlock> =
-        BpfHashMap::try_from(collector.ebpf.map_mut("PENDING").context("map PENDING")?)?;
+    let records = collector.pending_records()?;
+    let mut pending = collector.pending()?;
     let mut credited = Vec::new();
     for (tid, record) in records {
         if record.since_ns >= now_ns || !procfs::thread_exists(record.key.stack.tgid, tid) {
@@ -154,7 +120,7 @@ pub fn credit_open_and_restart(
             since_ns: now_ns,
             key: record.key,
         };
-        if pending.insert(tid, restarted, BPF_EXIST).is_err() {
+        if !pending.replace(tid, restarted) {
             continue;
         }
         let us = (now_ns - record.since_ns) / 1000;
@@ -167,14 +133,14 @@ pub fn credit_open_and_restart(
 
 /// Off-CPU time of the threads still blocked when the run ended (after the
 /// programs detached), up to `end_ns`, within the block-time bounds.
-pub fn credit_open(
+pub(crate) fn credit_open(
     collector: &Collector,
     drainer: &Drainer,
     end_ns: u64,
     bounds_us: (u64, u64),
 ) -> Result<Vec<RawOffCpu>> {
     let mut credited = Vec::new();
-    for (tid, record) in read_live::<PendingBlock>(collector, "PENDING")? {
+    for (tid, record) in collector.pending_records()? {
         // A thread gone since cannot still be blocked.
         if !procfs::thread_exists(record.key.stack.tgid, tid) {
             continue;

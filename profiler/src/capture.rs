@@ -1,39 +1,40 @@
-//! The capture: loads and attaches the BPF programs, starts the command when
-//! there is one, then samples until the duration ends, the command exits or
-//! a signal arrives, draining and symbolizing every interval (and, in
-//! continuous mode, closing windows). Returns the whole profile; nothing
-//! collected is dropped on the way out.
+//! The capture: a [`Session`] loads and attaches the BPF programs, starts
+//! the command when there is one, then samples until the duration ends,
+//! the command exits or a signal arrives, draining and symbolizing every
+//! interval (and, in continuous mode, closing windows). Returns the whole
+//! profile; nothing collected is dropped on the way out.
 
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
-use profiler_common::{PROCESS_EXEC, PROCESS_MAPS_STALE, error};
+use profiler_common::{PROCESS_EXEC, PROCESS_MAPS_STALE, ProcessEvent, error};
 
 use crate::{
     blocked,
-    bpf::Collector,
+    bpf::{Collector, ProcessEvents},
     child::GatedChild,
     cli::{Config, Target, Unwind},
-    drain::{self, Batch, Drainer},
+    drain::{Batch, Drainer},
+    meta,
     output::dir::OutDir,
     profile::Profile,
     status::Status,
     stop_signals::{self, StopSignals},
     symbolize::Symbolizer,
     unwind::UnwindLoader,
-    windows::Windows,
+    windows::Profiles,
 };
 
-pub struct Capture {
-    pub profile: Profile,
-    pub started: SystemTime,
-    pub elapsed: Duration,
+pub(crate) struct Capture {
+    pub(crate) profile: Profile,
+    pub(crate) started: SystemTime,
+    pub(crate) elapsed: Duration,
     /// Exit code of the profiled command, when it exited during the run.
-    pub command_status: Option<i32>,
+    pub(crate) command_status: Option<i32>,
     /// When sampling stopped: the time to report is counted from here.
-    pub stopped: Instant,
+    pub(crate) stopped: Instant,
     /// Window files that could not be written (each said so on stderr).
-    pub failed_writes: usize,
+    pub(crate) failed_writes: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,7 +45,7 @@ enum Stop {
 }
 
 /// Captures; in continuous mode, windows are written under `out`.
-pub fn run(config: &Config, out: &OutDir) -> Result<Capture> {
+pub(crate) fn run(config: &Config, out: &OutDir) -> Result<Capture> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -53,161 +54,257 @@ pub fn run(config: &Config, out: &OutDir) -> Result<Capture> {
 }
 
 async fn capture(config: &Config, out: &OutDir) -> Result<Capture> {
-    let mut collector = Collector::load(config)?;
-    if config.verbose > 0 {
-        for line in collector.describe_maps() {
-            eprintln!("bpfprof: {line}");
-        }
-    }
-    let mut child = match &config.target {
-        Target::Command(argv) => Some(GatedChild::spawn(argv)?),
-        _ => None,
-    };
-    match (&config.target, &child) {
-        (Target::Pids(pids), _) => {
-            for &pid in pids {
-                collector.want_tgid(pid)?;
-            }
-        }
-        (Target::Command(_), Some(child)) => collector.want_tgid(child.pid())?,
-        _ => {}
-    }
-    let mut process_events = drain::ProcessEvents::new(collector.take_process_events()?)?;
-    let mut unwinder = (config.unwind != Unwind::Fp).then(|| UnwindLoader::new(config.unwind_rows));
-    if let (Some(unwinder), Target::Pids(pids)) = (&mut unwinder, &config.target) {
-        for &pid in pids {
-            unwinder.load_process(&mut collector, pid)?;
-        }
-    }
-    collector.attach(config.freq)?;
-    // After attaching: records BPF makes from here on win over seeded ones.
-    let seeded = match config.off_cpu {
-        Some(_) => blocked::seed(&mut collector, &config.target)?,
-        None => Default::default(),
-    };
-    let mut drainer = Drainer::new(seeded);
-    let stop_signals = StopSignals::watch();
-    let started = SystemTime::now();
-    let start = Instant::now();
-    // A command whose run was stopped during start-up is never started:
-    // dropping its gate ends it before exec.
-    if let (Some(child), None) = (&mut child, stop_signals::received()) {
-        child.release()?;
-    }
-    announce(config);
+    let (mut session, child) = Session::start(config, out)?;
+    let stop = session.sample(child.as_ref()).await?;
+    // The command is waited for until here, and outlives the session.
+    let capture = session.finish(stop);
+    drop(child);
+    capture
+}
 
-    let mut symbolizer = Symbolizer::new(config.naming);
-    let mut run_profile = Profile::default();
-    let mut windows = config
-        .window
-        .map(|len| Windows::new(out, config, len))
-        .transpose()?;
-    let mut errors_so_far = [0u64; error::COUNT as usize];
-    let status = Status::new(config.duration);
-    let bounds = config
-        .off_cpu
-        .as_ref()
-        .map(|o| (o.min_block_us, o.max_block_us));
-    let deadline = async {
-        match config.duration {
-            Some(d) => tokio::time::sleep(d).await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(deadline);
-    let command_exit = async {
-        match &child {
-            Some(child) => child.wait().await,
-            None => std::future::pending().await,
-        }
-    };
-    tokio::pin!(command_exit);
-    let mut ticks = tokio::time::interval_at(
-        tokio::time::Instant::now() + config.interval,
-        config.interval,
-    );
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+/// A capture under way: what is attached, and what it collected so far.
+struct Session<'a> {
+    config: &'a Config,
+    collector: Collector,
+    process_events: ProcessEvents,
+    /// Loads unwind tables (not with `--unwind fp`).
+    unwinder: Option<UnwindLoader>,
+    drainer: Drainer,
+    symbolizer: Symbolizer,
+    profiles: Profiles,
+    /// BPF's error counters as of the last time they were taken.
+    errors_so_far: [u64; error::COUNT as usize],
+    /// Off-CPU block-time bounds, in microseconds, with `--off-cpu`.
+    bounds: Option<(u64, u64)>,
+    stop_signals: StopSignals,
+    status: Status,
+    started: SystemTime,
+    start: Instant,
+}
 
-    let stop = loop {
-        tokio::select! {
-            events = process_events.next_batch() => {
-                for event in events? {
-                    // Stale maps (a library loaded since) are reread for
-                    // names as for unwinding; an exec voids the old ones.
-                    match event.kind {
-                        PROCESS_EXEC => symbolizer.remember_exec(event.tgid),
-                        _ => symbolizer.remember(event.tgid),
-                    }
-                    match &mut unwinder {
-                        Some(unwinder) if event.kind == PROCESS_MAPS_STALE => unwinder.mark_stale(event.tgid),
-                        // A process gone before its tables loaded is no loss.
-                        Some(unwinder) => { let _ = unwinder.load_process(&mut collector, event.tgid); }
-                        None => {}
-                    }
-                }
+impl<'a> Session<'a> {
+    /// Loads and attaches the programs, loads the unwind tables of the
+    /// processes named, seeds the threads already blocked, then lets the
+    /// command (returned, when there is one) start.
+    fn start(config: &'a Config, out: &OutDir) -> Result<(Session<'a>, Option<GatedChild>)> {
+        let mut collector = Collector::load(config)?;
+        if config.verbose > 0 {
+            for line in collector.describe_maps() {
+                eprintln!("bpfprof: {line}");
             }
-            _ = ticks.tick() => {
-                let batch = drainer.drain(&mut collector)?;
-                let profile = windows.as_mut().map_or(&mut run_profile, |w| &mut w.profile);
-                symbolizer.add_batch(batch, profile);
-                if config.off_cpu.is_some() {
-                    let refs = blocked::stack_refs(&collector)?;
-                    drainer.stacks.prune(drainer.generation(), refs);
-                }
-                symbolizer.forget_exited();
-                if let Some(unwinder) = &mut unwinder {
-                    unwinder.forget_exited(&mut collector)?;
-                    unwinder.reload_stale(&mut collector);
-                }
-                if let Some(w) = windows.as_mut().filter(|w| w.due(config.interval)) {
-                    if let Some(bounds) = bounds {
-                        let open = blocked::credit_open_and_restart(&mut collector, &drainer, blocked::monotonic_ns(), bounds)?;
-                        symbolizer.add_batch(Batch { off_cpu: open, ..Batch::default() }, &mut w.profile);
-                    }
-                    take_bpf_errors(&collector, &mut w.profile, &mut errors_so_far)?;
-                    w.profile.losses.add_perf_map_losses(symbolizer.take_perf_map_losses());
-                    run_profile.merge_collapsed(w.close(config));
-                }
-                status.update(&run_profile, windows.as_ref().map(|w| &w.profile));
-            }
-            _ = &mut deadline => break Stop::Duration,
-            _ = stop_signals.recv() => break Stop::Signal,
-            status = &mut command_exit => break Stop::CommandExited(status?),
         }
-    };
-    let stopped = Instant::now();
-    status.clear();
-    if let (Stop::Signal, Some(signal)) = (stop, stop_signals::received()) {
-        let again = if signal == libc::SIGINT {
-            "Ctrl-C again"
-        } else {
-            "a second signal"
+        let mut child = match &config.target {
+            Target::Command(argv) => Some(GatedChild::spawn(argv)?),
+            _ => None,
         };
-        eprintln!(
-            "bpfprof: {}: stopping; writing what was collected ({again} to quit at once)",
-            stop_signals::name(signal)
-        );
+        match (&config.target, &child) {
+            (Target::Pids(pids), _) => {
+                for &pid in pids {
+                    collector.want_tgid(pid)?;
+                }
+            }
+            (Target::Command(_), Some(child)) => collector.want_tgid(child.pid())?,
+            _ => {}
+        }
+        let process_events = collector.take_process_events()?;
+        let mut unwinder =
+            (config.unwind != Unwind::Fp).then(|| UnwindLoader::new(config.unwind_rows));
+        if let (Some(unwinder), Target::Pids(pids)) = (&mut unwinder, &config.target) {
+            for &pid in pids {
+                unwinder.load_process(&mut collector, pid)?;
+            }
+        }
+        collector.attach(config.freq)?;
+        // After attaching: records BPF makes from here on win over seeded ones.
+        let seeded = match config.off_cpu {
+            Some(_) => blocked::seed(&mut collector, &config.target)?,
+            None => Default::default(),
+        };
+        let stop_signals = StopSignals::watch();
+        let (started, start) = (SystemTime::now(), Instant::now());
+        // A command whose run was stopped during start-up is never started:
+        // dropping its gate ends it before exec.
+        if let (Some(child), None) = (&mut child, stop_signals::received()) {
+            child.release()?;
+        }
+        announce(config);
+        let session = Session {
+            config,
+            collector,
+            process_events,
+            unwinder,
+            drainer: Drainer::new(seeded),
+            symbolizer: Symbolizer::new(config.naming),
+            profiles: Profiles::new(out, config)?,
+            errors_so_far: [0; error::COUNT as usize],
+            bounds: config
+                .off_cpu
+                .as_ref()
+                .map(|o| (o.min_block_us, o.max_block_us)),
+            stop_signals,
+            status: Status::new(config.duration),
+            started,
+            start,
+        };
+        Ok((session, child))
     }
-    let elapsed = start.elapsed();
-    let end_ns = blocked::monotonic_ns();
-    if config.verbose > 0 {
-        for line in collector.describe_costs() {
-            eprintln!("bpfprof: {line}");
+
+    /// Samples until the duration ends, a stop signal arrives or the
+    /// command exits: process events as they come, a tick each interval.
+    async fn sample(&mut self, child: Option<&GatedChild>) -> Result<Stop> {
+        let deadline = async {
+            match self.config.duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(deadline);
+        let command_exit = async {
+            match child {
+                Some(child) => child.wait().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(command_exit);
+        let interval = self.config.interval;
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                events = self.process_events.next_batch() => self.on_process_events(events?),
+                _ = ticks.tick() => self.tick()?,
+                _ = &mut deadline => return Ok(Stop::Duration),
+                _ = self.stop_signals.recv() => return Ok(Stop::Signal),
+                status = &mut command_exit => return Ok(Stop::CommandExited(status?)),
+            }
         }
     }
-    collector.detach();
-    for event in process_events.pending() {
-        symbolizer.remember(event.tgid);
+
+    /// Processes BPF saw first, or that exec'd, or whose maps changed:
+    /// their maps are snapshotted for names and their unwind tables loaded.
+    fn on_process_events(&mut self, events: Vec<ProcessEvent>) {
+        for event in events {
+            // Stale maps (a library loaded since) are reread for names as
+            // for unwinding; an exec voids the old ones.
+            match event.kind {
+                PROCESS_EXEC => self.symbolizer.remember_exec(event.tgid),
+                _ => self.symbolizer.remember(event.tgid),
+            }
+            match &mut self.unwinder {
+                Some(unwinder) if event.kind == PROCESS_MAPS_STALE => {
+                    unwinder.mark_stale(event.tgid)
+                }
+                // A process gone before its tables loaded is no loss.
+                Some(unwinder) => {
+                    let _ = unwinder.load_process(&mut self.collector, event.tgid);
+                }
+                None => {}
+            }
+        }
     }
-    let mut batch = drainer.drain_all(&mut collector)?;
-    if let Some(bounds) = bounds {
-        batch.extend(Batch {
-            off_cpu: blocked::credit_open(&collector, &drainer, end_ns, bounds)?,
-            ..Batch::default()
-        });
+
+    /// Every interval: drains and symbolizes, prunes what exited processes
+    /// and old stacks left, and closes the window when it is due.
+    fn tick(&mut self) -> Result<()> {
+        let batch = self.drainer.drain(&mut self.collector)?;
+        self.symbolizer.add_batch(batch, self.profiles.current());
+        if self.config.off_cpu.is_some() {
+            let refs = blocked::stack_refs(&self.collector)?;
+            self.drainer.stacks.prune(self.drainer.generation(), refs);
+        }
+        self.symbolizer.forget_exited();
+        if let Some(unwinder) = &mut self.unwinder {
+            unwinder.forget_exited(&mut self.collector)?;
+            unwinder.reload_stale(&mut self.collector);
+        }
+        if self.profiles.window_due(self.config.interval) {
+            self.close_window()?;
+        }
+        self.profiles.show(&self.status);
+        Ok(())
     }
-    if config.verbose > 0 {
-        let s = &drainer.stats;
+
+    /// Ends the open window: credits the threads blocked now up to now,
+    /// settles its losses, writes it and merges it into the run's profile.
+    fn close_window(&mut self) -> Result<()> {
+        if let Some(bounds) = self.bounds {
+            let open = blocked::credit_open_and_restart(
+                &mut self.collector,
+                &self.drainer,
+                blocked::monotonic_ns(),
+                bounds,
+            )?;
+            let batch = Batch {
+                off_cpu: open,
+                ..Batch::default()
+            };
+            self.symbolizer.add_batch(batch, self.profiles.current());
+        }
+        self.settle_losses()?;
+        self.profiles.close_window(self.config);
+        Ok(())
+    }
+
+    /// Moves the losses counted since the last call (BPF's error counters,
+    /// reading perf maps) into the current profile.
+    fn settle_losses(&mut self) -> Result<()> {
+        let profile = self.profiles.current();
+        take_bpf_errors(&self.collector, profile, &mut self.errors_so_far)?;
+        profile
+            .losses
+            .add_perf_map_losses(self.symbolizer.take_perf_map_losses());
+        Ok(())
+    }
+
+    /// Detaches, drains what is left, credits the threads still blocked,
+    /// and closes the last window: the whole run's profile.
+    fn finish(mut self, stop: Stop) -> Result<Capture> {
+        let stopped = Instant::now();
+        self.status.clear();
+        if let (Stop::Signal, Some(signal)) = (stop, stop_signals::received()) {
+            say_stopping(signal);
+        }
+        let elapsed = self.start.elapsed();
+        let end_ns = blocked::monotonic_ns();
+        if self.config.verbose > 0 {
+            for line in self.collector.describe_costs() {
+                eprintln!("bpfprof: {line}");
+            }
+        }
+        self.collector.detach();
+        for event in self.process_events.pending() {
+            self.symbolizer.remember(event.tgid);
+        }
+        let mut batch = self.drainer.drain_all(&mut self.collector)?;
+        if let Some(bounds) = self.bounds {
+            batch.extend(Batch {
+                off_cpu: blocked::credit_open(&self.collector, &self.drainer, end_ns, bounds)?,
+                ..Batch::default()
+            });
+        }
+        if self.config.verbose > 0 {
+            self.print_stats();
+        }
+        self.symbolizer.add_batch(batch, self.profiles.current());
+        self.settle_losses()?;
+        let (profile, failed_writes) = self.profiles.finish(self.config);
+        Ok(Capture {
+            profile,
+            started: self.started,
+            elapsed,
+            command_status: match stop {
+                Stop::CommandExited(code) => Some(code),
+                _ => None,
+            },
+            stopped,
+            failed_writes,
+        })
+    }
+
+    /// How the drains and the unwind tables went (-v).
+    fn print_stats(&self) {
+        let config = self.config;
+        let s = &self.drainer.stats;
         eprintln!(
             "bpfprof: {} drains, {:.1} ms each on average, {:.1} ms at most; at most {} counts (of {}) and {} stacks (of {}) in one interval",
             s.drains,
@@ -218,41 +315,30 @@ async fn capture(config: &Config, out: &OutDir) -> Result<Capture> {
             s.peak_stacks,
             config.map_sizes.stack_map
         );
+        if let Some(unwinder) = &self.unwinder {
+            let s = unwinder.stats;
+            eprintln!(
+                "bpfprof: unwind tables: {} binaries, {} rows ({:.1} of {:.1} MiB); {} binaries did not fit (--unwind-rows)",
+                s.binaries,
+                s.rows,
+                s.rows as f64 * 16.0 / 1048576.0,
+                f64::from(config.unwind_rows) * 16.0 / 1048576.0,
+                s.binaries_not_loaded
+            );
+        }
     }
-    if let (Some(unwinder), true) = (&unwinder, config.verbose > 0) {
-        let s = unwinder.stats;
-        eprintln!(
-            "bpfprof: unwind tables: {} binaries, {} rows ({:.1} of {:.1} MiB); {} binaries did not fit (--unwind-rows)",
-            s.binaries,
-            s.rows,
-            s.rows as f64 * 16.0 / 1048576.0,
-            f64::from(config.unwind_rows) * 16.0 / 1048576.0,
-            s.binaries_not_loaded
-        );
-    }
-    let last = windows
-        .as_mut()
-        .map_or(&mut run_profile, |w| &mut w.profile);
-    symbolizer.add_batch(batch, last);
-    take_bpf_errors(&collector, last, &mut errors_so_far)?;
-    last.losses
-        .add_perf_map_losses(symbolizer.take_perf_map_losses());
-    let mut failed_writes = 0;
-    if let Some(mut w) = windows {
-        run_profile.merge_collapsed(w.close(config));
-        failed_writes = w.failed;
-    }
-    Ok(Capture {
-        profile: run_profile,
-        started,
-        elapsed,
-        command_status: match stop {
-            Stop::CommandExited(code) => Some(code),
-            _ => None,
-        },
-        stopped,
-        failed_writes,
-    })
+}
+
+fn say_stopping(signal: libc::c_int) {
+    let again = if signal == libc::SIGINT {
+        "Ctrl-C again"
+    } else {
+        "a second signal"
+    };
+    eprintln!(
+        "bpfprof: {}: stopping; writing what was collected ({again} to quit at once)",
+        stop_signals::name(signal)
+    );
 }
 
 /// Moves the BPF error counters accrued since the last call into `profile`.
@@ -281,7 +367,7 @@ fn take_bpf_errors(
 }
 
 fn announce(config: &Config) {
-    let what = describe_target(&config.target);
+    let what = meta::describe_target(&config.target);
     let until = match (&config.target, config.duration) {
         (_, Some(d)) => format!("for {:.1} s", d.as_secs_f64()),
         (Target::Command(_), None) => "until the command exits".into(),
@@ -296,21 +382,4 @@ fn announce(config: &Config) {
         "bpfprof: sampling {what} at {} Hz{off_cpu} {until}",
         config.freq
     );
-}
-
-pub fn describe_target(target: &Target) -> String {
-    match target {
-        Target::AllProcesses => "all processes".into(),
-        Target::Pids(pids) => {
-            let list: Vec<String> = pids.iter().map(u32::to_string).collect();
-            format!("pid {}", list.join(","))
-        }
-        Target::Command(argv) => {
-            let words: Vec<String> = argv
-                .iter()
-                .map(|a| a.to_string_lossy().into_owned())
-                .collect();
-            format!("command `{}`", words.join(" "))
-        }
-    }
 }

@@ -16,7 +16,7 @@ use std::{
 use anyhow::{Context, Result, bail};
 use tokio::io::unix::AsyncFd;
 
-pub struct GatedChild {
+pub(crate) struct GatedChild {
     pid: u32,
     /// Write end of the gate; writing a byte (or closing it) lets the child go on.
     gate: Option<OwnedFd>,
@@ -24,7 +24,7 @@ pub struct GatedChild {
 }
 
 impl GatedChild {
-    pub fn spawn(argv: &[OsString]) -> Result<GatedChild> {
+    pub(crate) fn spawn(argv: &[OsString]) -> Result<GatedChild> {
         let program = argv
             .first()
             .context("no command to run")
@@ -76,12 +76,12 @@ impl GatedChild {
         })
     }
 
-    pub fn pid(&self) -> u32 {
+    pub(crate) fn pid(&self) -> u32 {
         self.pid
     }
 
     /// Lets the command exec.
-    pub fn release(&mut self) -> Result<()> {
+    pub(crate) fn release(&mut self) -> Result<()> {
         if let Some(gate) = self.gate.take() {
             // SAFETY: writing one byte from a live buffer to an owned fd.
             let written = unsafe { libc::write(gate.as_raw_fd(), [1u8].as_ptr().cast(), 1) };
@@ -94,7 +94,7 @@ impl GatedChild {
 
     /// Waits for the command to exit and reaps it; returns its exit code
     /// (128 + signal number when killed).
-    pub async fn wait(&self) -> Result<i32> {
+    pub(crate) async fn wait(&self) -> Result<i32> {
         let _ready = self.pidfd.readable().await?;
         let mut status = 0;
         // SAFETY: waitpid on our own child, which the pidfd says has exited.
@@ -120,7 +120,7 @@ fn pidfd_open(pid: libc::pid_t) -> std::io::Result<OwnedFd> {
 /// The executable `program` names, directly or through PATH (resolved
 /// before fork: the child may not search PATH, which allocates); the error
 /// is the one line to print.
-pub fn resolve_command(program: &std::ffi::OsStr) -> Result<std::path::PathBuf, String> {
+pub(crate) fn resolve_command(program: &std::ffi::OsStr) -> Result<std::path::PathBuf, String> {
     let shown = program.to_string_lossy();
     if program.as_bytes().contains(&b'/') {
         let path = std::path::PathBuf::from(program);

@@ -1,34 +1,42 @@
 //! Facts about the run that every output carries: the machine, the kernel,
-//! the settings, when it started and how long it lasted.
+//! the settings, the target, when it started and how long it lasted; and
+//! the times and names derived from them.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
-pub struct RunMeta {
-    pub bpfprof_version: String,
-    pub hostname: String,
-    pub kernel: String,
-    pub cpus: usize,
-    pub freq_hz: u64,
+use crate::cli::{Config, Target};
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct RunMeta {
+    pub(crate) bpfprof_version: String,
+    pub(crate) hostname: String,
+    pub(crate) kernel: String,
+    pub(crate) cpus: usize,
+    pub(crate) freq_hz: u64,
     /// "all processes", "pids 1,2" or "command ./app args".
-    pub target: String,
+    pub(crate) target: String,
     /// UTC, RFC 3339.
-    pub start_time: String,
-    pub duration_secs: f64,
+    pub(crate) start_time: String,
+    pub(crate) duration_secs: f64,
     /// Entries per stack map and distinct stacks per interval.
     #[serde(default)]
-    pub stack_map_size: u32,
+    pub(crate) stack_map_size: u32,
     #[serde(default)]
-    pub max_stacks: u32,
+    pub(crate) max_stacks: u32,
     /// The exit status of `-- COMMAND` (128 + the signal's number when a
     /// signal ended it); null without a command, or when it had not exited
     /// when the run ended.
     #[serde(default)]
-    pub command_exit_status: Option<i32>,
+    pub(crate) command_exit_status: Option<i32>,
 }
 
 impl RunMeta {
-    pub fn new(freq_hz: u64, target: String, started: SystemTime, duration: Duration) -> RunMeta {
+    pub(crate) fn new(
+        freq_hz: u64,
+        target: String,
+        started: SystemTime,
+        duration: Duration,
+    ) -> RunMeta {
         RunMeta {
             bpfprof_version: env!("CARGO_PKG_VERSION").to_string(),
             hostname: read_trimmed("/proc/sys/kernel/hostname")
@@ -46,9 +54,23 @@ impl RunMeta {
         .printable()
     }
 
+    /// The description of a run of `config` (or of one of its windows).
+    pub(crate) fn of_run(config: &Config, started: SystemTime, elapsed: Duration) -> RunMeta {
+        RunMeta {
+            stack_map_size: config.map_sizes.stack_map,
+            max_stacks: config.map_sizes.max_stacks,
+            ..RunMeta::new(
+                config.freq,
+                describe_target(&config.target),
+                started,
+                elapsed,
+            )
+        }
+    }
+
     /// The same with its text made printable: the target names a command
     /// (any file name), and a saved report.json may say anything.
-    pub fn printable(mut self) -> RunMeta {
+    pub(crate) fn printable(mut self) -> RunMeta {
         for text in [
             &mut self.bpfprof_version,
             &mut self.hostname,
@@ -59,6 +81,25 @@ impl RunMeta {
             *text = crate::profile::printable(text).into_owned();
         }
         self
+    }
+}
+
+/// What a run profiles, in words: `all processes`, `pid 1,2`, `command
+/// `./app args``.
+pub(crate) fn describe_target(target: &Target) -> String {
+    match target {
+        Target::AllProcesses => "all processes".into(),
+        Target::Pids(pids) => {
+            let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+            format!("pid {}", list.join(","))
+        }
+        Target::Command(argv) => {
+            let words: Vec<String> = argv
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect();
+            format!("command `{}`", words.join(" "))
+        }
     }
 }
 
@@ -94,18 +135,18 @@ fn date_time(time: SystemTime, local: bool) -> [i32; 6] {
     ]
 }
 
-pub fn utc_rfc3339(time: SystemTime) -> String {
+pub(crate) fn utc_rfc3339(time: SystemTime) -> String {
     let [y, mo, d, h, mi, s] = date_time(time, false);
     format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
 }
 
 /// `bpfprof-YYYYmmdd-HHMMSS`, local time: the default output directory.
-pub fn default_output_dir_name(time: SystemTime) -> String {
+pub(crate) fn default_output_dir_name(time: SystemTime) -> String {
     format!("bpfprof-{}", timestamp(time))
 }
 
 /// `YYYYmmdd-HHMMSS`, local time.
-pub fn timestamp(time: SystemTime) -> String {
+pub(crate) fn timestamp(time: SystemTime) -> String {
     let [y, mo, d, h, mi, s] = date_time(time, true);
     format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}")
 }

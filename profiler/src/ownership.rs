@@ -3,7 +3,7 @@
 //! creates is handed over, by descriptor (see `output::dir`).
 
 /// The invoking user's uid and gid when running under sudo.
-pub fn invoking_user() -> Option<(u32, u32)> {
+pub(crate) fn invoking_user() -> Option<(u32, u32)> {
     let id = |name: &str| std::env::var(name).ok()?.parse::<u32>().ok();
     let (uid, gid) = (id("SUDO_UID")?, id("SUDO_GID")?);
     // SUDO_UID=0 means root ran sudo: nothing to hand over.

@@ -1,41 +1,42 @@
-//! What /proc tells about a process: its name, whether it is a kernel
-//! thread, and which file an address is mapped from.
+//! What /proc tells about processes: which exist, their names, whether one
+//! is a kernel thread, its threads blocked now, and which file an address
+//! is mapped from.
 
 use std::path::Path;
 
 const PF_KTHREAD: u64 = 0x0020_0000;
 
-pub fn exists(pid: u32) -> bool {
+pub(crate) fn exists(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
 /// The process (thread group) task `pid` belongs to: itself for a
 /// process, its process for a thread; None when there is no such task.
-pub fn tgid_of(pid: u32) -> Option<u32> {
+pub(crate) fn tgid_of(pid: u32) -> Option<u32> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let tgid = status.lines().find_map(|l| l.strip_prefix("Tgid:"))?;
     tgid.trim().parse().ok()
 }
 
 /// The process name (its main thread's comm), if the process is alive.
-pub fn process_name(tgid: u32) -> Option<String> {
+pub(crate) fn process_name(tgid: u32) -> Option<String> {
     let comm = std::fs::read_to_string(format!("/proc/{tgid}/comm")).ok()?;
     Some(comm.trim_end_matches('\n').to_string())
 }
 
 /// True for kernel threads, which have no user stack; None once gone.
-pub fn is_kernel_thread(tgid: u32) -> Option<bool> {
+pub(crate) fn is_kernel_thread(tgid: u32) -> Option<bool> {
     let stat = std::fs::read_to_string(format!("/proc/{tgid}/stat")).ok()?;
     let flags: u64 = fields_after_comm(&stat)?.nth(6)?.parse().ok()?;
     Some(flags & PF_KTHREAD != 0)
 }
 
-pub fn thread_exists(tgid: u32, tid: u32) -> bool {
+pub(crate) fn thread_exists(tgid: u32, tid: u32) -> bool {
     Path::new(&format!("/proc/{tgid}/task/{tid}")).exists()
 }
 
 /// Every process id in /proc.
-pub fn all_pids() -> Vec<u32> {
+pub(crate) fn all_pids() -> Vec<u32> {
     std::fs::read_dir("/proc")
         .map(|dir| {
             dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
@@ -46,19 +47,19 @@ pub fn all_pids() -> Vec<u32> {
 
 /// A thread as /proc shows it when it is not running.
 #[derive(Debug, Clone)]
-pub struct ThreadState {
-    pub tid: u32,
+pub(crate) struct ThreadState {
+    pub(crate) tid: u32,
     /// The state letter of /proc/PID/stat: R, S, D, T, t, I, Z, X.
-    pub state: char,
-    pub comm: [u8; 16],
+    pub(crate) state: char,
+    pub(crate) comm: [u8; 16],
     /// Kernel function names, innermost first (/proc/PID/task/TID/stack).
-    pub kernel_stack: Vec<String>,
+    pub(crate) kernel_stack: Vec<String>,
     /// The user-space PC where it entered the kernel (/proc/.../syscall).
-    pub user_pc: Option<u64>,
+    pub(crate) user_pc: Option<u64>,
 }
 
 /// The threads of a process that are not running, with where they wait.
-pub fn blocked_threads(tgid: u32) -> Vec<ThreadState> {
+pub(crate) fn blocked_threads(tgid: u32) -> Vec<ThreadState> {
     let Ok(tasks) = std::fs::read_dir(format!("/proc/{tgid}/task")) else {
         return Vec::new();
     };
@@ -112,7 +113,7 @@ fn parse_syscall_pc(text: &str) -> Option<u64> {
 
 /// A process's effective user, and the pid it sees itself as (in its own
 /// pid namespace); None once it is gone.
-pub fn euid_and_ns_pid(tgid: u32) -> Option<(u32, u32)> {
+pub(crate) fn euid_and_ns_pid(tgid: u32) -> Option<(u32, u32)> {
     use std::io::Read;
     // Bounded: /proc files are the kernel's, but every read stays small.
     let mut status = String::new();
@@ -142,27 +143,27 @@ fn fields_after_comm(stat: &str) -> Option<std::str::SplitWhitespace<'_>> {
 
 /// One file-backed mapping of a process.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Mapping {
-    pub start: u64,
-    pub end: u64,
-    pub file_offset: u64,
-    pub path: String,
-    pub executable: bool,
+pub(crate) struct Mapping {
+    pub(crate) start: u64,
+    pub(crate) end: u64,
+    pub(crate) file_offset: u64,
+    pub(crate) path: String,
+    pub(crate) executable: bool,
     /// Device and inode of the file: which file, whatever its path.
-    pub file_id: (String, u64),
+    pub(crate) file_id: (String, u64),
 }
 
 impl Mapping {
     /// The path through which the kernel opens this mapping's file for
     /// root, whatever mount namespace it is in (blazesym's cache key).
-    pub fn map_files_path(&self, tgid: u32) -> std::path::PathBuf {
+    pub(crate) fn map_files_path(&self, tgid: u32) -> std::path::PathBuf {
         format!("/proc/{tgid}/map_files/{:x}-{:x}", self.start, self.end).into()
     }
 
     /// Whether the file at this mapping's path, from bpfprof's mount
     /// namespace, is the one mapped: not when it was deleted or replaced,
     /// or lives in another mount namespace (a container).
-    pub fn reachable(&self, tgid: u32) -> bool {
+    pub(crate) fn reachable(&self, tgid: u32) -> bool {
         use std::os::unix::fs::MetadataExt;
         let (Ok(by_path), Ok(mapped)) = (
             std::fs::metadata(&self.path),
@@ -175,7 +176,7 @@ impl Mapping {
 
     /// The name perf and FlameGraph show for an unnamed address:
     /// the file name and the offset in the file.
-    pub fn describe(&self, addr: u64) -> String {
+    pub(crate) fn describe(&self, addr: u64) -> String {
         // Special mappings ([stack], [heap], [anon:...]) have no file.
         if let Some(special) = self
             .path
@@ -190,7 +191,7 @@ impl Mapping {
 }
 
 /// The mappings of a live process, or empty once it has exited.
-pub fn mappings(tgid: u32) -> Vec<Mapping> {
+pub(crate) fn mappings(tgid: u32) -> Vec<Mapping> {
     std::fs::read_to_string(format!("/proc/{tgid}/maps"))
         .map(|text| parse_maps(&text))
         .unwrap_or_default()
@@ -198,7 +199,7 @@ pub fn mappings(tgid: u32) -> Vec<Mapping> {
 
 /// The executable mappings of a live process, anonymous ones (JIT code)
 /// included.
-pub fn executable_mappings(tgid: u32) -> Vec<Mapping> {
+pub(crate) fn executable_mappings(tgid: u32) -> Vec<Mapping> {
     std::fs::read_to_string(format!("/proc/{tgid}/maps"))
         .map(|text| parse_all_maps(&text))
         .unwrap_or_default()
@@ -236,7 +237,7 @@ fn parse_all_maps(text: &str) -> Vec<Mapping> {
         .collect()
 }
 
-pub fn find_mapping(mappings: &[Mapping], addr: u64) -> Option<&Mapping> {
+pub(crate) fn find_mapping(mappings: &[Mapping], addr: u64) -> Option<&Mapping> {
     mappings.iter().find(|m| (m.start..m.end).contains(&addr))
 }
 

@@ -53,7 +53,7 @@ extern "C" fn on_signal(signal: libc::c_int) {
 }
 
 /// Installs the handlers (once; later calls do nothing).
-pub fn install() {
+pub(crate) fn install() {
     INSTALL.call_once(|| {
         let mut fds = [-1; 2];
         // SAFETY: pipe2 writes two fds into the array.
@@ -84,7 +84,7 @@ pub fn install() {
 /// Gives the signals back their dispositions from before `install` (for
 /// the subcommands, which Ctrl-C simply ends); a signal that came in the
 /// meantime is acted on now.
-pub fn restore() {
+pub(crate) fn restore() {
     for (signal, previous) in SIGNALS.iter().zip(&PREVIOUS) {
         // SAFETY: restores a disposition sigaction reported.
         unsafe { libc::signal(*signal, previous.load(Ordering::SeqCst)) };

@@ -8,7 +8,7 @@ use anyhow::{Context, Result, bail};
 const TRACEFS: &str = "/sys/kernel/tracing";
 
 /// Mounts tracefs at /sys/kernel/tracing when it is missing (root only).
-pub fn ensure_mounted() -> Result<()> {
+pub(crate) fn ensure_mounted() -> Result<()> {
     if Path::new(TRACEFS).join("events").is_dir() {
         return Ok(());
     }
@@ -34,7 +34,7 @@ pub fn ensure_mounted() -> Result<()> {
 }
 
 /// Byte offset of `field` in the record of tracepoint `category:event`.
-pub fn field_offset(category: &str, event: &str, field: &str) -> Result<u32> {
+pub(crate) fn field_offset(category: &str, event: &str, field: &str) -> Result<u32> {
     let path = Path::new(TRACEFS).join(format!("events/{category}/{event}/format"));
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("reading tracepoint format {}", path.display()))?;

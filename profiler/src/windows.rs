@@ -1,7 +1,8 @@
-//! Continuous mode: the run cut into windows. Each window's profile is
-//! written to DIR/windows/NNNNNN-<start>/ when it closes, the oldest of the
-//! windows this run wrote beyond `--keep` are removed, and the window is
-//! merged into the whole-run profile.
+//! Which profile the capture adds to: the run's, or in continuous mode
+//! (`--window`) the open window's. Each window's profile is written to
+//! DIR/windows/NNNNNN-<start>/ when it closes, the oldest of the windows
+//! this run wrote beyond `--keep` are removed, and the window is merged
+//! into the whole-run profile.
 
 use std::{
     collections::VecDeque,
@@ -10,9 +11,72 @@ use std::{
 
 use anyhow::{Context, Result};
 
-use crate::{cli::Config, meta, output, output::dir::OutDir, profile::Profile};
+use crate::{
+    cli::{Config, RenderArgs},
+    meta::{self, RunMeta},
+    output::{self, Render, dir::OutDir},
+    profile::Profile,
+    status::Status,
+};
 
-pub struct Windows {
+/// The run's profile and, in continuous mode, the open window's.
+pub(crate) struct Profiles {
+    run: Profile,
+    windows: Option<Windows>,
+}
+
+impl Profiles {
+    /// Creates DIR/windows/ in continuous mode.
+    pub(crate) fn new(out: &OutDir, config: &Config) -> Result<Profiles> {
+        Ok(Profiles {
+            run: Profile::default(),
+            windows: config
+                .window
+                .map(|len| Windows::new(out, config, len))
+                .transpose()?,
+        })
+    }
+
+    /// The profile what is drained now goes to: the open window's in
+    /// continuous mode, else the run's.
+    pub(crate) fn current(&mut self) -> &mut Profile {
+        match &mut self.windows {
+            Some(windows) => &mut windows.profile,
+            None => &mut self.run,
+        }
+    }
+
+    /// True when the open window is to close at this drain.
+    pub(crate) fn window_due(&self, interval: Duration) -> bool {
+        self.windows.as_ref().is_some_and(|w| w.due(interval))
+    }
+
+    /// Writes the open window, merges it into the run's profile and opens
+    /// the next.
+    pub(crate) fn close_window(&mut self, config: &Config) {
+        if let Some(windows) = &mut self.windows {
+            self.run.merge_collapsed(windows.close(config));
+        }
+    }
+
+    /// Redraws the status line with the counts so far.
+    pub(crate) fn show(&self, status: &Status) {
+        status.update(&self.run, self.windows.as_ref().map(|w| &w.profile));
+    }
+
+    /// The whole run's profile, the last window closed; and how many
+    /// window files could not be written.
+    pub(crate) fn finish(mut self, config: &Config) -> (Profile, usize) {
+        let mut failed = 0;
+        if let Some(mut windows) = self.windows.take() {
+            self.run.merge_collapsed(windows.close(config));
+            failed = windows.failed;
+        }
+        (self.run, failed)
+    }
+}
+
+struct Windows {
     length: Duration,
     keep: Option<usize>,
     dir: OutDir,
@@ -22,9 +86,9 @@ pub struct Windows {
     written: VecDeque<Written>,
     /// Files and directories that could not be written (each said so on
     /// stderr).
-    pub failed: usize,
+    failed: usize,
     /// The open window: its profile, and when it started.
-    pub profile: Profile,
+    profile: Profile,
     opened: Instant,
     opened_at: SystemTime,
 }
@@ -37,7 +101,7 @@ struct Written {
 }
 
 impl Windows {
-    pub fn new(out: &OutDir, config: &Config, length: Duration) -> Result<Windows> {
+    fn new(out: &OutDir, config: &Config, length: Duration) -> Result<Windows> {
         let dir = out
             .subdir("windows")
             .with_context(|| format!("creating {}", out.path().join("windows").display()))?;
@@ -56,14 +120,14 @@ impl Windows {
 
     /// Windows close at the drain nearest their end: with drains every
     /// `interval`, a window is due once less than half an interval is left.
-    pub fn due(&self, interval: Duration) -> bool {
+    fn due(&self, interval: Duration) -> bool {
         self.opened.elapsed() + interval / 2 >= self.length
     }
 
     /// Writes the open window and starts the next; returns its profile, to
     /// be merged into the run's. A window that cannot be written is named
     /// on stderr and the capture goes on.
-    pub fn close(&mut self, config: &Config) -> Profile {
+    fn close(&mut self, config: &Config) -> Profile {
         let elapsed = self.opened.elapsed();
         let profile = std::mem::take(&mut self.profile);
         let name = format!("{:06}-{}", self.index, meta::timestamp(self.opened_at));
@@ -83,9 +147,9 @@ impl Windows {
     }
 
     fn write(&mut self, dir: &OutDir, config: &Config, profile: &Profile, elapsed: Duration) {
-        let meta = crate::run_meta(config, self.opened_at, elapsed);
-        let mut render = crate::render_options(config, self.opened_at);
-        let quiet = crate::cli::RenderArgs {
+        let meta = RunMeta::of_run(config, self.opened_at, elapsed);
+        let mut render = Render::new(config, self.opened_at);
+        let quiet = RenderArgs {
             json: false,
             ..config.render.clone()
         };

@@ -45,7 +45,7 @@ const LOCK_PARTS: &[&str] = &[
     "std::sync::",
 ];
 
-pub fn recommend(profile: &Profile, summary: &Summary) -> Vec<String> {
+pub(crate) fn recommend(profile: &Profile, summary: &Summary) -> Vec<String> {
     let mut advice = Vec::new();
     let total = summary.total_samples;
     if let Some(hot) = top_by_self(&summary.functions, 1).first()

@@ -3,54 +3,52 @@
 //! by wall time and the places threads waited (`off_cpu`). Pure functions
 //! of the model.
 
-pub mod advice;
-pub mod off_cpu;
-pub mod paths;
+pub(crate) mod advice;
+pub(crate) mod off_cpu;
+pub(crate) mod paths;
 
 use std::{collections::HashMap, hash::Hash};
 
 use crate::profile::{FrameKind, Profile};
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct FunctionStat {
-    pub name: String,
-    pub module: String,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct FunctionStat {
+    pub(crate) name: String,
+    pub(crate) module: String,
     /// Samples where this function was the innermost frame.
-    #[serde(rename = "self")]
-    pub self_samples: u64,
+    pub(crate) self_samples: u64,
     /// Samples with this function anywhere on the stack, each stack once.
-    #[serde(rename = "total")]
-    pub total_samples: u64,
+    pub(crate) total_samples: u64,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ProcessStat {
-    pub pid: u32,
-    pub name: String,
-    pub samples: u64,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ProcessStat {
+    pub(crate) pid: u32,
+    pub(crate) name: String,
+    pub(crate) samples: u64,
 }
 
 /// Everything the tables and the JSON report show, computed once.
 #[derive(Debug, Clone, Default)]
-pub struct Summary {
-    pub total_samples: u64,
+pub(crate) struct Summary {
+    pub(crate) total_samples: u64,
     /// By total samples, descending.
-    pub functions: Vec<FunctionStat>,
-    pub processes: Vec<ProcessStat>,
+    pub(crate) functions: Vec<FunctionStat>,
+    pub(crate) processes: Vec<ProcessStat>,
     /// Present when off-CPU time was recorded.
-    pub off_cpu: Option<off_cpu::OffCpuSummary>,
+    pub(crate) off_cpu: Option<off_cpu::OffCpuSummary>,
     /// The hottest caller → callee edges by on-CPU samples.
-    pub call_paths: Vec<paths::CallEdge>,
+    pub(crate) call_paths: Vec<paths::CallEdge>,
     /// The same by off-CPU time (empty without off-CPU time).
-    pub off_cpu_call_paths: Vec<paths::CallEdge>,
-    pub recommendations: Vec<String>,
+    pub(crate) off_cpu_call_paths: Vec<paths::CallEdge>,
+    pub(crate) recommendations: Vec<String>,
 }
 
 /// Call paths kept for the report; the tables show `--top` of them.
 const CALL_PATHS: usize = 100;
 
 /// `sample_period_us`: on-CPU time one sample stands for (1e6 / freq).
-pub fn summarize(profile: &Profile, off_cpu: bool, sample_period_us: f64) -> Summary {
+pub(crate) fn summarize(profile: &Profile, off_cpu: bool, sample_period_us: f64) -> Summary {
     let mut summary = Summary {
         total_samples: profile.total_samples(),
         functions: hot_functions(profile),
@@ -69,7 +67,7 @@ pub fn summarize(profile: &Profile, off_cpu: bool, sample_period_us: f64) -> Sum
 }
 
 /// Every function with its self and total samples, by total descending.
-pub fn hot_functions(profile: &Profile) -> Vec<FunctionStat> {
+pub(crate) fn hot_functions(profile: &Profile) -> Vec<FunctionStat> {
     let stacks = profile
         .on_cpu
         .iter()
@@ -94,17 +92,17 @@ pub fn hot_functions(profile: &Profile) -> Vec<FunctionStat> {
 
 /// A frame's weight over many stacks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct SelfTotal {
+pub(crate) struct SelfTotal {
     /// The weight of the stacks where it is the innermost frame.
-    pub self_count: u64,
+    pub(crate) self_count: u64,
     /// The weight of the stacks it is on, each stack once.
-    pub total: u64,
+    pub(crate) total: u64,
 }
 
 /// Self and total weight of every frame of weighted stacks (outermost
 /// frame first). A recursive function is on a stack more than once but
 /// spent the stack's time only once.
-pub fn self_and_total<'a, F: Copy + Ord + Hash + 'a>(
+pub(crate) fn self_and_total<'a, F: Copy + Ord + Hash + 'a>(
     stacks: impl IntoIterator<Item = (&'a [F], u64)>,
 ) -> HashMap<F, SelfTotal> {
     let mut counts: HashMap<F, SelfTotal> = HashMap::new();
@@ -125,7 +123,7 @@ pub fn self_and_total<'a, F: Copy + Ord + Hash + 'a>(
 }
 
 /// The top `n` by self samples (functions with no self time left out).
-pub fn top_by_self(functions: &[FunctionStat], n: usize) -> Vec<FunctionStat> {
+pub(crate) fn top_by_self(functions: &[FunctionStat], n: usize) -> Vec<FunctionStat> {
     let mut by_self: Vec<FunctionStat> = functions
         .iter()
         .filter(|f| f.self_samples > 0)
@@ -136,7 +134,7 @@ pub fn top_by_self(functions: &[FunctionStat], n: usize) -> Vec<FunctionStat> {
     by_self
 }
 
-pub fn processes(profile: &Profile) -> Vec<ProcessStat> {
+pub(crate) fn processes(profile: &Profile) -> Vec<ProcessStat> {
     let mut stats: Vec<ProcessStat> = profile
         .processes
         .iter()
@@ -159,7 +157,7 @@ pub(crate) fn module_label(kind: FrameKind, module: Option<&str>) -> String {
     }
 }
 
-pub fn percent(part: u64, whole: u64) -> f64 {
+pub(crate) fn percent(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
     } else {

@@ -9,75 +9,75 @@ use super::module_label;
 use crate::profile::{FrameId, FrameKind, OffState, Profile, StackSite, StateTimes};
 
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct OffCpuSummary {
-    pub total_us: u64,
-    pub by_state: StateTimes,
+pub(crate) struct OffCpuSummary {
+    pub(crate) total_us: u64,
+    pub(crate) by_state: StateTimes,
     /// By wall time, descending.
-    pub functions: Vec<WallStat>,
+    pub(crate) functions: Vec<WallStat>,
     /// By off-CPU time, descending.
-    pub wait_sites: Vec<WaitSite>,
+    pub(crate) wait_sites: Vec<WaitSite>,
     /// By wall time, descending.
-    pub processes: Vec<WallEntity>,
+    pub(crate) processes: Vec<WallEntity>,
     /// By wall time, descending.
-    pub threads: Vec<WallEntity>,
+    pub(crate) threads: Vec<WallEntity>,
 }
 
 /// A function's time, inclusive of its callees.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct WallStat {
-    pub name: String,
-    pub module: String,
-    pub cpu_us: u64,
-    pub off_us: StateTimes,
+pub(crate) struct WallStat {
+    pub(crate) name: String,
+    pub(crate) module: String,
+    pub(crate) cpu_us: u64,
+    pub(crate) off_us: StateTimes,
 }
 
 impl WallStat {
-    pub fn off_total(&self) -> u64 {
+    pub(crate) fn off_total(&self) -> u64 {
         self.off_us.iter().sum()
     }
 
     /// Off-CPU times add up within 64 bits (a saved run's are bounded by
     /// `saved::MAX_TOTAL`), but on-CPU time is samples times the period,
     /// which a made-up run can push past them: the sum saturates.
-    pub fn wall_us(&self) -> u64 {
+    pub(crate) fn wall_us(&self) -> u64 {
         self.cpu_us.saturating_add(self.off_total())
     }
 }
 
 /// Where threads waited: an innermost user function and its off-CPU time.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct WaitSite {
-    pub name: String,
-    pub module: String,
-    pub off_us: StateTimes,
+pub(crate) struct WaitSite {
+    pub(crate) name: String,
+    pub(crate) module: String,
+    pub(crate) off_us: StateTimes,
 }
 
 impl WaitSite {
-    pub fn total(&self) -> u64 {
+    pub(crate) fn total(&self) -> u64 {
         self.off_us.iter().sum()
     }
 }
 
 /// A process or thread with its on-CPU and off-CPU time.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct WallEntity {
+pub(crate) struct WallEntity {
     /// pid or tid.
-    pub id: u32,
+    pub(crate) id: u32,
     /// For a thread, its process.
-    pub tgid: u32,
-    pub name: String,
-    pub cpu_us: u64,
-    pub off_us: StateTimes,
+    pub(crate) tgid: u32,
+    pub(crate) name: String,
+    pub(crate) cpu_us: u64,
+    pub(crate) off_us: StateTimes,
 }
 
 impl WallEntity {
     /// Saturates, as `WallStat::wall_us`.
-    pub fn wall_us(&self) -> u64 {
+    pub(crate) fn wall_us(&self) -> u64 {
         self.cpu_us.saturating_add(self.off_us.iter().sum::<u64>())
     }
 }
 
-pub fn summarize(profile: &Profile, sample_period_us: f64) -> OffCpuSummary {
+pub(crate) fn summarize(profile: &Profile, sample_period_us: f64) -> OffCpuSummary {
     let cpu_us = |samples: u64| (samples as f64 * sample_period_us).round() as u64;
     let mut by_state = StateTimes::default();
     for (site, us) in &profile.off_cpu {
@@ -196,7 +196,7 @@ fn innermost_user_function(profile: &Profile, site: &StackSite) -> (String, Stri
 }
 
 /// The states in table and report order, with their names.
-pub fn states() -> impl Iterator<Item = (usize, &'static str)> {
+pub(crate) fn states() -> impl Iterator<Item = (usize, &'static str)> {
     OffState::ALL.iter().map(|s| (s.index(), s.name()))
 }
 

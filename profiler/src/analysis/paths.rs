@@ -6,22 +6,22 @@ use std::collections::{HashMap, HashSet};
 use crate::profile::{FrameId, FrameKind, Profile, StackSite};
 
 #[derive(Debug, Clone, PartialEq)]
-pub struct CallEdge {
-    pub caller: String,
-    pub callee: String,
+pub(crate) struct CallEdge {
+    pub(crate) caller: String,
+    pub(crate) callee: String,
     /// On-CPU samples, or off-CPU microseconds.
-    pub value: u64,
+    pub(crate) value: u64,
     /// Share of all on-CPU samples, or of all off-CPU time, in percent.
-    pub percent: f64,
+    pub(crate) percent: f64,
 }
 
 /// The `top` edges by on-CPU samples.
-pub fn on_cpu_edges(profile: &Profile, top: usize) -> Vec<CallEdge> {
+pub(crate) fn on_cpu_edges(profile: &Profile, top: usize) -> Vec<CallEdge> {
     edges(profile, profile.on_cpu.iter().map(|(s, &n)| (s, n)), top)
 }
 
 /// The `top` edges by off-CPU microseconds.
-pub fn off_cpu_edges(profile: &Profile, top: usize) -> Vec<CallEdge> {
+pub(crate) fn off_cpu_edges(profile: &Profile, top: usize) -> Vec<CallEdge> {
     edges(
         profile,
         profile.off_cpu.iter().map(|(o, &us)| (&o.site, us)),

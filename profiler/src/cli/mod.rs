@@ -5,7 +5,7 @@
 
 mod validate;
 
-pub use validate::{parse_duration, parse_min_width, validate};
+pub(crate) use validate::{parse_duration, parse_min_width, validate};
 
 use std::{ffi::OsString, path::PathBuf, time::Duration};
 
@@ -35,15 +35,15 @@ call paths and recommendations are printed on stdout.";
 /// A system-wide sampling profiler for Linux, on eBPF.
 #[derive(Parser, Debug)]
 #[command(name = "bpfprof", version, after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub(crate) command: Option<Command>,
     #[command(flatten)]
-    pub profile: Args,
+    pub(crate) profile: Args,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {
+pub(crate) enum Command {
     /// Compare two profiles: a differential flame graph and the functions
     /// that grew, shrank, appeared and vanished.
     Diff(DiffArgs),
@@ -66,42 +66,42 @@ pub enum Command {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct DiffArgs {
+pub(crate) struct DiffArgs {
     /// The baseline: a folded file or a bpfprof output directory.
-    pub base: PathBuf,
+    pub(crate) base: PathBuf,
     /// The profile to compare with it, of the same kind.
-    pub new: PathBuf,
+    pub(crate) new: PathBuf,
     /// Where to write diff.svg and diff.folded [default: the current directory].
     #[arg(short, long, value_name = "DIR")]
-    pub output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
     /// Smallest change, in points of the total, worth listing.
     #[arg(long, value_name = "POINTS", default_value_t = 1.0)]
-    pub threshold: f64,
+    pub(crate) threshold: f64,
     /// Rows in each list.
     #[arg(long, value_name = "N", default_value_t = 20)]
-    pub top: usize,
+    pub(crate) top: usize,
 }
 
 #[derive(clap::Args, Debug)]
-pub struct ReportArgs {
+pub(crate) struct ReportArgs {
     /// A directory bpfprof wrote; it is only read.
-    pub dir: PathBuf,
+    pub(crate) dir: PathBuf,
     /// Where to write the new files [default: a new directory DIR-report].
     #[arg(short, long, value_name = "DIR")]
-    pub output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
     /// Write into an --output directory that already holds files.
     #[arg(long, requires = "output")]
-    pub force: bool,
+    pub(crate) force: bool,
     #[command(flatten)]
-    pub render: RenderArgs,
+    pub(crate) render: RenderArgs,
 }
 
 /// What to render, for a run and for `report`.
 #[derive(clap::Args, Debug, Clone)]
-pub struct RenderArgs {
+pub(crate) struct RenderArgs {
     /// Rows in each hot-path table.
     #[arg(long, value_name = "N", default_value_t = 20)]
-    pub top: usize,
+    pub(crate) top: usize,
 
     /// Which files to write (comma-separated): folded, svg, json, pprof,
     /// speedscope.
@@ -111,19 +111,19 @@ pub struct RenderArgs {
         value_delimiter = ',',
         default_value = "folded,svg,json,pprof"
     )]
-    pub format: Vec<Format>,
+    pub(crate) format: Vec<Format>,
 
     /// Print report.json on stdout instead of the tables (for scripts).
     #[arg(long)]
-    pub json: bool,
+    pub(crate) json: bool,
 
     /// Leave out of flame graphs the functions narrower than this (pixels).
     #[arg(long, value_name = "PX", default_value_t = 0.1, value_parser = parse_min_width)]
-    pub min_width: f64,
+    pub(crate) min_width: f64,
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Unwind {
+pub(crate) enum Unwind {
     Auto,
     Fp,
     Dwarf,
@@ -131,7 +131,7 @@ pub enum Unwind {
 
 impl Unwind {
     /// The BPF side's `unwind_mode::*`.
-    pub fn mode(self) -> u32 {
+    pub(crate) fn mode(self) -> u32 {
         use profiler_common::unwind_mode;
         match self {
             Unwind::Auto => unwind_mode::AUTO,
@@ -142,7 +142,7 @@ impl Unwind {
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
+pub(crate) enum Format {
     Folded,
     Svg,
     Json,
@@ -151,15 +151,15 @@ pub enum Format {
 }
 
 #[derive(clap::Args, Debug)]
-pub struct Args {
+pub(crate) struct Args {
     /// How long to profile, in seconds (also 500ms, 2m). Default: until
     /// Ctrl-C, or until COMMAND exits.
     #[arg(short, long, value_name = "SECS", value_parser = parse_duration)]
-    pub duration: Option<Duration>,
+    pub(crate) duration: Option<Duration>,
 
     /// Samples per second on each CPU.
     #[arg(short = 'F', long, value_name = "HZ", default_value_t = 99)]
-    pub freq: u64,
+    pub(crate) freq: u64,
 
     /// Only profile these processes (comma-separated pids, not thread ids).
     #[arg(
@@ -169,112 +169,112 @@ pub struct Args {
         value_delimiter = ',',
         conflicts_with = "command"
     )]
-    pub pid: Vec<u32>,
+    pub(crate) pid: Vec<u32>,
 
     /// Also record off-CPU time: where threads wait, and why (sleeping,
     /// uninterruptible I/O, preempted), from the scheduler.
     #[arg(long)]
-    pub off_cpu: bool,
+    pub(crate) off_cpu: bool,
 
     /// Also record which thread woke each blocked thread (implies --off-cpu).
     #[arg(long)]
-    pub wakers: bool,
+    pub(crate) wakers: bool,
 
     /// Ignore off-CPU intervals shorter than this many microseconds [default: 1].
     #[arg(long, value_name = "US")]
-    pub min_block_us: Option<u64>,
+    pub(crate) min_block_us: Option<u64>,
 
     /// Ignore off-CPU intervals longer than this many microseconds.
     #[arg(long, value_name = "US")]
-    pub max_block_us: Option<u64>,
+    pub(crate) max_block_us: Option<u64>,
 
     /// Walk both stacks at every switch instead of reusing the stacks found
     /// when a thread last blocked at an identical site (same registers,
     /// frame record, syscall and arguments; checked by periodic full walks).
     /// Exact by construction, at about 3x the cost per context switch.
     #[arg(long)]
-    pub no_stack_reuse: bool,
+    pub(crate) no_stack_reuse: bool,
 
     /// Directory for the output files, created by bpfprof; an existing one
     /// must be empty. Default: a new bpfprof-YYYYmmdd-HHMMSS/ (with -1,
     /// -2... when that name is taken).
     #[arg(short, long, value_name = "DIR")]
-    pub output: Option<PathBuf>,
+    pub(crate) output: Option<PathBuf>,
 
     /// Write into an --output directory that already holds files (files of
     /// the same names are replaced; links in it are never followed).
     #[arg(long, requires = "output")]
-    pub force: bool,
+    pub(crate) force: bool,
 
     /// How often the kernel maps are drained and symbolized, in seconds.
     #[arg(long, value_name = "SECS", default_value = "1", value_parser = parse_duration)]
-    pub interval: Duration,
+    pub(crate) interval: Duration,
 
     /// Distinct stacks each stack map (kernel, user) holds per drain
     /// interval; allocated as used (default: scaled to CPUs x freq x
     /// interval, at least 16384). Raise it when the Quality block reports
     /// a full stack map.
     #[arg(long, value_name = "N")]
-    pub stack_map_size: Option<u32>,
+    pub(crate) stack_map_size: Option<u32>,
 
     /// Distinct (thread, stack) counts held per drain interval (default:
     /// scaled like --stack-map-size, at least 65536).
     #[arg(long, value_name = "N")]
-    pub max_stacks: Option<u32>,
+    pub(crate) max_stacks: Option<u32>,
 
     /// How user stacks are walked: `auto` follows each binary's unwind
     /// tables (.eh_frame) where it has them and frame pointers elsewhere;
     /// `fp` uses frame pointers only; `dwarf` unwind tables only.
     #[arg(long, value_enum, value_name = "HOW", default_value = "auto")]
-    pub unwind: Unwind,
+    pub(crate) unwind: Unwind,
 
     /// Unwind-table rows BPF can hold, for all binaries together (16 bytes
     /// each). Binaries that do not fit are walked by frame pointers; -v
     /// says how many.
     #[arg(long, value_name = "N", default_value_t = 1 << 20)]
-    pub unwind_rows: u32,
+    pub(crate) unwind_rows: u32,
 
     /// Do not show inlined functions as frames of their own.
     #[arg(long)]
-    pub no_inline: bool,
+    pub(crate) no_inline: bool,
 
     /// Show symbol names as they are in the binary (no demangling).
     #[arg(long)]
-    pub raw_names: bool,
+    pub(crate) raw_names: bool,
 
     #[command(flatten)]
-    pub render: RenderArgs,
+    pub(crate) render: RenderArgs,
 
     /// Continuous mode: cut the run into windows of this length; each one's
     /// files go to DIR/windows/NNNNNN-<start>/ as it closes.
     #[arg(long, value_name = "SECS", value_parser = parse_duration)]
-    pub window: Option<Duration>,
+    pub(crate) window: Option<Duration>,
 
     /// Keep only the last N windows.
     #[arg(long, value_name = "N", requires = "window")]
-    pub keep: Option<usize>,
+    pub(crate) keep: Option<usize>,
 
     /// Load the BPF programs from this object instead of the embedded one.
     #[arg(long, value_name = "PATH")]
-    pub bpf_object: Option<PathBuf>,
+    pub(crate) bpf_object: Option<PathBuf>,
 
     /// More detail: map sizes, the BPF verifier log on load failures.
     #[arg(short, long, action = clap::ArgAction::Count)]
-    pub verbose: u8,
+    pub(crate) verbose: u8,
 
     /// Command to run and profile with its children, until it exits.
     #[arg(last = true, value_name = "COMMAND")]
-    pub command: Vec<OsString>,
+    pub(crate) command: Vec<OsString>,
 
     /// Whether the command line had a `--` (clap gives an empty COMMAND
     /// either way): set by the caller, from the raw arguments.
     #[arg(skip)]
-    pub separator: bool,
+    pub(crate) separator: bool,
 }
 
 /// Which tasks are sampled.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
+pub(crate) enum Target {
     AllProcesses,
     Pids(Vec<u32>),
     Command(Vec<OsString>),
@@ -282,19 +282,19 @@ pub enum Target {
 
 /// Off-CPU settings, when off-CPU time is recorded.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OffCpu {
-    pub wakers: bool,
-    pub min_block_us: u64,
-    pub max_block_us: u64,
+pub(crate) struct OffCpu {
+    pub(crate) wakers: bool,
+    pub(crate) min_block_us: u64,
+    pub(crate) max_block_us: u64,
     /// Reuse stack ids at repeated block sites (off with --no-stack-reuse).
-    pub reuse_stacks: bool,
+    pub(crate) reuse_stacks: bool,
 }
 
 /// Sizes of the BPF maps that hold one drain interval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct MapSizes {
-    pub stack_map: u32,
-    pub max_stacks: u32,
+pub(crate) struct MapSizes {
+    pub(crate) stack_map: u32,
+    pub(crate) max_stacks: u32,
 }
 
 impl MapSizes {
@@ -302,7 +302,7 @@ impl MapSizes {
     /// sample stores up to two, kernel and user, one in each map), with
     /// room for an interval that runs long. The maps allocate as used, so
     /// the room costs nothing until it is needed.
-    pub fn scaled(cpus: u64, freq: u64, interval: Duration) -> MapSizes {
+    pub(crate) fn scaled(cpus: u64, freq: u64, interval: Duration) -> MapSizes {
         let samples = (cpus * freq) as f64 * interval.as_secs_f64().max(0.01);
         let scaled = |factor: f64, floor: u32| {
             let wanted = (samples * factor).ceil().min(f64::from(1u32 << 24)) as u32;
@@ -317,55 +317,41 @@ impl MapSizes {
 
 /// How frames are named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Naming {
-    pub inline: bool,
-    pub demangle: bool,
+pub(crate) struct Naming {
+    pub(crate) inline: bool,
+    pub(crate) demangle: bool,
 }
 
 /// A validated run configuration.
 #[derive(Debug, Clone)]
-pub struct Config {
-    pub target: Target,
-    pub duration: Option<Duration>,
-    pub freq: u64,
-    pub off_cpu: Option<OffCpu>,
-    pub interval: Duration,
-    pub map_sizes: MapSizes,
-    pub unwind: Unwind,
+pub(crate) struct Config {
+    pub(crate) target: Target,
+    pub(crate) duration: Option<Duration>,
+    pub(crate) freq: u64,
+    pub(crate) off_cpu: Option<OffCpu>,
+    pub(crate) interval: Duration,
+    pub(crate) map_sizes: MapSizes,
+    pub(crate) unwind: Unwind,
     /// Entries of `UNWIND_ROWS` (1 with `--unwind fp`).
-    pub unwind_rows: u32,
-    pub naming: Naming,
-    pub output_dir: PathBuf,
+    pub(crate) unwind_rows: u32,
+    pub(crate) naming: Naming,
+    pub(crate) output_dir: PathBuf,
     /// `output_dir` is bpfprof's default name, taken with a suffix when
     /// it exists; otherwise it was named with --output.
-    pub default_output: bool,
+    pub(crate) default_output: bool,
     /// --force: an existing --output directory may hold files.
-    pub force: bool,
-    pub render: RenderArgs,
-    pub window: Option<Duration>,
-    pub keep: Option<usize>,
-    pub bpf_object: Option<PathBuf>,
-    pub verbose: u8,
+    pub(crate) force: bool,
+    pub(crate) render: RenderArgs,
+    pub(crate) window: Option<Duration>,
+    pub(crate) keep: Option<usize>,
+    pub(crate) bpf_object: Option<PathBuf>,
+    pub(crate) verbose: u8,
 }
 
-/// Facts of the machine that flag validation depends on.
-pub struct Limits {
+/// Facts of the machine that flag validation depends on (read by
+/// `bpf::machine_limits`).
+pub(crate) struct Limits {
     /// `kernel.perf_event_max_sample_rate`.
-    pub max_sample_rate: u64,
-    pub cpus: u64,
-}
-
-impl Limits {
-    pub fn of_this_machine() -> Limits {
-        let max_sample_rate =
-            std::fs::read_to_string("/proc/sys/kernel/perf_event_max_sample_rate")
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or(100_000);
-        let cpus = aya::util::online_cpus().map_or(1, |c| c.len() as u64);
-        Limits {
-            max_sample_rate,
-            cpus,
-        }
-    }
+    pub(crate) max_sample_rate: u64,
+    pub(crate) cpus: u64,
 }

@@ -15,7 +15,7 @@ use crate::{
     saved::{self, FoldedCounts},
 };
 
-pub fn run(args: &DiffArgs) -> Result<ExitCode> {
+pub(crate) fn run(args: &DiffArgs) -> Result<ExitCode> {
     if args.threshold.is_nan() || args.threshold < 0.0 {
         bail!("--threshold must be a number of points, 0 or more");
     }
@@ -95,22 +95,22 @@ fn write_graph(out: &OutDir, base: &FoldedCounts, new: &FoldedCounts) -> Result<
 
 /// A function's share of the samples in each profile, in percent.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Change {
-    pub name: String,
-    pub base_self: f64,
-    pub new_self: f64,
-    pub base_total: f64,
-    pub new_total: f64,
+pub(crate) struct Change {
+    pub(crate) name: String,
+    pub(crate) base_self: f64,
+    pub(crate) new_self: f64,
+    pub(crate) base_total: f64,
+    pub(crate) new_total: f64,
 }
 
 impl Change {
-    pub fn delta(&self) -> f64 {
+    pub(crate) fn delta(&self) -> f64 {
         self.new_self - self.base_self
     }
 }
 
 /// Every function of either profile with its self and total share in both.
-pub fn function_changes(base: &FoldedCounts, new: &FoldedCounts) -> Vec<Change> {
+pub(crate) fn function_changes(base: &FoldedCounts, new: &FoldedCounts) -> Vec<Change> {
     let mut changes: BTreeMap<String, Change> = BTreeMap::new();
     for (counts, is_new) in [(base, false), (new, true)] {
         let whole: u64 = counts.values().sum();
@@ -190,32 +190,7 @@ fn render(
         let points: f64 = rows.iter().map(|c| c.delta()).sum::<f64>() + 0.0;
         net.push(format!("{} {label} ({points:+.1} points)", rows.len()));
         let _ = writeln!(out, "\n{title}, by more than {threshold} points");
-        if rows.is_empty() {
-            let _ = writeln!(out, "  none");
-            continue;
-        }
-        let _ = writeln!(
-            out,
-            "  {:>7} {:>7} {:>8}  {:>7} {:>7}  function",
-            "base", "new", "change", "base", "new"
-        );
-        let _ = writeln!(
-            out,
-            "  {:>7} {:>7} {:>8}  {:>7} {:>7}",
-            "self%", "self%", "", "total%", "total%"
-        );
-        for c in rows.iter().take(top) {
-            let _ = writeln!(
-                out,
-                "  {:>6.1}% {:>6.1}% {:>+8.1}  {:>6.1}% {:>6.1}%  {}",
-                c.base_self,
-                c.new_self,
-                c.delta(),
-                c.base_total,
-                c.new_total,
-                c.name
-            );
-        }
+        write_rows(&mut out, rows, top);
     }
     let _ = writeln!(
         out,
@@ -223,6 +198,36 @@ fn render(
         net.join(", ")
     );
     out
+}
+
+/// One list's table, its first `top` rows.
+fn write_rows(out: &mut String, rows: &[&Change], top: usize) {
+    if rows.is_empty() {
+        let _ = writeln!(out, "  none");
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "  {:>7} {:>7} {:>8}  {:>7} {:>7}  function",
+        "base", "new", "change", "base", "new"
+    );
+    let _ = writeln!(
+        out,
+        "  {:>7} {:>7} {:>8}  {:>7} {:>7}",
+        "self%", "self%", "", "total%", "total%"
+    );
+    for c in rows.iter().take(top) {
+        let _ = writeln!(
+            out,
+            "  {:>6.1}% {:>6.1}% {:>+8.1}  {:>6.1}% {:>6.1}%  {}",
+            c.base_self,
+            c.new_self,
+            c.delta(),
+            c.base_total,
+            c.new_total,
+            c.name
+        );
+    }
 }
 
 #[cfg(test)]

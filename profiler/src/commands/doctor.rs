@@ -30,7 +30,7 @@ impl Findings {
     }
 }
 
-pub fn run(pid: Option<u32>) -> Result<ExitCode> {
+pub(crate) fn run(pid: Option<u32>) -> Result<ExitCode> {
     let mut f = Findings::default();
     check_machine(&mut f);
     if let Some(pid) = pid {

@@ -1,6 +1,6 @@
 //! Subcommands that do not profile: `diff` and `report` work on saved
 //! profiles, `doctor` on the machine.
 
-pub mod diff;
-pub mod doctor;
-pub mod report;
+pub(crate) mod diff;
+pub(crate) mod doctor;
+pub(crate) mod report;

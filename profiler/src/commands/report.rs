@@ -15,44 +15,26 @@ use anyhow::{Context, Result, bail};
 
 use crate::{
     cli::ReportArgs,
-    meta::RunMeta,
     output::{self, dir::OutDir, stdout, svg},
-    profile::{Losses, printable},
-    saved::{self, MAX_REPORT_BYTES, Rebuilder},
+    saved::{self, Rebuilder},
 };
 
-pub fn run(args: &ReportArgs) -> Result<ExitCode> {
+pub(crate) fn run(args: &ReportArgs) -> Result<ExitCode> {
     let dir = &args.dir;
-    let report = read_report(dir)?;
-    let meta: RunMeta = serde_json::from_value::<RunMeta>(report["run"].clone())
-        .with_context(|| {
-            format!(
-                "{}: `run` is not a bpfprof run description",
-                dir.join("report.json").display()
-            )
-        })?
-        .printable();
+    let report = saved::read_report(dir)?;
     let mut pids = HashMap::new();
-    for p in report["processes"].as_array().into_iter().flatten() {
-        if let (Some(name), Some(pid)) = (p["name"].as_str(), p["pid"].as_u64()) {
-            // Two processes of one name cannot be told apart in folded text.
-            // Names are keyed as the folded files read back have them.
-            pids.entry(printable(name).into_owned())
-                .and_modify(|id| *id = 0)
-                .or_insert(pid as u32);
-        }
+    for p in &report.processes {
+        // Two processes of one name cannot be told apart in folded text.
+        // Names are keyed as the folded files read back have them.
+        pids.entry(p.name.clone())
+            .and_modify(|id| *id = 0)
+            .or_insert(p.pid);
     }
     pids.retain(|_, pid| *pid != 0);
-    let modules: HashMap<String, String> = report["hot_functions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|f| {
-            Some((
-                printable(f["name"].as_str()?).into_owned(),
-                printable(f["module"].as_str()?).into_owned(),
-            ))
-        })
+    let modules: HashMap<String, String> = report
+        .hot_functions
+        .iter()
+        .map(|f| (f.name.clone(), f.module.clone()))
         .collect();
     let mut rebuilder = Rebuilder::new(&pids, &modules);
     rebuilder.add_on_cpu(&saved::read_folded(&saved::folded_path(
@@ -65,12 +47,7 @@ pub fn run(args: &ReportArgs) -> Result<ExitCode> {
         rebuilder.add_off_cpu(&saved::read_folded(&off_cpu_path)?);
     }
     let mut profile = rebuilder.profile;
-    profile.losses = serde_json::from_value::<Losses>(report["errors"].clone()).unwrap_or_default();
-    let by_module = std::mem::take(&mut profile.losses.unknown_frames_by_module);
-    profile.losses.unknown_frames_by_module = by_module
-        .into_iter()
-        .map(|(module, n)| (printable(&module).into_owned(), n))
-        .collect();
+    profile.losses = report.errors;
     let render = output::Render {
         args: &args.render,
         off_cpu,
@@ -78,7 +55,7 @@ pub fn run(args: &ReportArgs) -> Result<ExitCode> {
         started_unix_nanos: 0,
     };
     let out = output_dir(args)?;
-    let rendered = output::write_all(&out, &meta, &profile, &render);
+    let rendered = output::write_all(&out, &report.run, &profile, &render);
     let failed = rendered.failed + rerender_wakers(dir, &out, &args.render)?;
     let printed = stdout::print(&rendered.stdout);
     Ok(if failed == 0 && printed {
@@ -124,21 +101,6 @@ fn report_dir_name(dir: &Path) -> Result<PathBuf> {
     let mut name = name.to_os_string();
     name.push("-report");
     Ok(dir.with_file_name(name))
-}
-
-fn read_report(dir: &Path) -> Result<serde_json::Value> {
-    let path = dir.join("report.json");
-    if !dir.is_dir() {
-        anyhow::bail!("{}: not a directory", dir.display());
-    }
-    if !path.exists() {
-        anyhow::bail!(
-            "{}: not a bpfprof output directory (no report.json)",
-            dir.display()
-        );
-    }
-    let text = saved::read_bounded(&path, MAX_REPORT_BYTES)?;
-    serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))
 }
 
 /// The wakers graph is redrawn straight from its folded file; returns 1

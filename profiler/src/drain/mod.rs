@@ -3,31 +3,22 @@
 //! BPF writes to one of two map sets (stacks, on-CPU counts, off-CPU and
 //! waker times), chosen by the drain generation in `ACTIVE`. A drain bumps
 //! the generation, waits for writes already in flight on the old set, then
-//! reads and empties the old set while nothing writes to it. That avoids the
-//! get-then-delete race of draining a live map.
+//! reads and empties the old set while nothing writes to it (through
+//! `bpf`'s map set, in batches). That avoids the get-then-delete race of
+//! draining a live map.
 //!
 //! Off-CPU records may carry stack ids of older generations (a thread can
 //! stay blocked across drains), so each drained generation's stacks are kept
 //! in a [`StackStore`] while pending records still refer to them.
 
-mod events;
 mod stacks;
 
-use std::{collections::HashMap as StdHashMap, thread, time::Duration};
+use std::{collections::HashMap, thread, time::Duration};
 
-use anyhow::{Context, Result};
-use aya::{
-    Pod,
-    maps::{HashMap, MapData},
-};
-use profiler_common::{
-    OffCpuKey, STACK_ID_BEFORE_RUN, Stack, StackKey, USER_STACK_INCOMPLETE, WakeKey, map_set,
-};
+use anyhow::Result;
+use profiler_common::{OffCpuKey, STACK_ID_BEFORE_RUN, Stack, StackKey, USER_STACK_INCOMPLETE};
 
-pub use self::{
-    events::ProcessEvents,
-    stacks::{Seeded, StackRef, StackStore, StacksById},
-};
+pub(crate) use self::stacks::{Seeded, StackRef, StackStore, StacksById};
 use crate::bpf::Collector;
 
 /// A BPF program that read the old generation is still writing for at most
@@ -51,7 +42,7 @@ pub enum RawStack {
 }
 
 impl RawStack {
-    pub fn frames(&self) -> &[u64] {
+    pub(crate) fn frames(&self) -> &[u64] {
         match self {
             RawStack::Frames(ips) | RawStack::Partial(ips) => ips,
             _ => &[],
@@ -77,16 +68,16 @@ pub struct RawSample {
 /// Off-CPU microseconds of one (thread, stacks, state).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawOffCpu {
-    pub stacks: RawStacks,
-    pub state: u32,
-    pub us: u64,
+    pub(crate) stacks: RawStacks,
+    pub(crate) state: u32,
+    pub(crate) us: u64,
 }
 
 /// Off-CPU microseconds of one blocked (thread, stacks), with its waker.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RawWake {
-    pub blocked: RawOffCpu,
-    pub waker: RawStacks,
+    pub(crate) blocked: RawOffCpu,
+    pub(crate) waker: RawStacks,
 }
 
 /// What one drain read.
@@ -98,30 +89,30 @@ pub struct Batch {
 }
 
 impl Batch {
-    pub fn extend(&mut self, other: Batch) {
+    pub(crate) fn extend(&mut self, other: Batch) {
         self.on_cpu.extend(other.on_cpu);
         self.off_cpu.extend(other.off_cpu);
         self.wakes.extend(other.wakes);
     }
 }
 
-pub struct Drainer {
+pub(crate) struct Drainer {
     generation: u32,
-    pub stacks: StackStore,
-    pub stats: DrainStats,
+    pub(crate) stacks: StackStore,
+    pub(crate) stats: DrainStats,
 }
 
 /// How the drains went, for -v and the scale benchmark.
 #[derive(Debug, Default)]
-pub struct DrainStats {
-    pub drains: u32,
-    pub total_ms: f64,
-    pub max_ms: f64,
+pub(crate) struct DrainStats {
+    pub(crate) drains: u32,
+    pub(crate) total_ms: f64,
+    pub(crate) max_ms: f64,
     /// The most distinct (thread, stack) counts one interval held.
-    pub peak_keys: usize,
+    pub(crate) peak_keys: usize,
     /// The most stacks one interval held, kernel and user together (each
     /// of the two maps holds up to `--stack-map-size`).
-    pub peak_stacks: usize,
+    pub(crate) peak_stacks: usize,
 }
 
 impl DrainStats {
@@ -136,7 +127,7 @@ impl DrainStats {
 
 impl Drainer {
     /// `seeded`: stacks of the threads blocked before the run, by tid.
-    pub fn new(seeded: StdHashMap<u32, Seeded>) -> Drainer {
+    pub(crate) fn new(seeded: HashMap<u32, Seeded>) -> Drainer {
         Drainer {
             generation: 0,
             stacks: StackStore::new(seeded),
@@ -145,7 +136,7 @@ impl Drainer {
     }
 
     /// Moves BPF to the next generation and drains the one it wrote so far.
-    pub fn drain(&mut self, collector: &mut Collector) -> Result<Batch> {
+    pub(crate) fn drain(&mut self, collector: &mut Collector) -> Result<Batch> {
         let retired = self.generation;
         self.generation += 1;
         collector.set_generation(self.generation)?;
@@ -160,51 +151,34 @@ impl Drainer {
     }
 
     /// Drains both map sets; for the end of a run, after the programs detached.
-    pub fn drain_all(&mut self, collector: &mut Collector) -> Result<Batch> {
+    pub(crate) fn drain_all(&mut self, collector: &mut Collector) -> Result<Batch> {
         let mut batch = self.drain(collector)?;
         batch.extend(self.drain(collector)?);
         Ok(batch)
     }
 
-    pub fn generation(&self) -> u32 {
+    pub(crate) fn generation(&self) -> u32 {
         self.generation
     }
 
     fn drain_generation(&mut self, collector: &mut Collector, generation: u32) -> Result<Batch> {
-        let set = if map_set(generation) == 0 { "A" } else { "B" };
-        let names = [
-            format!("KERNEL_STACKS_{set}"),
-            format!("USER_STACKS_{set}"),
-            format!("COUNTS_{set}"),
-            format!("OFF_US_{set}"),
-            format!("WAKE_US_{set}"),
-        ];
-        let [
-            Some(stacks),
-            Some(user_stacks),
-            Some(counts),
-            Some(off_us),
-            Some(wake_us),
-        ] = collector
-            .ebpf
-            .maps_disjoint_mut(names.each_ref().map(String::as_str))
-        else {
-            anyhow::bail!("map set {set} missing from the BPF object");
-        };
+        let mut set = collector.map_set(generation)?;
         // Nothing writes to this set now, so its contents are stable.
-        let mut ids = take_stacks(stacks)?;
-        ids.extend(take_stacks(user_stacks)?);
+        let mut ids = StacksById::new();
+        set.take_stacks(|id, stack| {
+            ids.insert(id, frames(stack));
+        })?;
         self.stacks.add_generation(generation, ids);
 
         let mut batch = Batch::default();
-        for (key, count) in take_all::<StackKey>(counts)? {
+        for (key, count) in set.take_counts()? {
             let stacks = self.stacks.resolve(&key, generation);
             batch.on_cpu.push(RawSample { stacks, count });
         }
-        for (key, us) in take_all::<OffCpuKey>(off_us)? {
+        for (key, us) in set.take_off_cpu()? {
             batch.off_cpu.push(self.off_cpu(&key, us));
         }
-        for (key, us) in take_all::<WakeKey>(wake_us)? {
+        for (key, us) in set.take_wakes()? {
             let blocked = self.off_cpu(&key.blocked, us);
             let waker = self.stacks.resolve(&key.waker.stack, key.waker.stack_gen);
             batch.wakes.push(RawWake { blocked, waker });
@@ -212,7 +186,7 @@ impl Drainer {
         Ok(batch)
     }
 
-    pub fn off_cpu(&self, key: &OffCpuKey, us: u64) -> RawOffCpu {
+    pub(crate) fn off_cpu(&self, key: &OffCpuKey, us: u64) -> RawOffCpu {
         RawOffCpu {
             stacks: self.stacks.resolve(&key.stack, key.stack_gen),
             state: key.state,
@@ -221,43 +195,22 @@ impl Drainer {
     }
 }
 
-/// Reads and empties a map of stacks stored by BPF (kernel or user).
-fn take_stacks(map: &mut aya::maps::Map) -> Result<StacksById> {
-    let mut stacks: HashMap<&mut MapData, i64, Stack> = HashMap::try_from(map)?;
-    let keys: Vec<i64> = stacks.keys().collect::<Result<_, _>>()?;
-    let mut ids = StacksById::with_capacity(keys.len());
-    for id in keys {
-        if let Ok(stack) = stacks.get(&id, 0) {
-            let len = (stack.len as usize).min(stack.ips.len());
-            let mut ips = stack.ips[..len].to_vec();
-            if stack.flags & USER_STACK_INCOMPLETE != 0 {
-                ips.push(INCOMPLETE_MARK);
-            }
-            ids.insert(id, ips);
-        }
-        stacks.remove(&id)?;
+/// A stack's frames as stored for resolving, a walk that stopped part way
+/// marked at its end.
+fn frames(stack: &Stack) -> Vec<u64> {
+    let len = (stack.len as usize).min(stack.ips.len());
+    let mut ips = stack.ips[..len].to_vec();
+    if stack.flags & USER_STACK_INCOMPLETE != 0 {
+        ips.push(INCOMPLETE_MARK);
     }
-    Ok(ids)
-}
-
-/// Reads every entry of a map nothing writes to, then empties it.
-fn take_all<K: Pod + Eq + std::hash::Hash>(map: &mut aya::maps::Map) -> Result<Vec<(K, u64)>> {
-    let mut map: HashMap<&mut MapData, K, u64> = HashMap::try_from(map)?;
-    let keys: Vec<K> = map.keys().collect::<Result<_, _>>()?;
-    let mut entries = Vec::with_capacity(keys.len());
-    for key in keys {
-        let value = map.get(&key, 0).context("reading a drained map")?;
-        map.remove(&key)?;
-        entries.push((key, value));
-    }
-    Ok(entries)
+    ips
 }
 
 /// Ends the stored frames of a walk that stopped part way (no address is
 /// ever all ones).
-pub const INCOMPLETE_MARK: u64 = u64::MAX;
+pub(crate) const INCOMPLETE_MARK: u64 = u64::MAX;
 
 /// True when `id` marks a thread seeded from /proc at the start.
-pub fn is_before_run(id: i64) -> bool {
+pub(crate) fn is_before_run(id: i64) -> bool {
     id == STACK_ID_BEFORE_RUN
 }

@@ -11,19 +11,19 @@ use super::{INCOMPLETE_MARK, RawStack, RawStacks, is_before_run};
 /// The stack of a thread that was already blocked when the run started,
 /// read from /proc: kernel function names (leaf first) and the user PC.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Seeded {
-    pub kernel: Vec<String>,
-    pub user_pc: Option<u64>,
+pub(crate) struct Seeded {
+    pub(crate) kernel: Vec<String>,
+    pub(crate) user_pc: Option<u64>,
 }
 
 /// A (generation, stack id) that a pending record refers to.
-pub type StackRef = (u32, i64);
+pub(crate) type StackRef = (u32, i64);
 
 /// Stacks by id: kernel ids (bit 61 set) and user ids (bit 62 set), both
 /// hashes of the frames made in BPF, never meet, so one map holds both.
-pub type StacksById = HashMap<i64, Vec<u64>>;
+pub(crate) type StacksById = HashMap<i64, Vec<u64>>;
 
-pub struct StackStore {
+pub(crate) struct StackStore {
     generations: BTreeMap<u32, StacksById>,
     /// Kernel stacks of threads blocked before the run, by tid.
     seeded: HashMap<u32, Seeded>,
@@ -33,7 +33,7 @@ pub struct StackStore {
 }
 
 impl StackStore {
-    pub fn new(seeded: HashMap<u32, Seeded>) -> StackStore {
+    pub(crate) fn new(seeded: HashMap<u32, Seeded>) -> StackStore {
         StackStore {
             generations: BTreeMap::new(),
             seeded,
@@ -41,17 +41,17 @@ impl StackStore {
         }
     }
 
-    pub fn add_generation(&mut self, generation: u32, stacks: StacksById) {
+    pub(crate) fn add_generation(&mut self, generation: u32, stacks: StacksById) {
         self.generations.insert(generation, stacks);
     }
 
     /// Stacks drained in `generation`, while it is kept.
-    pub fn generation_len(&self, generation: u32) -> usize {
+    pub(crate) fn generation_len(&self, generation: u32) -> usize {
         self.generations.get(&generation).map_or(0, HashMap::len)
     }
 
     /// The stacks of `key`, whose ids belong to `generation`.
-    pub fn resolve(&self, key: &StackKey, generation: u32) -> RawStacks {
+    pub(crate) fn resolve(&self, key: &StackKey, generation: u32) -> RawStacks {
         RawStacks {
             key: *key,
             user: self.stack(key, key.user_stack_id, generation, false),
@@ -88,7 +88,7 @@ impl StackStore {
     /// Drops what nothing can refer to any more. The two newest generations
     /// stay whole (counts of the active set may still point into them);
     /// older ones keep only the stacks pending records refer to.
-    pub fn prune(&mut self, newest: u32, refs: HashSet<StackRef>) {
+    pub(crate) fn prune(&mut self, newest: u32, refs: HashSet<StackRef>) {
         let keep_whole_from = newest.saturating_sub(1);
         let kept: HashSet<StackRef> = refs.union(&self.previous_refs).copied().collect();
         self.generations.retain(|&generation, stacks| {

@@ -31,7 +31,7 @@ use anyhow::{Context, Result};
 const NAME_TRIES: u32 = 100;
 
 /// A directory outputs are written into, held open.
-pub struct OutDir {
+pub(crate) struct OutDir {
     dir: File,
     path: PathBuf,
     /// Who gets what is created here: the user who ran sudo.
@@ -41,7 +41,7 @@ pub struct OutDir {
 impl OutDir {
     /// A new directory named `base`, or `base-1`, `base-2`... when that is
     /// taken: a name someone else created first is never used.
-    pub fn create_new(base: &Path, owner: Option<(u32, u32)>) -> io::Result<OutDir> {
+    pub(crate) fn create_new(base: &Path, owner: Option<(u32, u32)>) -> io::Result<OutDir> {
         let base = &without_trailing_slash(base);
         if let Some(parent) = base.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent)?;
@@ -62,7 +62,11 @@ impl OutDir {
     /// existing one that is empty and belongs to root or the invoking user;
     /// with `force`, any existing directory. A link is refused either way.
     /// The error is the line to print.
-    pub fn named(path: &Path, force: bool, owner: Option<(u32, u32)>) -> Result<OutDir, String> {
+    pub(crate) fn named(
+        path: &Path,
+        force: bool,
+        owner: Option<(u32, u32)>,
+    ) -> Result<OutDir, String> {
         // `link/` would resolve the link: the last component is looked at
         // as itself.
         let path = &without_trailing_slash(path);
@@ -144,19 +148,19 @@ impl OutDir {
         Ok(OutDir { dir, path, owner })
     }
 
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         &self.path
     }
 
     /// The device and inode, to recognize this directory later.
-    pub fn identity(&self) -> io::Result<(u64, u64)> {
+    pub(crate) fn identity(&self) -> io::Result<(u64, u64)> {
         let meta = self.dir.metadata()?;
         Ok((meta.dev(), meta.ino()))
     }
 
     /// The subdirectory `name`: created here, or used when it exists (in a
     /// directory taken with `--force`), never through a link.
-    pub fn subdir(&self, name: &str) -> io::Result<OutDir> {
+    pub(crate) fn subdir(&self, name: &str) -> io::Result<OutDir> {
         let path = self.path.join(name);
         match mkdirat(&self.dir, name) {
             Ok(()) => OutDir::adopt(
@@ -174,7 +178,7 @@ impl OutDir {
     }
 
     /// A new subdirectory `base`, or `base-1`... when that is taken.
-    pub fn new_subdir(&self, base: &str) -> io::Result<OutDir> {
+    pub(crate) fn new_subdir(&self, base: &str) -> io::Result<OutDir> {
         let mut last = None;
         for n in 0..NAME_TRIES {
             let name = suffixed(Path::new(base), n).to_string_lossy().into_owned();
@@ -193,7 +197,7 @@ impl OutDir {
     /// Writes the file `name` whole, or not at all: `render` fills a fresh
     /// temporary file, which then replaces `name` (a link there is
     /// replaced, not followed). The error names the file.
-    pub fn write(
+    pub(crate) fn write(
         &self,
         name: &str,
         render: impl FnOnce(&mut dyn Write) -> Result<()>,
@@ -260,7 +264,7 @@ impl OutDir {
     /// Removes the files `names` and then the subdirectory `name` itself,
     /// if it is still the directory `identity` (one this run made). A
     /// directory holding anything else is left (the error says so).
-    pub fn remove_subdir(
+    pub(crate) fn remove_subdir(
         &self,
         name: &str,
         identity: (u64, u64),

@@ -19,7 +19,7 @@ pub fn fold(profile: &Profile) -> Folded {
 }
 
 /// Off-CPU microseconds; each stack ends in its state (`[sleeping]`...).
-pub fn fold_off_cpu(profile: &Profile) -> Folded {
+pub(crate) fn fold_off_cpu(profile: &Profile) -> Folded {
     let mut folded = Folded::new();
     for (site, &us) in &profile.off_cpu {
         let mut line = stack_line(profile, &site.site);
@@ -32,7 +32,7 @@ pub fn fold_off_cpu(profile: &Profile) -> Folded {
 
 /// On-CPU and off-CPU time in one graph, in microseconds: each on-CPU
 /// sample counts `sample_period_us`, and on-CPU stacks end in `[on-cpu]`.
-pub fn fold_wall(profile: &Profile, sample_period_us: f64) -> Folded {
+pub(crate) fn fold_wall(profile: &Profile, sample_period_us: f64) -> Folded {
     let mut folded = fold_off_cpu(profile);
     let mut on_cpu: BTreeMap<String, u64> = BTreeMap::new();
     for (site, &samples) in &profile.on_cpu {
@@ -50,7 +50,7 @@ pub fn fold_wall(profile: &Profile, sample_period_us: f64) -> Folded {
 /// Blocked stacks with their wakers, in offwaketime's convention: the
 /// blocked stack, a `--` frame, then the waker's stack innermost first,
 /// ending in the waker's name.
-pub fn fold_wakers(profile: &Profile) -> Folded {
+pub(crate) fn fold_wakers(profile: &Profile) -> Folded {
     let mut folded = Folded::new();
     for (site, &us) in &profile.wakes {
         let mut line = stack_line(profile, &site.blocked);
@@ -95,14 +95,14 @@ fn sanitize(name: &str) -> String {
     name.replace([';', ' '], "_")
 }
 
-pub fn lines(folded: &Folded) -> Vec<String> {
+pub(crate) fn lines(folded: &Folded) -> Vec<String> {
     folded
         .iter()
         .map(|(stack, count)| format!("{stack} {count}"))
         .collect()
 }
 
-pub fn write(out: &mut dyn Write, folded: &Folded) -> std::io::Result<()> {
+pub(crate) fn write(out: &mut dyn Write, folded: &Folded) -> std::io::Result<()> {
     for line in lines(folded) {
         writeln!(out, "{line}")?;
     }

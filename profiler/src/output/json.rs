@@ -1,7 +1,8 @@
 //! report.json: the run's metadata, totals, losses, processes and hot
-//! functions, for scripts and for later re-rendering.
+//! functions, for scripts and for later re-rendering. [`Report`] is its one
+//! shape, written here and read back by `saved::read_report`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{
     analysis::{
@@ -17,60 +18,85 @@ use crate::{
 /// Functions listed in the report: enough for any table a user asks for.
 const REPORT_FUNCTIONS: usize = 200;
 
-#[derive(Serialize)]
-struct Report<'a> {
-    run: &'a RunMeta,
-    totals: Totals,
-    errors: &'a Losses,
-    processes: Vec<ProcessRow<'a>>,
-    hot_functions: Vec<FunctionRow<'a>>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    off_cpu: Option<OffCpuReport<'a>>,
-    call_paths: Vec<EdgeRow<'a>>,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    off_cpu_call_paths: Vec<EdgeRow<'a>>,
-    recommendations: &'a [String],
-    outputs: &'a [&'a str],
+/// report.json. Read back, every part but `run` may be missing (as in
+/// reports of older versions).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Report {
+    pub(crate) run: RunMeta,
+    #[serde(default)]
+    pub(crate) totals: Totals,
+    #[serde(default)]
+    pub(crate) errors: Losses,
+    #[serde(default)]
+    pub(crate) processes: Vec<ProcessRow>,
+    #[serde(default)]
+    pub(crate) hot_functions: Vec<FunctionRow>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) off_cpu: Option<OffCpuReport>,
+    #[serde(default)]
+    pub(crate) call_paths: Vec<EdgeRow>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) off_cpu_call_paths: Vec<EdgeRow>,
+    #[serde(default)]
+    pub(crate) recommendations: Vec<String>,
+    #[serde(default)]
+    pub(crate) outputs: Vec<String>,
 }
 
-#[derive(Serialize)]
-struct EdgeRow<'a> {
-    caller: &'a str,
-    callee: &'a str,
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Totals {
+    pub(crate) samples: u64,
+    pub(crate) processes: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ProcessRow {
+    pub(crate) pid: u32,
+    pub(crate) name: String,
+    pub(crate) samples: u64,
+    pub(crate) percent: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct FunctionRow {
+    pub(crate) name: String,
+    pub(crate) module: String,
+    /// Samples where this function was the innermost frame.
+    #[serde(rename = "self")]
+    pub(crate) self_samples: u64,
+    /// Samples with this function anywhere on the stack, each stack once.
+    #[serde(rename = "total")]
+    pub(crate) total_samples: u64,
+    pub(crate) self_percent: f64,
+    pub(crate) total_percent: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct EdgeRow {
+    pub(crate) caller: String,
+    pub(crate) callee: String,
     /// Samples on-CPU, microseconds off-CPU.
-    value: u64,
-    percent: f64,
+    pub(crate) value: u64,
+    pub(crate) percent: f64,
 }
 
-fn edge_rows(edges: &[CallEdge]) -> Vec<EdgeRow<'_>> {
-    edges
-        .iter()
-        .map(|e| EdgeRow {
-            caller: &e.caller,
-            callee: &e.callee,
-            value: e.value,
-            percent: round2(e.percent),
-        })
-        .collect()
-}
-
-#[derive(Serialize)]
-struct OffCpuReport<'a> {
-    total_us: u64,
-    by_state_us: States,
-    processes: Vec<ProcessTimes<'a>>,
-    functions_by_wall: Vec<WallRow<'a>>,
-    wait_sites: Vec<WaitRow<'a>>,
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct OffCpuReport {
+    pub(crate) total_us: u64,
+    pub(crate) by_state_us: States,
+    pub(crate) processes: Vec<ProcessTimes>,
+    pub(crate) functions_by_wall: Vec<WallRow>,
+    pub(crate) wait_sites: Vec<WaitRow>,
 }
 
 /// Microseconds per off-CPU state.
-#[derive(Serialize)]
-struct States {
-    sleeping: u64,
-    uninterruptible: u64,
-    preempted: u64,
-    other: u64,
-    total: u64,
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct States {
+    pub(crate) sleeping: u64,
+    pub(crate) uninterruptible: u64,
+    pub(crate) preempted: u64,
+    pub(crate) other: u64,
+    pub(crate) total: u64,
 }
 
 impl From<&StateTimes> for States {
@@ -85,20 +111,21 @@ impl From<&StateTimes> for States {
     }
 }
 
-#[derive(Serialize)]
-struct Times<'a> {
-    id: u32,
-    name: &'a str,
-    on_cpu_us: u64,
-    off_cpu_us: States,
-    wall_us: u64,
+/// A process's or a thread's times.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Times {
+    pub(crate) id: u32,
+    pub(crate) name: String,
+    pub(crate) on_cpu_us: u64,
+    pub(crate) off_cpu_us: States,
+    pub(crate) wall_us: u64,
 }
 
-impl<'a> From<&'a WallEntity> for Times<'a> {
-    fn from(e: &'a WallEntity) -> Times<'a> {
+impl From<&WallEntity> for Times {
+    fn from(e: &WallEntity) -> Times {
         Times {
             id: e.id,
-            name: &e.name,
+            name: e.name.clone(),
             on_cpu_us: e.cpu_us,
             off_cpu_us: (&e.off_us).into(),
             wall_us: e.wall_us(),
@@ -106,52 +133,109 @@ impl<'a> From<&'a WallEntity> for Times<'a> {
     }
 }
 
-#[derive(Serialize)]
-struct ProcessTimes<'a> {
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ProcessTimes {
     #[serde(flatten)]
-    times: Times<'a>,
-    threads: Vec<Times<'a>>,
+    pub(crate) times: Times,
+    pub(crate) threads: Vec<Times>,
 }
 
-#[derive(Serialize)]
-struct WallRow<'a> {
-    name: &'a str,
-    module: &'a str,
-    on_cpu_us: u64,
-    off_cpu_us: States,
-    wall_us: u64,
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct WallRow {
+    pub(crate) name: String,
+    pub(crate) module: String,
+    pub(crate) on_cpu_us: u64,
+    pub(crate) off_cpu_us: States,
+    pub(crate) wall_us: u64,
 }
 
-#[derive(Serialize)]
-struct WaitRow<'a> {
-    name: &'a str,
-    module: &'a str,
-    off_cpu_us: States,
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct WaitRow {
+    pub(crate) name: String,
+    pub(crate) module: String,
+    pub(crate) off_cpu_us: States,
 }
 
-#[derive(Serialize)]
-struct Totals {
-    samples: u64,
-    processes: usize,
+impl Report {
+    /// The report of a run: `outputs` are the files written with it.
+    pub(crate) fn new(
+        meta: &RunMeta,
+        summary: &Summary,
+        losses: &Losses,
+        outputs: &[&str],
+    ) -> Report {
+        let total = summary.total_samples;
+        Report {
+            run: meta.clone(),
+            totals: Totals {
+                samples: total,
+                processes: summary.processes.len(),
+            },
+            errors: losses.clone(),
+            processes: summary
+                .processes
+                .iter()
+                .map(|p| ProcessRow {
+                    pid: p.pid,
+                    name: p.name.clone(),
+                    samples: p.samples,
+                    percent: round2(percent(p.samples, total)),
+                })
+                .collect(),
+            hot_functions: hot_functions(summary)
+                .into_iter()
+                .map(|stat| FunctionRow {
+                    name: stat.name.clone(),
+                    module: stat.module.clone(),
+                    self_samples: stat.self_samples,
+                    total_samples: stat.total_samples,
+                    self_percent: round2(percent(stat.self_samples, total)),
+                    total_percent: round2(percent(stat.total_samples, total)),
+                })
+                .collect(),
+            off_cpu: summary.off_cpu.as_ref().map(off_cpu_report),
+            call_paths: edge_rows(&summary.call_paths),
+            off_cpu_call_paths: edge_rows(&summary.off_cpu_call_paths),
+            recommendations: summary.recommendations.clone(),
+            outputs: outputs.iter().map(|o| o.to_string()).collect(),
+        }
+    }
+
+    /// The text of report.json.
+    pub(crate) fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).expect("the report serializes") + "\n"
+    }
 }
 
-#[derive(Serialize)]
-struct ProcessRow<'a> {
-    pid: u32,
-    name: &'a str,
-    samples: u64,
-    percent: f64,
+/// The union of the top functions by total and by self, so both tables
+/// can be rebuilt from the report.
+fn hot_functions(summary: &Summary) -> Vec<&FunctionStat> {
+    let mut functions: Vec<&FunctionStat> =
+        summary.functions.iter().take(REPORT_FUNCTIONS).collect();
+    let by_self = top_by_self(&summary.functions, REPORT_FUNCTIONS);
+    for stat in &by_self {
+        if let Some(f) = summary.functions.iter().find(|f| f == &stat)
+            && !functions.contains(&f)
+        {
+            functions.push(f);
+        }
+    }
+    functions
 }
 
-#[derive(Serialize)]
-struct FunctionRow<'a> {
-    #[serde(flatten)]
-    stat: &'a FunctionStat,
-    self_percent: f64,
-    total_percent: f64,
+fn edge_rows(edges: &[CallEdge]) -> Vec<EdgeRow> {
+    edges
+        .iter()
+        .map(|e| EdgeRow {
+            caller: e.caller.clone(),
+            callee: e.callee.clone(),
+            value: e.value,
+            percent: round2(e.percent),
+        })
+        .collect()
 }
 
-fn off_cpu_report(off: &OffCpuSummary) -> OffCpuReport<'_> {
+fn off_cpu_report(off: &OffCpuSummary) -> OffCpuReport {
     OffCpuReport {
         total_us: off.total_us,
         by_state_us: (&off.by_state).into(),
@@ -173,8 +257,8 @@ fn off_cpu_report(off: &OffCpuSummary) -> OffCpuReport<'_> {
             .iter()
             .take(REPORT_FUNCTIONS)
             .map(|f| WallRow {
-                name: &f.name,
-                module: &f.module,
+                name: f.name.clone(),
+                module: f.module.clone(),
                 on_cpu_us: f.cpu_us,
                 off_cpu_us: (&f.off_us).into(),
                 wall_us: f.wall_us(),
@@ -185,62 +269,81 @@ fn off_cpu_report(off: &OffCpuSummary) -> OffCpuReport<'_> {
             .iter()
             .take(REPORT_FUNCTIONS)
             .map(|w| WaitRow {
-                name: &w.name,
-                module: &w.module,
+                name: w.name.clone(),
+                module: w.module.clone(),
                 off_cpu_us: (&w.off_us).into(),
             })
             .collect(),
     }
 }
 
-pub fn render(meta: &RunMeta, summary: &Summary, losses: &Losses, outputs: &[&str]) -> String {
-    let total = summary.total_samples;
-    // The union of the top functions by total and by self, so both tables
-    // can be rebuilt from the report.
-    let mut functions: Vec<&FunctionStat> =
-        summary.functions.iter().take(REPORT_FUNCTIONS).collect();
-    let by_self = top_by_self(&summary.functions, REPORT_FUNCTIONS);
-    for stat in &by_self {
-        if let Some(f) = summary.functions.iter().find(|f| f == &stat)
-            && !functions.contains(&f)
-        {
-            functions.push(f);
-        }
-    }
-    let report = Report {
-        run: meta,
-        totals: Totals {
-            samples: total,
-            processes: summary.processes.len(),
-        },
-        errors: losses,
-        processes: summary
-            .processes
-            .iter()
-            .map(|p| ProcessRow {
-                pid: p.pid,
-                name: &p.name,
-                samples: p.samples,
-                percent: round2(percent(p.samples, total)),
-            })
-            .collect(),
-        hot_functions: functions
-            .into_iter()
-            .map(|stat| FunctionRow {
-                stat,
-                self_percent: round2(percent(stat.self_samples, total)),
-                total_percent: round2(percent(stat.total_samples, total)),
-            })
-            .collect(),
-        off_cpu: summary.off_cpu.as_ref().map(off_cpu_report),
-        call_paths: edge_rows(&summary.call_paths),
-        off_cpu_call_paths: edge_rows(&summary.off_cpu_call_paths),
-        recommendations: &summary.recommendations,
-        outputs,
-    };
-    serde_json::to_string_pretty(&report).expect("the report serializes") + "\n"
-}
-
 fn round2(value: f64) -> f64 {
     (value * 100.0).round() / 100.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        analysis,
+        profile::{Frame, FrameKind, OffState, Profile, StackSite},
+    };
+
+    fn profile() -> Profile {
+        let mut p = Profile::default();
+        p.name_process(7, || "app".into());
+        p.name_thread(7, 8, || "worker".into());
+        let mut frame = |name: &str, kind| {
+            p.frames.intern(Frame {
+                name: name.into(),
+                module: Some("app".into()),
+                kind,
+            })
+        };
+        let frames = vec![
+            frame("main", FrameKind::User),
+            frame("work", FrameKind::User),
+        ];
+        let site = StackSite {
+            tgid: 7,
+            tid: 8,
+            pcs: vec![0x10, 0x20],
+            frames,
+        };
+        p.add(site.clone(), 3);
+        p.add_off_cpu(site, OffState::Sleeping, 1500);
+        p.losses
+            .unknown_frames_by_module
+            .insert("libx.so".into(), 2);
+        p
+    }
+
+    /// What `report` reads is what was written: the text written, read
+    /// back and written again, is the same, off-CPU parts included.
+    #[test]
+    fn a_report_reads_back_as_written() {
+        let profile = profile();
+        let summary = analysis::summarize(&profile, true, 10_000.0);
+        let meta = RunMeta::new(
+            100,
+            "pid 7".into(),
+            std::time::UNIX_EPOCH,
+            Default::default(),
+        );
+        let written = Report::new(&meta, &summary, &profile.losses, &["report.json"]);
+        assert!(written.off_cpu.is_some() && !written.hot_functions.is_empty());
+        let text = written.to_json();
+        let read: Report = serde_json::from_str(&text).unwrap();
+        assert_eq!(read, written);
+        assert_eq!(read.to_json(), text);
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let function = &value["hot_functions"][0];
+        assert!(
+            function["self"].is_u64() && function["total"].is_u64(),
+            "{function}"
+        );
+        assert_eq!(value["off_cpu"]["processes"][0]["id"], 7);
+        assert_eq!(value["off_cpu"]["processes"][0]["threads"][0]["id"], 8);
+        assert!(value.get("off_cpu_call_paths").is_some());
+    }
 }

@@ -12,7 +12,7 @@ use crate::{
     profile::{FrameKind, Profile, StackSite},
 };
 
-pub fn render(profile: &Profile, meta: &RunMeta, off_cpu: bool) -> Value {
+pub(crate) fn render(profile: &Profile, meta: &RunMeta, off_cpu: bool) -> Value {
     let mut frames = Frames::default();
     let on_cpu = profile.on_cpu.iter().map(|(site, &n)| (site, n));
     let mut profiles = vec![sampled(
@@ -42,7 +42,7 @@ pub fn render(profile: &Profile, meta: &RunMeta, off_cpu: bool) -> Value {
     })
 }
 
-pub fn write(
+pub(crate) fn write(
     out: &mut dyn Write,
     profile: &Profile,
     meta: &RunMeta,

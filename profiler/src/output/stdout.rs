@@ -5,7 +5,7 @@
 use std::io::Write;
 
 /// Writes `text` to stdout; on failure says so on stderr and returns false.
-pub fn print(text: impl AsRef<[u8]>) -> bool {
+pub(crate) fn print(text: impl AsRef<[u8]>) -> bool {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_ref()).and_then(|()| out.flush()) {
         Ok(()) => true,

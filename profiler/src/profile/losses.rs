@@ -54,7 +54,7 @@ pub struct Losses {
 
 impl Losses {
     /// Adds what reading perf maps cost since the last call.
-    pub(crate) fn add_perf_map_losses(&mut self, perf_maps: crate::symbolize::PerfMapLosses) {
+    pub(crate) fn add_perf_map_losses(&mut self, perf_maps: super::PerfMapLosses) {
         self.perf_maps_ignored += perf_maps.ignored;
         self.perf_map_lines_skipped += perf_maps.lines_skipped;
         self.perf_maps_cut += perf_maps.cut;

@@ -8,9 +8,21 @@ mod printable;
 
 use std::collections::{BTreeMap, HashMap};
 
-pub use losses::Losses;
+pub(crate) use losses::Losses;
 use printable::make_printable;
 pub(crate) use printable::printable;
+
+/// What the JIT perf maps cost the run, by cause, since the symbolizer
+/// last handed them over (see `Losses::add_perf_map_losses`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PerfMapLosses {
+    /// Maps not used: owned by another user, or not a regular file.
+    pub(crate) ignored: u64,
+    /// Lines that did not parse.
+    pub(crate) lines_skipped: u64,
+    /// Maps larger than the bound: only their start was read.
+    pub(crate) cut: u64,
+}
 
 /// Index into [`FrameTable`].
 pub type FrameId = u32;
@@ -37,7 +49,7 @@ pub struct Frame {
 }
 
 impl Frame {
-    pub fn pseudo(name: &str) -> Frame {
+    pub(crate) fn pseudo(name: &str) -> Frame {
         Frame {
             name: name.to_string(),
             module: None,
@@ -71,15 +83,15 @@ impl FrameTable {
         id
     }
 
-    pub fn get(&self, id: FrameId) -> &Frame {
+    pub(crate) fn get(&self, id: FrameId) -> &Frame {
         &self.frames[id as usize]
     }
 
-    pub fn all(&self) -> &[Frame] {
+    pub(crate) fn all(&self) -> &[Frame] {
         &self.frames
     }
 
-    pub fn note_module_path(&mut self, name: &str, path: &str) {
+    pub(crate) fn note_module_path(&mut self, name: &str, path: &str) {
         let name = printable(name);
         if !self.module_paths.contains_key(name.as_ref()) {
             let path = printable(path).into_owned();
@@ -88,7 +100,7 @@ impl FrameTable {
     }
 
     /// Modules seen, by file name, with their full paths.
-    pub fn module_paths(&self) -> &BTreeMap<String, String> {
+    pub(crate) fn module_paths(&self) -> &BTreeMap<String, String> {
         &self.module_paths
     }
 }
@@ -107,7 +119,7 @@ pub struct StackSite {
 }
 
 impl StackSite {
-    pub fn push(&mut self, frame: FrameId, pc: u64) {
+    pub(crate) fn push(&mut self, frame: FrameId, pc: u64) {
         self.frames.push(frame);
         self.pcs.push(pc);
     }
@@ -115,7 +127,7 @@ impl StackSite {
 
 /// Why a thread was off-CPU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum OffState {
+pub(crate) enum OffState {
     /// S: waiting for an event, a lock, a timer, a socket.
     Sleeping,
     /// D: mostly disk and other I/O.
@@ -127,14 +139,14 @@ pub enum OffState {
 }
 
 impl OffState {
-    pub const ALL: [OffState; 4] = [
+    pub(crate) const ALL: [OffState; 4] = [
         OffState::Sleeping,
         OffState::Uninterruptible,
         OffState::Preempted,
         OffState::Other,
     ];
 
-    pub fn from_bpf(state: u32) -> OffState {
+    pub(crate) fn from_bpf(state: u32) -> OffState {
         match state {
             profiler_common::state::SLEEPING => OffState::Sleeping,
             profiler_common::state::UNINTERRUPTIBLE => OffState::Uninterruptible,
@@ -143,7 +155,7 @@ impl OffState {
         }
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             OffState::Sleeping => "sleeping",
             OffState::Uninterruptible => "uninterruptible",
@@ -153,49 +165,49 @@ impl OffState {
     }
 
     /// The pseudo-frame that ends an off-CPU stack: why it waited.
-    pub fn frame(self) -> String {
+    pub(crate) fn frame(self) -> String {
         format!("[{}]", self.name())
     }
 
-    pub fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         self as usize
     }
 }
 
 /// Microseconds per off-CPU state, indexed by `OffState::index`.
-pub type StateTimes = [u64; 4];
+pub(crate) type StateTimes = [u64; 4];
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ProcessInfo {
+pub(crate) struct ProcessInfo {
     /// The process name (its main thread's comm), the root frame of its stacks.
-    pub name: String,
-    pub samples: u64,
-    pub off_us: StateTimes,
+    pub(crate) name: String,
+    pub(crate) samples: u64,
+    pub(crate) off_us: StateTimes,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ThreadInfo {
-    pub tgid: u32,
+pub(crate) struct ThreadInfo {
+    pub(crate) tgid: u32,
     /// The thread's own comm.
-    pub name: String,
-    pub samples: u64,
-    pub off_us: StateTimes,
+    pub(crate) name: String,
+    pub(crate) samples: u64,
+    pub(crate) off_us: StateTimes,
 }
 
 /// An off-CPU stack and why it waited.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct OffCpuSite {
-    pub site: StackSite,
-    pub state: OffState,
+pub(crate) struct OffCpuSite {
+    pub(crate) site: StackSite,
+    pub(crate) state: OffState,
 }
 
 /// A blocked stack and the thread (and stack) that woke it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct WakeSite {
-    pub blocked: StackSite,
-    pub waker: StackSite,
+pub(crate) struct WakeSite {
+    pub(crate) blocked: StackSite,
+    pub(crate) waker: StackSite,
     /// The waker thread's comm.
-    pub waker_name: String,
+    pub(crate) waker_name: String,
 }
 
 #[derive(Debug, Default)]
@@ -204,12 +216,12 @@ pub struct Profile {
     /// On-CPU samples.
     pub on_cpu: HashMap<StackSite, u64>,
     /// Off-CPU microseconds.
-    pub off_cpu: HashMap<OffCpuSite, u64>,
+    pub(crate) off_cpu: HashMap<OffCpuSite, u64>,
     /// Off-CPU microseconds by waker (`--wakers`).
-    pub wakes: HashMap<WakeSite, u64>,
-    pub processes: BTreeMap<u32, ProcessInfo>,
-    pub threads: BTreeMap<u32, ThreadInfo>,
-    pub losses: Losses,
+    pub(crate) wakes: HashMap<WakeSite, u64>,
+    pub(crate) processes: BTreeMap<u32, ProcessInfo>,
+    pub(crate) threads: BTreeMap<u32, ThreadInfo>,
+    pub(crate) losses: Losses,
 }
 
 impl Profile {
@@ -223,7 +235,7 @@ impl Profile {
         *self.on_cpu.entry(site).or_default() += count;
     }
 
-    pub fn add_off_cpu(&mut self, site: StackSite, state: OffState, us: u64) {
+    pub(crate) fn add_off_cpu(&mut self, site: StackSite, state: OffState, us: u64) {
         if let Some(process) = self.processes.get_mut(&site.tgid) {
             process.off_us[state.index()] += us;
         }
@@ -233,7 +245,7 @@ impl Profile {
         *self.off_cpu.entry(OffCpuSite { site, state }).or_default() += us;
     }
 
-    pub fn add_wake(&mut self, mut site: WakeSite, us: u64) {
+    pub(crate) fn add_wake(&mut self, mut site: WakeSite, us: u64) {
         make_printable(&mut site.waker_name);
         *self.wakes.entry(site).or_default() += us;
     }
@@ -248,7 +260,7 @@ impl Profile {
     }
 
     /// Records a thread (its name made printable) the first time it is seen.
-    pub fn name_thread(&mut self, tgid: u32, tid: u32, name: impl FnOnce() -> String) {
+    pub(crate) fn name_thread(&mut self, tgid: u32, tid: u32, name: impl FnOnce() -> String) {
         self.threads.entry(tid).or_insert_with(|| ThreadInfo {
             tgid,
             name: printable(&name()).into_owned(),
@@ -256,7 +268,7 @@ impl Profile {
         });
     }
 
-    pub fn total_samples(&self) -> u64 {
+    pub(crate) fn total_samples(&self) -> u64 {
         self.on_cpu.values().sum()
     }
 
@@ -265,7 +277,7 @@ impl Profile {
     /// addresses dropped (address randomization gives every new process
     /// other ones; the windows keep them), so a run of days with processes
     /// coming and going stays the same size.
-    pub fn merge_collapsed(&mut self, other: Profile) {
+    pub(crate) fn merge_collapsed(&mut self, other: Profile) {
         let ids: Vec<FrameId> = other
             .frames
             .all()
@@ -313,7 +325,7 @@ impl Profile {
         self.losses.add(&other.losses);
     }
 
-    pub fn process_name(&self, tgid: u32) -> &str {
+    pub(crate) fn process_name(&self, tgid: u32) -> &str {
         self.processes
             .get(&tgid)
             .map_or("[unknown process]", |p| p.name.as_str())
@@ -321,90 +333,4 @@ impl Profile {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn interning_returns_one_id_per_distinct_frame() {
-        let mut table = FrameTable::default();
-        let a = table.intern(Frame::pseudo("a"));
-        let b = table.intern(Frame::pseudo("b"));
-        assert_ne!(a, b);
-        assert_eq!(table.intern(Frame::pseudo("a")), a);
-        assert_eq!(table.get(b).name, "b");
-    }
-
-    #[test]
-    fn samples_add_up_per_site_and_per_process() {
-        let mut profile = Profile::default();
-        profile.name_process(7, || "app".into());
-        let site = StackSite {
-            tgid: 7,
-            tid: 8,
-            frames: vec![0],
-            ..StackSite::default()
-        };
-        profile.add(site.clone(), 2);
-        profile.add(site.clone(), 3);
-        assert_eq!(profile.on_cpu[&site], 5);
-        assert_eq!(profile.processes[&7].samples, 5);
-        assert_eq!(profile.total_samples(), 5);
-        assert_eq!(profile.process_name(9), "[unknown process]");
-    }
-
-    #[test]
-    fn merging_windows_collapses_processes_by_name() {
-        let window = |pid: u32, samples: u64| {
-            let mut p = Profile::default();
-            p.name_process(pid, || "worker".into());
-            p.name_thread(pid, pid + 1, || "worker".into());
-            let f = p.frames.intern(Frame::pseudo("busy"));
-            p.add(
-                StackSite {
-                    tgid: pid,
-                    tid: pid + 1,
-                    frames: vec![f],
-                    pcs: vec![u64::from(pid)],
-                },
-                samples,
-            );
-            p.losses.samples = samples;
-            p
-        };
-        let mut run = Profile::default();
-        run.merge_collapsed(window(100, 5));
-        run.merge_collapsed(window(200, 7));
-        assert_eq!(run.processes.len(), 1, "{:?}", run.processes);
-        assert_eq!(run.processes[&100].samples, 12);
-        assert_eq!(
-            run.on_cpu.len(),
-            1,
-            "one stack, whatever its addresses were"
-        );
-        assert_eq!(run.losses.samples, 12);
-    }
-
-    #[test]
-    fn off_cpu_time_adds_up_per_state_process_and_thread() {
-        let mut profile = Profile::default();
-        profile.name_process(7, || "app".into());
-        profile.name_thread(7, 8, || "worker".into());
-        let site = StackSite {
-            tgid: 7,
-            tid: 8,
-            frames: vec![0],
-            ..StackSite::default()
-        };
-        profile.add_off_cpu(site.clone(), OffState::Sleeping, 100);
-        profile.add_off_cpu(site.clone(), OffState::Preempted, 50);
-        profile.add_off_cpu(site.clone(), OffState::Sleeping, 10);
-        assert_eq!(profile.processes[&7].off_us, [110, 0, 50, 0]);
-        assert_eq!(profile.threads[&8].off_us, [110, 0, 50, 0]);
-        assert_eq!(profile.off_cpu.values().sum::<u64>(), 160);
-        assert_eq!(OffState::Uninterruptible.frame(), "[uninterruptible]");
-        assert_eq!(
-            OffState::from_bpf(profiler_common::state::PREEMPTED),
-            OffState::Preempted
-        );
-    }
-}
+mod tests;

@@ -25,19 +25,19 @@ use cache::{NoCopy, Store};
 /// A copy of the core kernel's text symbols, in kallsyms' own format, and
 /// the addresses it covers.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CoreText {
-    pub kallsyms: PathBuf,
-    pub start: u64,
-    pub end: u64,
+pub(crate) struct CoreText {
+    pub(crate) kallsyms: PathBuf,
+    pub(crate) start: u64,
+    pub(crate) end: u64,
 }
 
 impl CoreText {
-    pub fn contains(&self, addr: u64) -> bool {
+    pub(crate) fn contains(&self, addr: u64) -> bool {
         (self.start..self.end).contains(&addr)
     }
 
     /// The copy as a blazesym source (no vmlinux: none is installed).
-    pub fn source(&self) -> Source<'static> {
+    pub(crate) fn source(&self) -> Source<'static> {
         Source::Kernel(Kernel {
             kallsyms: MaybeDefault::Some(self.kallsyms.clone()),
             vmlinux: MaybeDefault::None,
@@ -53,7 +53,7 @@ const CACHE_ROOT: &str = "/run/bpfprof";
 /// made from /proc/kallsyms. None where there is a vmlinux image or the
 /// copy cannot be made or trusted; then /proc/kallsyms serves every
 /// address.
-pub fn core_text() -> Option<CoreText> {
+pub(crate) fn core_text() -> Option<CoreText> {
     if has_vmlinux() {
         return None;
     }

@@ -2,16 +2,17 @@
 //! the profile. One blazesym `Symbolizer` serves the whole run (it caches
 //! parsed ELF and DWARF per file); each drain makes one batched call for all
 //! kernel addresses and one per process for its user addresses, whatever
-//! kind of stack (on-CPU, off-CPU, waker) they come from. `sites` turns the
-//! named addresses into the profile's stack sites.
+//! kind of stack (on-CPU, off-CPU, waker) they come from (`kernel`, `user`;
+//! JIT code through `perf_map`). `sites` turns the named addresses into the
+//! profile's stack sites.
 
 mod kallsyms;
+mod kernel;
 mod perf_map;
 mod sites;
+mod user;
 
-pub(crate) use perf_map::PerfMapLosses;
-
-pub use sites::comm_to_string;
+pub(crate) use sites::comm_to_string;
 use sites::{BatchNames, clean, file_name, main_thread_comm};
 
 use std::{
@@ -23,10 +24,10 @@ use std::{
 use blazesym::{
     Pid,
     symbolize::{
-        Input, Symbolized, Symbolizer as Blazesym,
+        Input, Symbolizer as Blazesym,
         cache::{self, Cache},
         evict::{self, Evict},
-        source::{Kernel, Process, Source},
+        source::{Process, Source},
     },
 };
 
@@ -34,7 +35,7 @@ use crate::{
     cli::Naming,
     drain::{Batch, RawStack, RawStacks},
     procfs,
-    profile::{Frame, FrameId, FrameKind, FrameTable, OffState, Profile, WakeSite},
+    profile::{FrameId, OffState, PerfMapLosses, Profile, WakeSite},
 };
 
 const EEXIST: i32 = 17;
@@ -83,7 +84,7 @@ impl Default for Symbolizer {
 }
 
 impl Symbolizer {
-    pub fn new(naming: Naming) -> Symbolizer {
+    pub(crate) fn new(naming: Naming) -> Symbolizer {
         Symbolizer {
             blazesym: Blazesym::builder()
                 .enable_code_info(naming.inline)
@@ -196,7 +197,7 @@ impl Symbolizer {
     /// After an exec the old image's maps are void: they are dropped before
     /// the new ones are read, so that a process that exits before they can
     /// be read is left unnamed rather than named from the wrong binary.
-    pub fn remember_exec(&mut self, tgid: u32) {
+    pub(crate) fn remember_exec(&mut self, tgid: u32) {
         let _ = self
             .blazesym
             .evict(&Evict::Process(evict::Process::new(Pid::from(tgid))));
@@ -210,7 +211,7 @@ impl Symbolizer {
     /// Drops what is cached for processes gone for two drains in a row (the
     /// first drain after an exit may still bring its last samples), so a
     /// run of days with processes coming and going stays the same size.
-    pub fn forget_exited(&mut self) {
+    pub(crate) fn forget_exited(&mut self) {
         let mut gone = Vec::new();
         for (&tgid, cached) in self.cached.iter_mut() {
             if procfs::exists(tgid) {
@@ -252,168 +253,6 @@ impl Symbolizer {
         let kernel = procfs::is_kernel_thread(tgid).unwrap_or(false);
         self.kernel_threads.insert(tgid, kernel);
         kernel
-    }
-
-    fn symbolize_kernel(&self, stacks: &[&RawStacks], table: &mut FrameTable) -> Names {
-        let addrs = unique_lookup_addrs(stacks.iter().map(|s| &s.kernel));
-        if addrs.is_empty() {
-            return Names::new();
-        }
-        // Core kernel text from this boot's copy of its symbols, the rest
-        // (modules, BPF programs) from /proc/kallsyms.
-        let core_text = self.core_text.get_or_init(kallsyms::core_text).as_ref();
-        let (core, rest): (Vec<u64>, Vec<u64>) = match core_text {
-            Some(text) => addrs.into_iter().partition(|&a| text.contains(a)),
-            None => (Vec::new(), addrs),
-        };
-        let mut results = match core_text {
-            Some(text) => self.symbolize_kernel_from(&text.source(), &core),
-            None => Vec::new(),
-        };
-        results.extend(self.symbolize_kernel_from(&Source::Kernel(Kernel::default()), &rest));
-        let mut names = Names::new();
-        for (addr, result) in core.iter().chain(&rest).zip(results) {
-            let ids = match result {
-                Symbolized::Sym(sym) => vec![table.intern(Frame {
-                    name: clean(&sym.name),
-                    module: None,
-                    kind: FrameKind::Kernel,
-                })],
-                // No address in the name: outputs are shared, and a kernel
-                // address gives away where KASLR put the kernel.
-                Symbolized::Unknown(_) => vec![table.intern(Frame {
-                    name: "[unknown]".into(),
-                    module: None,
-                    kind: FrameKind::Kernel,
-                })],
-            };
-            names.insert(*addr, ids);
-        }
-        names
-    }
-
-    /// Names for `addrs`, one each (unknown when the source fails).
-    fn symbolize_kernel_from(&self, source: &Source, addrs: &[u64]) -> Vec<Symbolized<'_>> {
-        if addrs.is_empty() {
-            return Vec::new();
-        }
-        let mut results = self
-            .blazesym
-            .symbolize(source, Input::AbsAddr(addrs))
-            .unwrap_or_default();
-        results.resize_with(addrs.len(), || {
-            Symbolized::Unknown(blazesym::symbolize::Reason::Unsupported)
-        });
-        results
-    }
-
-    fn symbolize_process(
-        &mut self,
-        tgid: u32,
-        stacks: &[&RawStacks],
-        table: &mut FrameTable,
-    ) -> Names {
-        let addrs = unique_lookup_addrs(stacks.iter().map(|s| &s.user));
-        self.name_user_addrs(tgid, &addrs, procfs::exists(tgid), table)
-    }
-
-    /// Names a process's addresses. `alive` is what was seen just before:
-    /// the process may exit while they are named.
-    fn name_user_addrs(
-        &mut self,
-        tgid: u32,
-        addrs: &[u64],
-        alive: bool,
-        table: &mut FrameTable,
-    ) -> Names {
-        if alive {
-            // Refresh the snapshot: libraries may have been loaded since.
-            self.remember(tgid);
-        }
-        // map_files needs a live process, or binaries opened while it ran;
-        // otherwise, after exit, the mapped paths serve.
-        let opened = self.cached.get(&tgid).is_some_and(|c| c.binaries_opened);
-        if !alive {
-            // A map written since the last refresh is still in /tmp.
-            self.perf_maps.refresh_exited(tgid);
-        }
-        let mut results = self.symbolize_user(tgid, addrs, alive || opened);
-        if results.is_none() && alive && !opened {
-            // It exited since we looked (its map_files went with it): the
-            // snapshot's paths still name it.
-            self.perf_maps.refresh_exited(tgid);
-            results = self.symbolize_user(tgid, addrs, false);
-        }
-        let results = results.unwrap_or_default();
-        // Only a live process, just snapshotted, has mappings to name
-        // unknown addresses by.
-        let no_mappings = Vec::new();
-        let mappings = match self.cached.get(&tgid) {
-            Some(cached) if alive => &cached.mappings,
-            _ => &no_mappings,
-        };
-        let mut names = Names::new();
-        for (i, addr) in addrs.iter().enumerate() {
-            let ids = match results.get(i) {
-                Some(Symbolized::Sym(sym)) => {
-                    let path = sym.module.as_deref().map(|m| m.to_string_lossy());
-                    let module = path.as_deref().map(file_name);
-                    if let (Some(name), Some(path)) = (&module, &path) {
-                        table.note_module_path(name, path);
-                    }
-                    let mut ids = vec![table.intern(Frame {
-                        name: clean(&sym.name),
-                        module: module.clone(),
-                        kind: FrameKind::User,
-                    })];
-                    ids.extend(sym.inlined.iter().map(|inlined| {
-                        table.intern(Frame {
-                            name: clean(&inlined.name),
-                            module: module.clone(),
-                            kind: FrameKind::Inlined,
-                        })
-                    }));
-                    ids
-                }
-                _ if self.perf_maps.lookup(tgid, *addr).is_some() => {
-                    let name = self.perf_maps.lookup(tgid, *addr).unwrap_or_default();
-                    vec![table.intern(Frame {
-                        name: clean(name),
-                        module: Some("[jit]".into()),
-                        kind: FrameKind::User,
-                    })]
-                }
-                _ => {
-                    let mapping = procfs::find_mapping(mappings, *addr);
-                    vec![table.intern(Frame {
-                        name: mapping.map_or_else(|| "[unknown]".into(), |m| m.describe(*addr)),
-                        module: mapping.map(|m| file_name(&m.path)),
-                        kind: FrameKind::Unknown,
-                    })]
-                }
-            };
-            names.insert(*addr, ids);
-        }
-        names
-    }
-}
-
-impl Symbolizer {
-    /// One batched call for a process's addresses; None if blazesym failed
-    /// the whole batch (a binary it could not open).
-    fn symbolize_user(
-        &self,
-        tgid: u32,
-        addrs: &[u64],
-        map_files: bool,
-    ) -> Option<Vec<Symbolized<'_>>> {
-        let mut source = Process::new(Pid::from(tgid));
-        // Perf maps are ours to read (see `perf_map`).
-        source.perf_map = false;
-        source.map_files = map_files;
-        self.blazesym
-            .symbolize(&Source::Process(source), Input::AbsAddr(addrs))
-            .ok()
     }
 }
 

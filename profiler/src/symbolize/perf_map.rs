@@ -17,23 +17,14 @@ use std::{
     },
 };
 
+use crate::profile::PerfMapLosses;
+
 /// The most of a perf map that is read: far above what a JIT writes for a
 /// long run, far below what would hurt to hold.
 const MAX_PERF_MAP_BYTES: u64 = 64 << 20;
 
 /// Longer lines are not JIT symbols: skipped.
 const MAX_LINE: usize = 4096;
-
-/// What the perf maps cost the run, by cause, since the last take.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct PerfMapLosses {
-    /// Maps not used: owned by another user, or not a regular file.
-    pub ignored: u64,
-    /// Lines that did not parse.
-    pub lines_skipped: u64,
-    /// Maps larger than the bound: only their start was read.
-    pub cut: u64,
-}
 
 /// The perf maps of the processes seen, kept after they exit.
 #[derive(Default)]

@@ -13,14 +13,14 @@ use crate::{
 
 /// The names of one batch: kernel addresses, and user addresses per process.
 pub(super) struct BatchNames {
-    pub kernel: Names,
-    pub user: std::collections::HashMap<u32, Names>,
+    pub(crate) kernel: Names,
+    pub(crate) user: std::collections::HashMap<u32, Names>,
 }
 
 impl BatchNames {
     /// The frames of a thread's stacks, outermost first: user, then kernel.
     /// `samples` is set for on-CPU samples, whose losses are counted.
-    pub fn site(
+    pub(crate) fn site(
         &self,
         stacks: &RawStacks,
         profile: &mut Profile,
@@ -152,7 +152,7 @@ pub(super) fn main_thread_comm(tgid: u32, stacks: &[&RawStacks]) -> String {
     comm_to_string(&stack.key.comm)
 }
 
-pub fn comm_to_string(comm: &[u8]) -> String {
+pub(crate) fn comm_to_string(comm: &[u8]) -> String {
     let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
     String::from_utf8_lossy(&comm[..end]).into_owned()
 }

@@ -1,5 +1,5 @@
 use super::*;
-use crate::drain::RawSample;
+use crate::{drain::RawSample, profile::FrameKind};
 use profiler_common::{MAX_STACK_DEPTH, StackKey};
 
 #[inline(never)]

@@ -4,48 +4,35 @@
 //! at its binaries' rows. A process is loaded when BPF first sees it, again
 //! on exec, and again when a walk meets an address outside its known
 //! mappings (a library loaded since). Exited processes are forgotten.
+//! This module owns where rows and processes go (the next free row, page
+//! and slot); `binary` reads the tables, and `bpf` writes them.
 
 use std::collections::{HashMap, HashSet};
 
-use anyhow::{Context, Result};
-use aya::maps::{Array, HashMap as BpfHashMap, MapData};
-use object::{Object, ObjectSegment, SegmentFlags};
-use profiler_common::{MAX_UNWIND_MAPPINGS, ProcessMappings, UnwindMapping, UnwindRow};
+use anyhow::Result;
+use profiler_common::{MAX_UNWIND_MAPPINGS, ProcessMappings, UnwindMapping};
 
-use super::table::rows_from_elf;
+use super::binary::{Image, Loaded, bias, build_id, read_image};
 use crate::{
-    bpf::Collector,
+    bpf::{Collector, map_memory::unwind_page_capacity},
     procfs::{self, Mapping},
 };
 
-/// A binary whose rows are in `UNWIND_ROWS`.
-#[derive(Clone)]
-struct Loaded {
-    rows_start: u32,
-    rows_len: u32,
-    first_page: u64,
-    pages_start: u32,
-    page_count: u32,
-    /// (virtual address - file offset) of each loadable segment, by the
-    /// segment's file range: how a mapping's addresses become the binary's.
-    segments: Vec<(u64, u64, u64)>,
-}
-
 /// What a run's tables hold, for -v and report.json.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct UnwindStats {
-    pub binaries: u64,
-    pub rows: u64,
+pub(crate) struct UnwindStats {
+    pub(crate) binaries: u64,
+    pub(crate) rows: u64,
     /// Binaries left without a table: the rows array was full.
-    pub binaries_not_loaded: u64,
+    pub(crate) binaries_not_loaded: u64,
     /// Processes left to frame pointers: every slot was taken.
-    pub processes_not_loaded: u64,
+    pub(crate) processes_not_loaded: u64,
 }
 
 /// Processes with tables at once: the entries of `UNWIND_PROCESSES`.
 const PROCESS_SLOTS: u32 = 1024;
 
-pub struct UnwindLoader {
+pub(crate) struct UnwindLoader {
     /// By build id (or device and inode); None when the binary has no
     /// usable table or it did not fit.
     binaries: HashMap<Vec<u8>, Option<Loaded>>,
@@ -64,19 +51,19 @@ pub struct UnwindLoader {
     stale: HashSet<u32>,
     /// Process loads so far: each load's version.
     loads: u32,
-    pub stats: UnwindStats,
+    pub(crate) stats: UnwindStats,
 }
 
 impl UnwindLoader {
     /// `capacity`: the entries of `UNWIND_ROWS`.
-    pub fn new(capacity: u32) -> UnwindLoader {
+    pub(crate) fn new(capacity: u32) -> UnwindLoader {
         UnwindLoader {
             binaries: HashMap::new(),
             keys_by_file: HashMap::new(),
             next_row: 0,
             capacity,
             next_page: 0,
-            page_capacity: page_capacity(capacity),
+            page_capacity: unwind_page_capacity(capacity),
             slots: HashMap::new(),
             free_slots: (0..PROCESS_SLOTS).rev().collect(),
             stale: HashSet::new(),
@@ -86,7 +73,7 @@ impl UnwindLoader {
     }
 
     /// Reads the process's mappings and gives BPF their tables.
-    pub fn load_process(&mut self, collector: &mut Collector, tgid: u32) -> Result<()> {
+    pub(crate) fn load_process(&mut self, collector: &mut Collector, tgid: u32) -> Result<()> {
         let mut mappings: Vec<UnwindMapping> = Vec::new();
         for mapping in &procfs::executable_mappings(tgid) {
             let Some(binary) = self.binary(collector, tgid, mapping) else {
@@ -129,18 +116,7 @@ impl UnwindLoader {
             self.stats.processes_not_loaded += 1;
             return Ok(());
         };
-        // The mappings first, then the slot BPF finds them by.
-        let mut processes: Array<&mut MapData, ProcessMappings> =
-            Array::try_from(map(collector, "UNWIND_PROCESSES")?)?;
-        processes
-            .set(slot, value, 0)
-            .with_context(|| format!("loading the mappings of pid {tgid}"))?;
-        let mut slots: BpfHashMap<&mut MapData, u32, u32> =
-            BpfHashMap::try_from(map(collector, "UNWIND_SLOTS")?)?;
-        slots
-            .insert(tgid, slot, 0)
-            .with_context(|| format!("loading the mappings of pid {tgid}"))?;
-        Ok(())
+        collector.unwind_tables().set_process(tgid, slot, &value)
     }
 
     /// The process's slot in `UNWIND_PROCESSES`: its own, or a free one.
@@ -154,12 +130,12 @@ impl UnwindLoader {
     }
 
     /// Notes that a process's mappings changed since they were loaded.
-    pub fn mark_stale(&mut self, tgid: u32) {
+    pub(crate) fn mark_stale(&mut self, tgid: u32) {
         self.stale.insert(tgid);
     }
 
     /// Reloads the processes marked stale since the last call.
-    pub fn reload_stale(&mut self, collector: &mut Collector) {
+    pub(crate) fn reload_stale(&mut self, collector: &mut Collector) {
         for tgid in std::mem::take(&mut self.stale) {
             // A process gone meanwhile is no loss.
             let _ = self.load_process(collector, tgid);
@@ -167,7 +143,7 @@ impl UnwindLoader {
     }
 
     /// Drops the mappings of processes that have exited.
-    pub fn forget_exited(&mut self, collector: &mut Collector) -> Result<()> {
+    pub(crate) fn forget_exited(&mut self, collector: &mut Collector) -> Result<()> {
         let gone: Vec<u32> = self
             .slots
             .keys()
@@ -177,10 +153,8 @@ impl UnwindLoader {
         if gone.is_empty() {
             return Ok(());
         }
-        let mut slots: BpfHashMap<&mut MapData, u32, u32> =
-            BpfHashMap::try_from(map(collector, "UNWIND_SLOTS")?)?;
+        collector.unwind_tables().remove_processes(&gone)?;
         for tgid in gone {
-            let _ = slots.remove(&tgid);
             if let Some(slot) = self.slots.remove(&tgid) {
                 self.free_slots.push(slot);
             }
@@ -214,24 +188,29 @@ impl UnwindLoader {
         if let Some(known) = self.binaries.get(&key) {
             return known.clone();
         }
-        let loaded = self.load_rows(collector, &data);
+        let loaded = Image::from_elf(&data).and_then(|image| self.load_rows(collector, image));
         self.binaries.insert(key, loaded.clone());
         loaded
     }
 
-    fn load_rows(&mut self, collector: &mut Collector, data: &[u8]) -> Option<Loaded> {
-        let rows = rows_from_elf(data).ok().filter(|rows| !rows.is_empty())?;
-        let segments = segments(data)?;
+    /// Gives BPF the image's rows and page index, where they fit.
+    fn load_rows(&mut self, collector: &mut Collector, image: Image) -> Option<Loaded> {
+        let Image {
+            rows,
+            first_page,
+            pages,
+            segments,
+        } = image;
         let len = u32::try_from(rows.len()).ok()?;
-        let (first_page, pages) = page_index(&rows);
         let page_entries = u32::try_from(pages.len()).ok()?;
         if self.capacity - self.next_row < len || self.page_capacity - self.next_page < page_entries
         {
             self.stats.binaries_not_loaded += 1;
             return None;
         }
-        set_all(collector, "UNWIND_ROWS", self.next_row, &rows).ok()?;
-        set_all(collector, "UNWIND_PAGES", self.next_page, &pages).ok()?;
+        let mut tables = collector.unwind_tables();
+        tables.set_rows(self.next_row, &rows).ok()?;
+        tables.set_pages(self.next_page, &pages).ok()?;
         let loaded = Loaded {
             rows_start: self.next_row,
             rows_len: len,
@@ -245,222 +224,5 @@ impl UnwindLoader {
         self.stats.binaries += 1;
         self.stats.rows += u64::from(len);
         Some(loaded)
-    }
-}
-
-/// Writes `values` to the array map `name` from index `first` on: in one
-/// BPF_MAP_UPDATE_BATCH call (libc's 28k rows, one syscall each, took tens
-/// of milliseconds), else element by element.
-fn set_all<T: aya::Pod>(
-    collector: &mut Collector,
-    name: &str,
-    first: u32,
-    values: &[T],
-) -> Result<()> {
-    /// The `batch` member of `union bpf_attr`.
-    #[repr(C)]
-    struct BatchAttr {
-        in_batch: u64,
-        out_batch: u64,
-        keys: u64,
-        values: u64,
-        count: u32,
-        map_fd: u32,
-        elem_flags: u64,
-        flags: u64,
-    }
-    const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
-    let map = map(collector, name)?;
-    let keys: Vec<u32> = (first..).take(values.len()).collect();
-    if let aya::maps::Map::Array(data) = &*map {
-        use std::os::fd::{AsFd, AsRawFd};
-        let mut attr = BatchAttr {
-            in_batch: 0,
-            out_batch: 0,
-            keys: keys.as_ptr() as u64,
-            values: values.as_ptr() as u64,
-            count: values.len() as u32,
-            map_fd: data.fd().as_fd().as_raw_fd() as u32,
-            elem_flags: 0,
-            flags: 0,
-        };
-        // SAFETY: the attr points at `keys` and `values`, both alive and of
-        // `count` elements, for the duration of the call.
-        let rc = unsafe {
-            libc::syscall(
-                libc::SYS_bpf,
-                BPF_MAP_UPDATE_BATCH,
-                &mut attr as *mut BatchAttr,
-                size_of::<BatchAttr>(),
-            )
-        };
-        if rc == 0 && attr.count as usize == values.len() {
-            return Ok(());
-        }
-    }
-    let mut array: Array<&mut MapData, T> = Array::try_from(map)?;
-    for (key, value) in keys.iter().zip(values) {
-        array.set(*key, value, 0)?;
-    }
-    Ok(())
-}
-
-fn map<'a>(collector: &'a mut Collector, name: &str) -> Result<&'a mut aya::maps::Map> {
-    collector
-        .ebpf
-        .map_mut(name)
-        .with_context(|| format!("map {name} missing from the BPF object"))
-}
-
-/// Entries of `UNWIND_PAGES` for `rows` rows: binaries have several rows
-/// per 4 KiB page of code, so half as many is ample.
-pub fn page_capacity(rows: u32) -> u32 {
-    (rows / 2).max(1)
-}
-
-/// For each 4 KiB page from the first row's to the last row's, the index
-/// of the last row at or below the page's start (the first row for the
-/// first page), then one entry for the last row: the BPF search then
-/// looks only between a page's entry and the next one's.
-fn page_index(rows: &[UnwindRow]) -> (u64, Vec<u32>) {
-    let first = rows[0].pc >> 12;
-    let last = rows[rows.len() - 1].pc >> 12;
-    let mut pages: Vec<u32> = (first..=last)
-        .map(|page| {
-            let after = rows.partition_point(|row| row.pc <= page << 12);
-            after.saturating_sub(1) as u32
-        })
-        .collect();
-    pages.push(rows.len() as u32 - 1);
-    (first, pages)
-}
-
-/// The ELF image behind a mapping: the file (through map_files, so it works
-/// across mount namespaces and for deleted files), or for the vDSO, the
-/// process's memory.
-fn read_image(tgid: u32, mapping: &Mapping) -> Option<Vec<u8>> {
-    if mapping.path == "[vdso]" {
-        use std::os::unix::fs::FileExt;
-        let mem = std::fs::File::open(format!("/proc/{tgid}/mem")).ok()?;
-        let mut image = vec![0; (mapping.end - mapping.start) as usize];
-        mem.read_exact_at(&mut image, mapping.start).ok()?;
-        return Some(image);
-    }
-    if !mapping.path.starts_with('/') {
-        return None;
-    }
-    std::fs::read(mapping.map_files_path(tgid)).ok()
-}
-
-fn build_id(data: &[u8]) -> Option<Vec<u8>> {
-    let file = object::File::parse(data).ok()?;
-    file.build_id().ok().flatten().map(<[u8]>::to_vec)
-}
-
-/// Each executable segment's (file offset, file size, vaddr - offset).
-/// Only executable ones: the mappings loaded are executable, and with lld's
-/// layout the read-only segment before the code can share its first page.
-fn segments(data: &[u8]) -> Option<Vec<(u64, u64, u64)>> {
-    let file = object::File::parse(data).ok()?;
-    Some(
-        file.segments()
-            .filter(
-                |s| matches!(s.flags(), SegmentFlags::Elf { p_flags, .. } if p_flags.0 & 1 != 0),
-            )
-            .map(|s| {
-                let (offset, size) = s.file_range();
-                (offset, size, s.address().wrapping_sub(offset))
-            })
-            .collect(),
-    )
-}
-
-/// Address in the mapping minus the binary's own address for it.
-fn bias(binary: &Loaded, mapping: &Mapping) -> u64 {
-    const PAGE: u64 = 4096;
-    let delta = binary
-        .segments
-        .iter()
-        .find(|(offset, size, _)| {
-            (offset & !(PAGE - 1)) <= mapping.file_offset && mapping.file_offset < offset + size
-        })
-        .map_or(0, |&(_, _, delta)| delta);
-    // Binary address = file offset + delta; mapping address = start +
-    // (file offset - mapping's file offset).
-    mapping
-        .start
-        .wrapping_sub(mapping.file_offset)
-        .wrapping_sub(delta)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// The BPF search, as written in profiler-ebpf/src/unwind.rs.
-    fn search(rows: &[UnwindRow], first_page: u64, pages: &[u32], address: u64) -> Option<u64> {
-        let page = (address >> 12).checked_sub(first_page)?;
-        let page = page.min(pages.len() as u64 - 2) as usize;
-        let (mut low, mut high) = (pages[page], (pages[page + 1] + 1).min(rows.len() as u32));
-        while high - low > 1 {
-            let mid = low + (high - low) / 2;
-            if rows[mid as usize].pc <= address {
-                low = mid;
-            } else {
-                high = mid;
-            }
-        }
-        let row = rows[low as usize];
-        (row.pc <= address).then_some(row.pc)
-    }
-
-    #[test]
-    fn the_page_index_search_finds_what_a_whole_binary_search_finds() {
-        let data = std::fs::read("/lib/x86_64-linux-gnu/libc.so.6").unwrap();
-        let rows = super::super::table::rows_from_elf(&data).unwrap();
-        let (first_page, pages) = page_index(&rows);
-        let (low, high) = (rows[0].pc - 100, rows[rows.len() - 1].pc + 10_000);
-        for address in (low..high).step_by(7) {
-            let expected = super::super::table::row_for(&rows, address).map(|r| r.pc);
-            assert_eq!(
-                search(&rows, first_page, &pages, address),
-                expected,
-                "{address:#x}"
-            );
-        }
-    }
-
-    #[test]
-    fn bias_maps_a_pie_text_mapping_back_to_its_elf_addresses() {
-        // A typical PIE: text at file offset 0x1000, vaddr 0x1000.
-        let binary = Loaded {
-            rows_start: 0,
-            rows_len: 1,
-            first_page: 0,
-            pages_start: 0,
-            page_count: 1,
-            segments: vec![(0, 0x500, 0), (0x1000, 0x2000, 0)],
-        };
-        let mapping = Mapping {
-            start: 0x5555_5555_5000,
-            end: 0x5555_5555_7000,
-            file_offset: 0x1000,
-            path: "/bin/x".into(),
-            executable: true,
-            file_id: ("fd:01".into(), 7),
-        };
-        let b = bias(&binary, &mapping);
-        assert_eq!(0x5555_5555_5123u64.wrapping_sub(b), 0x1123);
-        // A non-PIE or shifted segment: vaddr 0x401000 at offset 0x1000.
-        let binary = Loaded {
-            segments: vec![(0x1000, 0x2000, 0x400000)],
-            ..binary
-        };
-        let mapping = Mapping {
-            start: 0x401000,
-            end: 0x403000,
-            ..mapping
-        };
-        assert_eq!(0x401123u64.wrapping_sub(bias(&binary, &mapping)), 0x401123);
     }
 }

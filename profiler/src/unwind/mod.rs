@@ -1,7 +1,9 @@
 //! Unwinding user stacks without frame pointers: the tables userspace
-//! builds from each binary's `.eh_frame`, for the BPF walk to follow.
+//! builds from each binary's `.eh_frame` (`table`, `binary`), and their
+//! loading into BPF for the walk to follow (`loader`, through `bpf`).
 
-pub mod loader;
-pub mod table;
+mod binary;
+pub(crate) mod loader;
+pub(crate) mod table;
 
-pub use loader::{UnwindLoader, UnwindStats};
+pub(crate) use loader::UnwindLoader;

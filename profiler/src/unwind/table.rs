@@ -26,7 +26,7 @@ struct Span {
 
 /// The unwind rows of an ELF file, sorted by address, gaps between
 /// functions marked `NONE`, runs of identical rules merged.
-pub fn rows_from_elf(data: &[u8]) -> Result<Vec<UnwindRow>> {
+pub(crate) fn rows_from_elf(data: &[u8]) -> Result<Vec<UnwindRow>> {
     let file = object::File::parse(data).context("not an ELF file")?;
     let mut spans = Vec::new();
     if let Some(section) = file.section_by_name(".eh_frame") {
@@ -50,7 +50,8 @@ pub fn rows_from_elf(data: &[u8]) -> Result<Vec<UnwindRow>> {
 }
 
 /// The row that applies at `pc`, as the BPF walk finds it.
-pub fn row_for(rows: &[UnwindRow], pc: u64) -> Option<&UnwindRow> {
+#[cfg(test)]
+pub(crate) fn row_for(rows: &[UnwindRow], pc: u64) -> Option<&UnwindRow> {
     let after = rows.partition_point(|row| row.pc <= pc);
     after.checked_sub(1).map(|i| &rows[i])
 }

@@ -4,7 +4,7 @@
 //! recorded; labels name the pid, tid, thread and off-CPU state. Kernel
 //! locations carry names but no addresses (see `Builder::location`).
 
-pub mod proto;
+pub(crate) mod proto;
 
 use std::{collections::HashMap, io::Write};
 
@@ -23,7 +23,7 @@ fn int64(n: u64) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-pub fn build(
+pub(crate) fn build(
     profile: &Profile,
     meta: &RunMeta,
     off_cpu: bool,
@@ -73,7 +73,7 @@ pub fn build(
     }
 }
 
-pub fn write(out: &mut dyn Write, message: &proto::Profile) -> std::io::Result<()> {
+pub(crate) fn write(out: &mut dyn Write, message: &proto::Profile) -> std::io::Result<()> {
     let mut gz = GzEncoder::new(out, Compression::default());
     gz.write_all(&message.encode_to_vec())?;
     gz.finish().map(drop)
@@ -271,7 +271,7 @@ impl<'a> Builder<'a> {
 }
 
 /// The GNU build id of an ELF file, in hex, when the file is readable.
-pub fn build_id_of(path: &str) -> Option<String> {
+pub(crate) fn build_id_of(path: &str) -> Option<String> {
     use object::Object;
     let data = std::fs::read(path).ok()?;
     let file = object::File::parse(&*data).ok()?;

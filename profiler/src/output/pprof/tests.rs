@@ -41,8 +41,8 @@ fn profile() -> Profile {
     p
 }
 
-#[test]
-fn round_trips_with_every_id_resolved() {
+/// `profile()` written as profile.pb.gz and read back.
+fn written_and_decoded() -> proto::Profile {
     let mut meta = RunMeta::new(
         100,
         "pid 7".into(),
@@ -60,8 +60,39 @@ fn round_trips_with_every_id_resolved() {
     GzDecoder::new(gz.as_slice())
         .read_to_end(&mut bytes)
         .unwrap();
-    let decoded = proto::Profile::decode(bytes.as_slice()).unwrap();
+    proto::Profile::decode(bytes.as_slice()).unwrap()
+}
 
+/// Every id a location, line or sample holds names an entry.
+fn assert_ids_resolve(decoded: &proto::Profile) {
+    let function_ids: Vec<u64> = decoded.function.iter().map(|f| f.id).collect();
+    let mapping_ids: Vec<u64> = decoded.mapping.iter().map(|m| m.id).collect();
+    let location_ids: Vec<u64> = decoded.location.iter().map(|l| l.id).collect();
+    for location in &decoded.location {
+        assert!(location.mapping_id == 0 || mapping_ids.contains(&location.mapping_id));
+        for line in &location.line {
+            assert!(function_ids.contains(&line.function_id));
+        }
+    }
+    for sample in &decoded.sample {
+        assert!(
+            sample
+                .location_id
+                .iter()
+                .all(|id| location_ids.contains(id))
+        );
+        assert_eq!(sample.value.len(), 3);
+        for label in &sample.label {
+            let _ = &decoded.string_table[label.key as usize];
+            let _ = &decoded.string_table[label.str as usize];
+        }
+    }
+}
+
+#[test]
+fn round_trips_with_every_id_resolved() {
+    let decoded = written_and_decoded();
+    assert_ids_resolve(&decoded);
     let s = |id: i64| decoded.string_table[id as usize].as_str();
     assert_eq!(decoded.string_table[0], "");
     let types: Vec<_> = decoded
@@ -81,28 +112,6 @@ fn round_trips_with_every_id_resolved() {
         (decoded.period, decoded.duration_nanos),
         (10_000_000, 2_000_000_000)
     );
-    let function_ids: Vec<u64> = decoded.function.iter().map(|f| f.id).collect();
-    let mapping_ids: Vec<u64> = decoded.mapping.iter().map(|m| m.id).collect();
-    let location_ids: Vec<u64> = decoded.location.iter().map(|l| l.id).collect();
-    for location in &decoded.location {
-        assert!(location.mapping_id == 0 || mapping_ids.contains(&location.mapping_id));
-        for line in &location.line {
-            assert!(function_ids.contains(&line.function_id));
-        }
-    }
-    for sample in &decoded.sample {
-        assert!(
-            sample
-                .location_id
-                .iter()
-                .all(|id| location_ids.contains(id))
-        );
-        assert_eq!(sample.value.len(), 3);
-        for label in &sample.label {
-            let _ = s(label.key);
-            let _ = s(label.str);
-        }
-    }
     // The inlined function shares its caller's address: one location, two lines.
     let inline = decoded
         .location

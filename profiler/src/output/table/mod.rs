@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 mod off_cpu;
 
-pub use off_cpu::time;
+pub(crate) use off_cpu::time;
 
 use crate::{
     analysis::{FunctionStat, Summary, paths::CallEdge, percent, top_by_self},
@@ -16,7 +16,7 @@ use crate::{
 const FUNCTION_WIDTH: usize = 52;
 const MODULE_WIDTH: usize = 18;
 
-pub fn render(meta: &RunMeta, summary: &Summary, losses: &Losses, top: usize) -> String {
+pub(crate) fn render(meta: &RunMeta, summary: &Summary, losses: &Losses, top: usize) -> String {
     let total = summary.total_samples;
     let mut out = String::new();
     let _ = writeln!(

@@ -9,7 +9,7 @@ use crate::{
     profile::StateTimes,
 };
 
-pub fn tables(out: &mut String, off: &OffCpuSummary, top: usize) {
+pub(crate) fn tables(out: &mut String, off: &OffCpuSummary, top: usize) {
     let by_state: Vec<String> = states()
         .filter(|&(i, _)| off.by_state[i] > 0)
         .map(|(i, name)| format!("{name} {}", time(off.by_state[i])))
@@ -27,6 +27,12 @@ pub fn tables(out: &mut String, off: &OffCpuSummary, top: usize) {
     if off.total_us == 0 {
         return;
     }
+    functions(out, off, top);
+    wait_sites(out, off, top);
+    processes(out, off, top);
+}
+
+fn functions(out: &mut String, off: &OffCpuSummary, top: usize) {
     let _ = writeln!(
         out,
         "\nTop {top} functions by wall time (on-CPU + off-CPU, self + callees)"
@@ -50,6 +56,9 @@ pub fn tables(out: &mut String, off: &OffCpuSummary, top: usize) {
             truncate(&f.module, WALL_MODULE)
         );
     }
+}
+
+fn wait_sites(out: &mut String, off: &OffCpuSummary, top: usize) {
     let _ = writeln!(
         out,
         "\nTop {top} places threads waited (innermost user-space function)"
@@ -71,6 +80,9 @@ pub fn tables(out: &mut String, off: &OffCpuSummary, top: usize) {
             truncate(&w.module, WAIT_MODULE)
         );
     }
+}
+
+fn processes(out: &mut String, off: &OffCpuSummary, top: usize) {
     let _ = writeln!(out, "\nTop processes by wall time");
     let _ = writeln!(
         out,
@@ -116,7 +128,7 @@ fn state_cells(times: &StateTimes) -> String {
 }
 
 /// Microseconds as `-`, `850 us`, `12.3 ms` or `4.56 s`.
-pub fn time(us: u64) -> String {
+pub(crate) fn time(us: u64) -> String {
     match us {
         0 => "-".into(),
         1..1_000 => format!("{us} us"),

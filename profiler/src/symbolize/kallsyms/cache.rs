@@ -35,11 +35,11 @@ const COPY: &str = "kallsyms";
 
 /// Where the copies live, for which boot, and whose they must be.
 pub(crate) struct Store {
-    pub root: PathBuf,
-    pub boot_id: String,
+    pub(crate) root: PathBuf,
+    pub(crate) boot_id: String,
     /// The owner every directory and the copy must have: root, except in
     /// unit tests.
-    pub owner: u32,
+    pub(crate) owner: u32,
 }
 
 /// Why there is no copy to use.
@@ -56,7 +56,10 @@ pub(crate) enum NoCopy {
 impl Store {
     /// This boot's copy: checked and used, or made anew (from `kallsyms`,
     /// the text of /proc/kallsyms) when missing or invalid.
-    pub fn core_text(&self, kallsyms: impl FnOnce() -> Option<String>) -> Result<CoreText, NoCopy> {
+    pub(crate) fn core_text(
+        &self,
+        kallsyms: impl FnOnce() -> Option<String>,
+    ) -> Result<CoreText, NoCopy> {
         let parent = self.root.parent().ok_or(NoCopy::Unavailable)?;
         self.check_dir(parent)?;
         let dir = self.root.join(&self.boot_id);

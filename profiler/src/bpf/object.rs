@@ -11,7 +11,8 @@ use std::{
     path::Path,
 };
 
-use crate::{cli::Config, map_memory};
+use super::map_memory;
+use crate::cli::Config;
 
 #[cfg(bpfprof_embedded_obj)]
 static EMBEDDED: Option<&[u8]> = Some(aya::include_bytes_aligned!(concat!(
@@ -39,7 +40,7 @@ pub(crate) fn bytes(config: &Config) -> Result<Option<Cow<'static, [u8]>>, Strin
 
 /// Checks the object and the memory its maps would take, before anything
 /// is created; the error is the line to print (bad input: exit status 2).
-pub fn check(config: &Config) -> Result<(), String> {
+pub(crate) fn check(config: &Config) -> Result<(), String> {
     let Some(bytes) = bytes(config)? else {
         // Loading says how to build one.
         return Ok(());
@@ -54,7 +55,7 @@ pub fn check(config: &Config) -> Result<(), String> {
     let Some(mem_total) = map_memory::mem_total() else {
         return Ok(());
     };
-    let cpus = aya::util::online_cpus().map_or(1, |c| c.len() as u64);
+    let cpus = super::online_cpu_count();
     map_memory::check(
         config,
         &map_memory::planned(config, &object, cpus),
@@ -140,6 +141,37 @@ mod tests {
         if let Some(embedded) = EMBEDDED {
             parse(embedded).unwrap();
         }
+    }
+
+    /// Every map and global userspace names is in the object BPF built,
+    /// so a name changed on one side only fails here, not at load time.
+    #[test]
+    fn the_embedded_object_has_every_map_and_global_named() {
+        use object::{Object, ObjectSymbol};
+        use profiler_common::names::{ALL_GLOBALS, ALL_MAPS};
+        let Some(embedded) = EMBEDDED else {
+            eprintln!("skipped: this build has no embedded BPF object");
+            return;
+        };
+        let maps = parse(embedded).unwrap().maps;
+        let missing: Vec<&str> = ALL_MAPS
+            .into_iter()
+            .filter(|name| !maps.contains_key(*name))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "maps missing from the object: {missing:?}"
+        );
+        let elf = object::File::parse(embedded).unwrap();
+        let symbols: Vec<&str> = elf.symbols().filter_map(|s| s.name().ok()).collect();
+        let missing: Vec<&str> = ALL_GLOBALS
+            .into_iter()
+            .filter(|name| !symbols.contains(name))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "globals missing from the object: {missing:?}"
+        );
     }
 
     #[test]

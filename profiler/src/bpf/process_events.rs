@@ -1,5 +1,6 @@
-//! Process events (first sample, exec) from BPF's ring buffer, read as
-//! they come: they say when to snapshot a process's maps.
+//! Process events (first sample, exec, maps gone stale) from BPF's ring
+//! buffer, read as they come: they say when to snapshot a process's maps
+//! and load its unwind tables.
 
 use anyhow::Result;
 use aya::maps::{MapData, RingBuf};
@@ -7,12 +8,12 @@ use profiler_common::ProcessEvent;
 use tokio::io::unix::AsyncFd;
 
 /// The ring buffer of process events, readable from the async loop.
-pub struct ProcessEvents {
+pub(crate) struct ProcessEvents {
     ring: AsyncFd<RingBuf<MapData>>,
 }
 
 impl ProcessEvents {
-    pub fn new(ring: RingBuf<MapData>) -> Result<ProcessEvents> {
+    pub(super) fn new(ring: RingBuf<MapData>) -> Result<ProcessEvents> {
         // SAFETY: the RingBuf owns its map fd and keeps it open until dropped.
         let ring = unsafe { AsyncFd::register(ring) }
             .map_err(|e| anyhow::anyhow!("watching the process events: {e}"))?;
@@ -20,7 +21,7 @@ impl ProcessEvents {
     }
 
     /// Waits until events arrive, then returns all that are queued.
-    pub async fn next_batch(&mut self) -> Result<Vec<ProcessEvent>> {
+    pub(crate) async fn next_batch(&mut self) -> Result<Vec<ProcessEvent>> {
         let mut guard = self.ring.readable_mut().await?;
         let events = read_events(guard.get_inner_mut());
         guard.clear_ready();
@@ -28,7 +29,7 @@ impl ProcessEvents {
     }
 
     /// The events queued now, without waiting.
-    pub fn pending(&mut self) -> Vec<ProcessEvent> {
+    pub(crate) fn pending(&mut self) -> Vec<ProcessEvent> {
         read_events(self.ring.get_mut())
     }
 }

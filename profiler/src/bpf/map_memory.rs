@@ -8,6 +8,8 @@
 //! of that on any machine, so such sizes are mistakes (a digit too many)
 //! that would otherwise stall the machine before the kernel refuses them.
 
+use profiler_common::names;
+
 use crate::cli::Config;
 
 /// How a map's entries turn into memory.
@@ -61,20 +63,20 @@ const NO_PREALLOC: u32 = 1;
 /// entries times key and value size).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct MapCost {
-    pub name: String,
-    pub entries: u32,
-    pub bytes: u64,
+    pub(crate) name: String,
+    pub(crate) entries: u32,
+    pub(crate) bytes: u64,
     /// Allocated as used: `bytes` is a bound, not taken up front.
-    pub on_demand: bool,
+    pub(crate) on_demand: bool,
 }
 
 /// The shape of one map, as the object declares it or the kernel reports it.
 pub(crate) struct Shape {
-    pub kind: Kind,
-    pub entries: u32,
-    pub key_size: u32,
-    pub value_size: u32,
-    pub flags: u32,
+    pub(crate) kind: Kind,
+    pub(crate) entries: u32,
+    pub(crate) key_size: u32,
+    pub(crate) value_size: u32,
+    pub(crate) flags: u32,
 }
 
 impl MapCost {
@@ -147,9 +149,9 @@ impl SizeFlag {
 
 /// A map whose size the run sets, and the flag it follows, if any.
 pub(crate) struct Sizing {
-    pub map: &'static str,
-    pub entries: u32,
-    pub flag: Option<SizeFlag>,
+    pub(crate) map: &'static str,
+    pub(crate) entries: u32,
+    pub(crate) flag: Option<SizeFlag>,
 }
 
 /// The entries of every map the run sizes; the others keep the object's.
@@ -170,49 +172,44 @@ pub(crate) fn sizing(config: &Config) -> Vec<Sizing> {
         entries,
         flag: None,
     };
-    let mut maps: Vec<Sizing> = [
-        "KERNEL_STACKS_A",
-        "KERNEL_STACKS_B",
-        "USER_STACKS_A",
-        "USER_STACKS_B",
-    ]
-    .into_iter()
-    .map(|map| of(SizeFlag::StackMapSize, map, sizes.stack_map))
-    .collect();
+    let mut maps: Vec<Sizing> = [names::KERNEL_STACKS, names::USER_STACKS]
+        .into_iter()
+        .flatten()
+        .map(|map| of(SizeFlag::StackMapSize, map, sizes.stack_map))
+        .collect();
+    for set in 0..2 {
+        maps.extend([
+            of(SizeFlag::MaxStacks, names::COUNTS[set], sizes.max_stacks),
+            of(
+                SizeFlag::MaxStacks,
+                names::OFF_US[set],
+                when(off_cpu, sizes.max_stacks),
+            ),
+            of(
+                SizeFlag::MaxStacks,
+                names::WAKE_US[set],
+                when(wakers, sizes.max_stacks),
+            ),
+        ]);
+    }
     maps.extend([
-        of(SizeFlag::MaxStacks, "COUNTS_A", sizes.max_stacks),
-        of(SizeFlag::MaxStacks, "COUNTS_B", sizes.max_stacks),
-        of(
-            SizeFlag::MaxStacks,
-            "OFF_US_A",
-            when(off_cpu, sizes.max_stacks),
-        ),
-        of(
-            SizeFlag::MaxStacks,
-            "OFF_US_B",
-            when(off_cpu, sizes.max_stacks),
-        ),
-        of(
-            SizeFlag::MaxStacks,
-            "WAKE_US_A",
-            when(wakers, sizes.max_stacks),
-        ),
-        of(
-            SizeFlag::MaxStacks,
-            "WAKE_US_B",
-            when(wakers, sizes.max_stacks),
-        ),
-        fixed("PENDING", when(off_cpu, 32768)),
-        fixed("REUSED_STACKS", when(off_cpu, 16384)),
-        fixed("WAKERS", when(wakers, 32768)),
-        of(SizeFlag::UnwindRows, "UNWIND_ROWS", config.unwind_rows),
+        fixed(names::PENDING, when(off_cpu, 32768)),
+        fixed(names::REUSED_STACKS, when(off_cpu, 16384)),
+        fixed(names::WAKERS, when(wakers, 32768)),
+        of(SizeFlag::UnwindRows, names::UNWIND_ROWS, config.unwind_rows),
         of(
             SizeFlag::UnwindRows,
-            "UNWIND_PAGES",
-            crate::unwind::loader::page_capacity(config.unwind_rows),
+            names::UNWIND_PAGES,
+            unwind_page_capacity(config.unwind_rows),
         ),
     ]);
     maps
+}
+
+/// Entries of `UNWIND_PAGES` for `rows` rows: binaries have several rows
+/// per 4 KiB page of code, so half as many is ample.
+pub(crate) fn unwind_page_capacity(rows: u32) -> u32 {
+    (rows / 2).max(1)
 }
 
 /// The maps the run would create from `object`, sized as `config` says.

@@ -1,6 +1,7 @@
 //! Saved profiles read back: folded files (ours or any FlameGraph/inferno
-//! tool's) and bpfprof output directories, into the profile model, for
-//! `diff` and `report`. Malformed input is an error naming file and line.
+//! tool's) and bpfprof output directories (their report.json as the
+//! [`Report`] it was written from), into the profile model, for `diff` and
+//! `report`. Malformed input is an error naming file and line.
 //! Saved runs may come from anyone: reads are bounded, only regular files
 //! are read, names are made printable and counts must add up in 64 bits.
 
@@ -15,10 +16,13 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-use crate::profile::{Frame, FrameKind, OffState, Profile, StackSite, printable};
+use crate::{
+    output::json::Report,
+    profile::{Frame, FrameKind, OffState, Profile, StackSite, printable},
+};
 
 /// Folded stack text to count, as read.
-pub type FoldedCounts = BTreeMap<String, u64>;
+pub(crate) type FoldedCounts = BTreeMap<String, u64>;
 
 /// The largest folded file read back. bpfprof's own stay far below it
 /// (distinct stacks per run are bounded by its maps, and windows collapse
@@ -73,9 +77,53 @@ pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<String> {
     })
 }
 
+/// Reads DIR/report.json, with the names `report` uses made printable.
+pub(crate) fn read_report(dir: &Path) -> Result<Report> {
+    let path = dir.join("report.json");
+    if !dir.is_dir() {
+        bail!("{}: not a directory", dir.display());
+    }
+    if !path.exists() {
+        bail!(
+            "{}: not a bpfprof output directory (no report.json)",
+            dir.display()
+        );
+    }
+    let text = read_bounded(&path, MAX_REPORT_BYTES)?;
+    let report: Report = serde_json::from_str(&text).map_err(|err| {
+        // serde's message may quote the file: shown printable.
+        let why = printable(&err.to_string()).into_owned();
+        match err.classify() {
+            serde_json::error::Category::Data => {
+                anyhow::anyhow!("{}: not a bpfprof report: {why}", path.display())
+            }
+            _ => anyhow::anyhow!("{}: not valid JSON: {why}", path.display()),
+        }
+    })?;
+    Ok(printable_report(report))
+}
+
+fn printable_report(mut report: Report) -> Report {
+    let made_printable = |text: &mut String| *text = printable(text).into_owned();
+    report.run = report.run.printable();
+    for process in &mut report.processes {
+        made_printable(&mut process.name);
+    }
+    for function in &mut report.hot_functions {
+        made_printable(&mut function.name);
+        made_printable(&mut function.module);
+    }
+    let by_module = std::mem::take(&mut report.errors.unknown_frames_by_module);
+    report.errors.unknown_frames_by_module = by_module
+        .into_iter()
+        .map(|(module, n)| (printable(&module).into_owned(), n))
+        .collect();
+    report
+}
+
 /// Reads a folded file: `frame;frame;... count` per line; blank lines and
 /// `# ` comments are skipped.
-pub fn read_folded(path: &Path) -> Result<FoldedCounts> {
+pub(crate) fn read_folded(path: &Path) -> Result<FoldedCounts> {
     let text = read_bounded(path, MAX_FOLDED_BYTES)?;
     parse_folded(&text).map_err(|(line, msg)| anyhow::anyhow!("{}:{line}: {msg}", path.display()))
 }
@@ -90,7 +138,7 @@ pub(crate) const MAX_TOTAL: u64 = i64::MAX as u64;
 
 /// Parses folded text; the error is (line number, what is wrong). Stacks
 /// are made printable; counts may add up to `MAX_TOTAL`.
-pub fn parse_folded(text: &str) -> Result<FoldedCounts, (usize, String)> {
+pub(crate) fn parse_folded(text: &str) -> Result<FoldedCounts, (usize, String)> {
     let mut counts = FoldedCounts::new();
     let mut sum: u64 = 0;
     for (index, line) in text.lines().enumerate() {
@@ -149,7 +197,7 @@ fn shorten(text: &str) -> String {
 }
 
 /// A folded file given directly, or `name` inside a bpfprof output directory.
-pub fn folded_path(path: &Path, name: &str) -> Result<PathBuf> {
+pub(crate) fn folded_path(path: &Path, name: &str) -> Result<PathBuf> {
     if path.is_dir() {
         let inside = path.join(name);
         // Present but no regular file: `read_bounded` says so.
@@ -171,15 +219,15 @@ pub fn folded_path(path: &Path, name: &str) -> Result<PathBuf> {
 /// `_[k]` and `_[i]` suffixes give kernel and inlined frames. `ids` names
 /// processes by pid where the report knows it; `modules` gives functions
 /// their module.
-pub struct Rebuilder<'a> {
-    pub profile: Profile,
+pub(crate) struct Rebuilder<'a> {
+    pub(crate) profile: Profile,
     pids: &'a HashMap<String, u32>,
     modules: &'a HashMap<String, String>,
     synthetic: HashMap<String, u32>,
 }
 
 impl<'a> Rebuilder<'a> {
-    pub fn new(
+    pub(crate) fn new(
         pids: &'a HashMap<String, u32>,
         modules: &'a HashMap<String, String>,
     ) -> Rebuilder<'a> {
@@ -192,7 +240,7 @@ impl<'a> Rebuilder<'a> {
     }
 
     /// Adds on-CPU samples.
-    pub fn add_on_cpu(&mut self, folded: &FoldedCounts) {
+    pub(crate) fn add_on_cpu(&mut self, folded: &FoldedCounts) {
         for (stack, &count) in folded {
             let site = self.site(stack.split(';'));
             self.profile.add(site, count);
@@ -200,7 +248,7 @@ impl<'a> Rebuilder<'a> {
     }
 
     /// Adds off-CPU microseconds; each stack ends in its state frame.
-    pub fn add_off_cpu(&mut self, folded: &FoldedCounts) {
+    pub(crate) fn add_off_cpu(&mut self, folded: &FoldedCounts) {
         for (stack, &us) in folded {
             let mut frames: Vec<&str> = stack.split(';').collect();
             let state = match frames.last().copied() {
@@ -263,120 +311,4 @@ impl<'a> Rebuilder<'a> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn folded_lines_parse_and_errors_name_the_line() {
-        let counts =
-            parse_folded("# comment\napp;main;work 3\n\napp;main;work 2\napp;main 1\n").unwrap();
-        assert_eq!(counts["app;main;work"], 5);
-        assert_eq!(counts.len(), 2);
-        assert_eq!(
-            parse_folded("app;main 1\napp;main\n").unwrap_err(),
-            (2, "expected `stack count`, found `app;main`".into())
-        );
-        assert_eq!(parse_folded("app;main x\n").unwrap_err().0, 1);
-        assert!(
-            parse_folded(" 5\n")
-                .unwrap_err()
-                .1
-                .contains("without a stack")
-        );
-    }
-
-    #[test]
-    fn counts_that_add_up_past_the_limit_are_refused() {
-        let too_large = |line| {
-            (
-                line,
-                format!("count too large: the counts add up to more than {MAX_TOTAL}"),
-            )
-        };
-        assert_eq!(
-            parse_folded(&format!("a;b {MAX_TOTAL}\n")).unwrap()["a;b"],
-            MAX_TOTAL
-        );
-        let max = u64::MAX;
-        assert_eq!(
-            parse_folded(&format!("a;b 1\na;c {max}\na;c {max}\n")).unwrap_err(),
-            too_large(2)
-        );
-        let half = MAX_TOTAL / 2 + 1;
-        assert_eq!(
-            parse_folded(&format!("a;b {half}\n\na;b {half}\n")).unwrap_err(),
-            too_large(3),
-            "the same stack twice"
-        );
-        assert_eq!(
-            parse_folded("a;b 18446744073709551616\n").unwrap_err(),
-            too_large(1)
-        );
-    }
-
-    #[test]
-    fn long_lines_are_refused_and_names_made_printable() {
-        let long = format!("app;{} 1\n", "f;".repeat(MAX_LINE_BYTES / 2));
-        assert_eq!(
-            parse_folded(&format!("app;main 1\n{long}")).unwrap_err(),
-            (2, "line longer than 1 MiB".to_string())
-        );
-        let counts = parse_folded("\x1b[31mapp;ma\u{9b}in 2\n").unwrap();
-        assert_eq!(counts["\\x1b[31mapp;ma\\u{9b}in"], 2);
-        let (_, msg) = parse_folded("app;\x1b[2Jmain\n").unwrap_err();
-        assert!(
-            msg.contains("app;\\x1b[2Jmain") && !msg.contains('\x1b'),
-            "{msg}"
-        );
-    }
-
-    #[test]
-    fn only_regular_files_are_read_and_only_so_much() {
-        let dir = std::env::temp_dir().join(format!("bpfprof-saved-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let error = |path: &Path, limit| read_bounded(path, limit).unwrap_err().to_string();
-        assert_eq!(
-            error(Path::new("/dev/zero"), 1 << 20),
-            "/dev/zero: not a regular file"
-        );
-        let fifo = dir.join("fifo");
-        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-        // SAFETY: a valid C string; mkfifo only creates a file.
-        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
-        assert!(error(&fifo, 1 << 20).ends_with("fifo: not a regular file"));
-        let big = dir.join("big");
-        std::fs::write(&big, [b'x'; 2048]).unwrap();
-        assert!(error(&big, 1024).ends_with("big: larger than 0 MiB"));
-        assert_eq!(read_bounded(&big, 2048).unwrap().len(), 2048);
-        let binary = dir.join("binary");
-        std::fs::write(&binary, b"a 1\nb 2\n\xff\xfe 3\n").unwrap();
-        assert!(error(&binary, 1024).ends_with("binary:3: not UTF-8 text"));
-        std::fs::remove_dir_all(&dir).unwrap();
-    }
-
-    #[test]
-    fn rebuilt_profiles_keep_frame_kinds_processes_and_states() {
-        let pids = HashMap::from([("app".to_string(), 42)]);
-        let modules = HashMap::from([("main".to_string(), "app".to_string())]);
-        let mut rebuilder = Rebuilder::new(&pids, &modules);
-        rebuilder.add_on_cpu(
-            &parse_folded("app;main;helper_[i];sys_read_[k] 4\nother;[libx.so+0x10] 1\n").unwrap(),
-        );
-        rebuilder
-            .add_off_cpu(&parse_folded("app;main;schedule_[k];[uninterruptible] 900\n").unwrap());
-        let p = rebuilder.profile;
-        assert_eq!(p.processes[&42].samples, 4);
-        assert_eq!(p.processes[&42].off_us, [0, 900, 0, 0]);
-        let (site, _) = p.on_cpu.iter().find(|(s, _)| s.tgid == 42).unwrap();
-        let kinds: Vec<FrameKind> = site.frames.iter().map(|&f| p.frames.get(f).kind).collect();
-        assert_eq!(
-            kinds,
-            [FrameKind::User, FrameKind::Inlined, FrameKind::Kernel]
-        );
-        assert_eq!(p.frames.get(site.frames[0]).module.as_deref(), Some("app"));
-        assert_eq!(
-            p.processes.values().filter(|p| p.name == "other").count(),
-            1
-        );
-    }
-}
+mod tests;

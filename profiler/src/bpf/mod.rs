@@ -1,25 +1,37 @@
-//! The BPF side as userspace sees it: checking the machine can run it,
-//! loading the object, attaching the programs, flipping the active map set,
-//! and reading the error counters. Nothing here interprets a stack.
+//! The only door to the kernel's BPF side: checking the machine can run
+//! it, the BPF object and the memory its maps take (`object`,
+//! `map_memory`), loading it with its globals set, attaching the programs,
+//! flipping the active map set, reading the error counters, and typed
+//! access to the maps the other modules read and write (`maps`,
+//! `process_events`), with the batched map syscalls aya does not wrap
+//! (`batch`). No other module uses aya; every map and global is named by
+//! its constant in `profiler_common::names`. Nothing here interprets a
+//! stack.
+
+mod batch;
+pub(crate) mod map_memory;
+mod maps;
+pub(crate) mod object;
+mod process_events;
 
 use std::path::Path;
 
 use anyhow::{Context, Result, anyhow, bail};
 use aya::{
     Ebpf, EbpfLoader,
-    maps::{Array, HashMap, Map, MapData, PerCpuArray, RingBuf},
+    maps::{Array, HashMap, Map, PerCpuArray, RingBuf},
     programs::{
         PerfEvent, ProgramError, TracePoint,
         perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent},
     },
     util::online_cpus,
 };
-use profiler_common::error;
+use profiler_common::{error, names};
 
+use self::map_memory::{Kind, MapCost, Shape};
+pub(crate) use self::process_events::ProcessEvents;
 use crate::{
-    bpf_object,
-    cli::{Config, Target},
-    map_memory::{self, Kind, MapCost, Shape},
+    cli::{Config, Limits, Target},
     tracefs,
 };
 
@@ -29,7 +41,7 @@ const CAP_SYS_ADMIN: u32 = 21;
 
 /// Checks privileges and kernel support before anything is loaded, so each
 /// missing piece is named with its fix.
-pub fn preflight() -> Result<()> {
+pub(crate) fn preflight() -> Result<()> {
     let caps = effective_capabilities();
     let has = |cap: u32| caps & (1 << cap) != 0;
     if !(has(CAP_SYS_ADMIN) || (has(CAP_BPF) && has(CAP_PERFMON))) {
@@ -43,6 +55,23 @@ pub fn preflight() -> Result<()> {
     Ok(())
 }
 
+/// Facts of the machine that flag validation depends on.
+pub(crate) fn machine_limits() -> Limits {
+    let max_sample_rate = std::fs::read_to_string("/proc/sys/kernel/perf_event_max_sample_rate")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(100_000);
+    Limits {
+        max_sample_rate,
+        cpus: online_cpu_count(),
+    }
+}
+
+/// CPUs online now (1 when that cannot be read).
+fn online_cpu_count() -> u64 {
+    online_cpus().map_or(1, |c| c.len() as u64)
+}
+
 fn effective_capabilities() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -54,8 +83,8 @@ fn effective_capabilities() -> u64 {
 }
 
 /// The loaded BPF object and its attachments; dropping it detaches all.
-pub struct Collector {
-    pub ebpf: Ebpf,
+pub(crate) struct Collector {
+    ebpf: Ebpf,
     verbose: bool,
     /// Keeps the kernel's BPF run-time statistics on while held (-v).
     _stats: Option<std::os::fd::OwnedFd>,
@@ -65,7 +94,7 @@ pub struct Collector {
 }
 
 impl Collector {
-    pub fn load(config: &Config) -> Result<Collector> {
+    pub(crate) fn load(config: &Config) -> Result<Collector> {
         let follow_forks = matches!(config.target, Target::Command(_));
         let self_tgid = std::process::id();
         let filter_tgids = u32::from(config.target != Target::AllProcesses);
@@ -98,18 +127,18 @@ impl Collector {
             loader.map_max_entries(sizing.map, sizing.entries);
         }
         loader
-            .override_global("SELF_TGID", &self_tgid, true)
-            .override_global("FILTER_TGIDS", &filter_tgids, true)
-            .override_global("FORK_CHILD_PID_OFFSET", &fork_child_pid, true)
-            .override_global("SWITCH_PREV_STATE_OFFSET", &prev_state, true)
-            .override_global("SWITCH_NEXT_PID_OFFSET", &next_pid, true)
-            .override_global("WAKING_PID_OFFSET", &waking_pid, true)
-            .override_global("MIN_BLOCK_US", &min_block_us, true)
-            .override_global("MAX_BLOCK_US", &max_block_us, true)
-            .override_global("RECORD_WAKERS", &record_wakers, true)
-            .override_global("REUSE_STACKS", &reuse_stacks, true)
-            .override_global("UNWIND_MODE", &unwind_mode, true);
-        let Some(object) = bpf_object::bytes(config).map_err(anyhow::Error::msg)? else {
+            .override_global(names::SELF_TGID, &self_tgid, true)
+            .override_global(names::FILTER_TGIDS, &filter_tgids, true)
+            .override_global(names::FORK_CHILD_PID_OFFSET, &fork_child_pid, true)
+            .override_global(names::SWITCH_PREV_STATE_OFFSET, &prev_state, true)
+            .override_global(names::SWITCH_NEXT_PID_OFFSET, &next_pid, true)
+            .override_global(names::WAKING_PID_OFFSET, &waking_pid, true)
+            .override_global(names::MIN_BLOCK_US, &min_block_us, true)
+            .override_global(names::MAX_BLOCK_US, &max_block_us, true)
+            .override_global(names::RECORD_WAKERS, &record_wakers, true)
+            .override_global(names::REUSE_STACKS, &reuse_stacks, true)
+            .override_global(names::UNWIND_MODE, &unwind_mode, true);
+        let Some(object) = object::bytes(config).map_err(anyhow::Error::msg)? else {
             bail!(
                 "this bpfprof was built without its BPF object: build it with `cargo xtask build`, or pass --bpf-object PATH"
             );
@@ -130,12 +159,9 @@ impl Collector {
     }
 
     /// Adds a process to the BPF-side filter.
-    pub fn want_tgid(&mut self, tgid: u32) -> Result<()> {
-        let mut wanted: HashMap<_, u32, u8> = HashMap::try_from(
-            self.ebpf
-                .map_mut("WANTED_TGIDS")
-                .context("map WANTED_TGIDS")?,
-        )?;
+    pub(crate) fn want_tgid(&mut self, tgid: u32) -> Result<()> {
+        let mut wanted: HashMap<_, u32, u8> =
+            HashMap::try_from(self.map_mut(names::WANTED_TGIDS)?)?;
         wanted
             .insert(tgid, 1, 0)
             .with_context(|| format!("adding pid {tgid} to the filter"))
@@ -143,7 +169,7 @@ impl Collector {
 
     /// Attaches the sampler to the CPU clock of every online CPU, and the
     /// tracepoint programs the run needs.
-    pub fn attach(&mut self, freq: u64) -> Result<()> {
+    pub(crate) fn attach(&mut self, freq: u64) -> Result<()> {
         let verbose = self.verbose;
         let program: &mut PerfEvent = self
             .ebpf
@@ -194,17 +220,16 @@ impl Collector {
     }
 
     /// The ring buffer of process events; can be taken once.
-    pub fn take_process_events(&mut self) -> Result<RingBuf<MapData>> {
-        let map = self
-            .ebpf
-            .take_map("PROCESS_EVENTS")
-            .context("map PROCESS_EVENTS missing from the BPF object")?;
-        Ok(RingBuf::try_from(map)?)
+    pub(crate) fn take_process_events(&mut self) -> Result<ProcessEvents> {
+        let map = self.ebpf.take_map(names::PROCESS_EVENTS).with_context(|| {
+            format!("map {} missing from the BPF object", names::PROCESS_EVENTS)
+        })?;
+        ProcessEvents::new(RingBuf::try_from(map)?)
     }
 
     /// Stops all sampling; the maps stay readable. Programs that were never
     /// loaded (the fork follower outside `-- COMMAND` runs) are skipped.
-    pub fn detach(&mut self) {
+    pub(crate) fn detach(&mut self) {
         if let Some(Ok(sampler)) = self
             .ebpf
             .program_mut("on_cpu_sample")
@@ -222,17 +247,16 @@ impl Collector {
     }
 
     /// Sets the drain generation BPF writes to (map set `generation & 1`).
-    pub fn set_generation(&mut self, generation: u32) -> Result<()> {
-        let mut active: Array<_, u32> =
-            Array::try_from(self.ebpf.map_mut("ACTIVE").context("map ACTIVE")?)?;
+    pub(crate) fn set_generation(&mut self, generation: u32) -> Result<()> {
+        let mut active: Array<_, u32> = Array::try_from(self.map_mut(names::ACTIVE)?)?;
         active
             .set(0, generation, 0)
             .context("switching the active map set")
     }
 
     /// One line per map: entries, and the memory the kernel holds for it.
-    pub fn describe_maps(&self) -> Vec<String> {
-        let cpus = online_cpus().map_or(1, |c| c.len() as u64);
+    pub(crate) fn describe_maps(&self) -> Vec<String> {
+        let cpus = online_cpu_count();
         let mut costs = Vec::new();
         for (name, map) in self.ebpf.maps() {
             let (data, kind) = match map {
@@ -258,7 +282,7 @@ impl Collector {
 
     /// Runs and average run time of each attached program, from the
     /// kernel's BPF statistics (kept on with -v only).
-    pub fn describe_costs(&self) -> Vec<String> {
+    pub(crate) fn describe_costs(&self) -> Vec<String> {
         let mut lines = Vec::new();
         for (name, program) in self.ebpf.programs() {
             let Ok(info) = program.info() else { continue };

@@ -1,0 +1,217 @@
+//! The `bpfprof` command, all of it (src/main.rs only calls
+//! [`main_entry`]): parses the command line, dispatches subcommands, and
+//! for a profile validates everything before capturing, then writes the
+//! outputs and sets the exit status.
+
+use std::{path::PathBuf, process::ExitCode, time::SystemTime};
+
+use crate::{
+    bpf, capture, child,
+    cli::{self, Cli, Command},
+    commands,
+    meta::{self, RunMeta},
+    output::{self, Render, dir::OutDir, stdout},
+    ownership, procfs, stop_signals,
+};
+use clap::{CommandFactory, Parser, error::ErrorKind};
+
+/// Exit code for rejected input, before anything was attached. (1 is for
+/// failures: privileges, the kernel, an output that could not be written.)
+const EXIT_USAGE: u8 = 2;
+
+/// Runs the `bpfprof` command line; the exit status to end with.
+pub fn main_entry() -> ExitCode {
+    // First of all, so that no stop signal is lost while starting up.
+    stop_signals::install();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err)
+            if matches!(
+                err.kind(),
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion
+            ) =>
+        {
+            let _ = err.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(err) => return usage_error(&first_line(&err.to_string())),
+    };
+    let Some(command) = cli.command else {
+        let mut args = cli.profile;
+        args.separator = std::env::args_os().skip(1).any(|a| a == "--");
+        return profile(args);
+    };
+    // The subcommands keep no run to save: a signal ends them as usual.
+    stop_signals::restore();
+    let result = match command {
+        Command::Diff(args) => commands::diff::run(&args),
+        Command::Report(args) => commands::report::run(&args),
+        Command::Doctor { pid } => commands::doctor::run(pid),
+        Command::Completions { shell } => {
+            // Rendered first: clap_complete panics when its writer fails.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "bpfprof", &mut script);
+            Ok(printed(&script))
+        }
+        Command::Man => {
+            let mut page = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut page)
+                .map_err(anyhow::Error::from)
+                .map(|()| printed(&page))
+        }
+    };
+    result.unwrap_or_else(|err| {
+        // Input errors of the subcommands (a missing file, a bad line) are
+        // usage errors: one line, status 2.
+        eprintln!("bpfprof: {}", error_line(&err));
+        ExitCode::from(EXIT_USAGE)
+    })
+}
+
+/// `bpfprof [OPTIONS] [-- COMMAND]`: validate everything, then capture.
+fn profile(args: cli::Args) -> ExitCode {
+    let invoked = SystemTime::now();
+    let config = match cli::validate(args, &bpf::machine_limits(), procfs::tgid_of, || {
+        PathBuf::from(meta::default_output_dir_name(invoked))
+    }) {
+        Ok(config) => config,
+        Err(msg) => return usage_error(&msg),
+    };
+    if let cli::Target::Command(argv) = &config.target
+        && let Err(msg) = child::resolve_command(&argv[0])
+    {
+        return usage_error(&msg);
+    }
+    if let Err(msg) = bpf::object::check(&config) {
+        return usage_error(&msg);
+    }
+    if let Err(err) = bpf::preflight() {
+        eprintln!("bpfprof: {err}");
+        return ExitCode::FAILURE;
+    }
+    let out = match create_output_dir(&config) {
+        Ok(out) => out,
+        Err(msg) => return usage_error(&msg),
+    };
+    match run(&config, &out) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("bpfprof: {}", error_line(&err));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The run's output directory, made before anything is attached: the
+/// default name is always a new directory; a named one is created or, when
+/// it exists, must be empty (or `--force`).
+fn create_output_dir(config: &cli::Config) -> Result<OutDir, String> {
+    let owner = ownership::invoking_user();
+    if config.default_output {
+        OutDir::create_new(&config.output_dir, owner).map_err(|e| {
+            format!(
+                "--output {}: cannot create: {e}",
+                config.output_dir.display()
+            )
+        })
+    } else {
+        OutDir::named(&config.output_dir, config.force, owner)
+    }
+}
+
+fn run(config: &cli::Config, out: &OutDir) -> anyhow::Result<ExitCode> {
+    let capture = capture::run(config, out)?;
+    let meta = RunMeta {
+        command_exit_status: capture.command_status,
+        ..RunMeta::of_run(config, capture.started, capture.elapsed)
+    };
+    let rendered = output::write_all(
+        out,
+        &meta,
+        &capture.profile,
+        &Render::new(config, capture.started),
+    );
+    if config.verbose > 0 {
+        // From the end of sampling: the final drain and symbolization count.
+        let ms = capture.stopped.elapsed().as_secs_f64() * 1000.0;
+        eprintln!("bpfprof: outputs written in {ms:.0} ms after the capture ended");
+    }
+    let printed = stdout::print(&rendered.stdout);
+    // bpfprof's status is about bpfprof; the command's is in report.json.
+    if let Some(code) = capture.command_status.filter(|&c| c != 0) {
+        eprintln!("bpfprof: the command exited with status {code}");
+    }
+    let failed = rendered.failed + capture.failed_writes;
+    Ok(if failed == 0 && printed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// An error and its causes on one line, each said once: some errors repeat
+/// their source's message in their own.
+fn error_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(text.as_str()) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
+/// Prints `text` on stdout: success, or failure when stdout failed.
+fn printed(text: &[u8]) -> ExitCode {
+    if stdout::print(text) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("bpfprof: {msg}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// clap's message without its `error: ` prefix, usage and tips.
+fn first_line(message: &str) -> String {
+    let line = message.lines().next().unwrap_or(message);
+    line.strip_prefix("error: ").unwrap_or(line).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug)]
+    struct Repeats(std::io::Error);
+
+    impl std::fmt::Display for Repeats {
+        fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "parsing the object: {}", self.0)
+        }
+    }
+
+    impl std::error::Error for Repeats {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    #[test]
+    fn an_error_line_says_each_cause_once() {
+        let err = anyhow::Error::new(Repeats(std::io::Error::other("bad section")))
+            .context("loading /tmp/x.o");
+        assert_eq!(format!("{err:#}").matches("bad section").count(), 2);
+        assert_eq!(
+            super::error_line(&err),
+            "loading /tmp/x.o: parsing the object: bad section"
+        );
+    }
+}

@@ -1,0 +1,128 @@
+//! A process's addresses to names: its binaries and their debug info
+//! through blazesym, then its JIT perf map, then the mapping an address is
+//! in; through /proc/PID/map_files while it lives, through the paths of
+//! its last snapshot after it exited.
+
+use blazesym::{
+    Pid,
+    symbolize::{
+        Input, Symbolized,
+        source::{Process, Source},
+    },
+};
+
+use super::{Names, Symbolizer, clean, file_name, unique_lookup_addrs};
+use crate::{
+    drain::RawStacks,
+    procfs,
+    profile::{Frame, FrameKind, FrameTable},
+};
+
+impl Symbolizer {
+    pub(super) fn symbolize_process(
+        &mut self,
+        tgid: u32,
+        stacks: &[&RawStacks],
+        table: &mut FrameTable,
+    ) -> Names {
+        let addrs = unique_lookup_addrs(stacks.iter().map(|s| &s.user));
+        self.name_user_addrs(tgid, &addrs, procfs::exists(tgid), table)
+    }
+
+    /// Names a process's addresses. `alive` is what was seen just before:
+    /// the process may exit while they are named.
+    pub(super) fn name_user_addrs(
+        &mut self,
+        tgid: u32,
+        addrs: &[u64],
+        alive: bool,
+        table: &mut FrameTable,
+    ) -> Names {
+        if alive {
+            // Refresh the snapshot: libraries may have been loaded since.
+            self.remember(tgid);
+        }
+        // map_files needs a live process, or binaries opened while it ran;
+        // otherwise, after exit, the mapped paths serve.
+        let opened = self.cached.get(&tgid).is_some_and(|c| c.binaries_opened);
+        if !alive {
+            // A map written since the last refresh is still in /tmp.
+            self.perf_maps.refresh_exited(tgid);
+        }
+        let mut results = self.symbolize_user(tgid, addrs, alive || opened);
+        if results.is_none() && alive && !opened {
+            // It exited since we looked (its map_files went with it): the
+            // snapshot's paths still name it.
+            self.perf_maps.refresh_exited(tgid);
+            results = self.symbolize_user(tgid, addrs, false);
+        }
+        let results = results.unwrap_or_default();
+        // Only a live process, just snapshotted, has mappings to name
+        // unknown addresses by.
+        let no_mappings = Vec::new();
+        let mappings = match self.cached.get(&tgid) {
+            Some(cached) if alive => &cached.mappings,
+            _ => &no_mappings,
+        };
+        let mut names = Names::new();
+        for (i, addr) in addrs.iter().enumerate() {
+            let ids = match results.get(i) {
+                Some(Symbolized::Sym(sym)) => {
+                    let path = sym.module.as_deref().map(|m| m.to_string_lossy());
+                    let module = path.as_deref().map(file_name);
+                    if let (Some(name), Some(path)) = (&module, &path) {
+                        table.note_module_path(name, path);
+                    }
+                    let mut ids = vec![table.intern(Frame {
+                        name: clean(&sym.name),
+                        module: module.clone(),
+                        kind: FrameKind::User,
+                    })];
+                    ids.extend(sym.inlined.iter().map(|inlined| {
+                        table.intern(Frame {
+                            name: clean(&inlined.name),
+                            module: module.clone(),
+                            kind: FrameKind::Inlined,
+                        })
+                    }));
+                    ids
+                }
+                _ if self.perf_maps.lookup(tgid, *addr).is_some() => {
+                    let name = self.perf_maps.lookup(tgid, *addr).unwrap_or_default();
+                    vec![table.intern(Frame {
+                        name: clean(name),
+                        module: Some("[jit]".into()),
+                        kind: FrameKind::User,
+                    })]
+                }
+                _ => {
+                    let mapping = procfs::find_mapping(mappings, *addr);
+                    vec![table.intern(Frame {
+                        name: mapping.map_or_else(|| "[unknown]".into(), |m| m.describe(*addr)),
+                        module: mapping.map(|m| file_name(&m.path)),
+                        kind: FrameKind::Unknown,
+                    })]
+                }
+            };
+            names.insert(*addr, ids);
+        }
+        names
+    }
+
+    /// One batched call for a process's addresses; None if blazesym failed
+    /// the whole batch (a binary it could not open).
+    fn symbolize_user(
+        &self,
+        tgid: u32,
+        addrs: &[u64],
+        map_files: bool,
+    ) -> Option<Vec<Symbolized<'_>>> {
+        let mut source = Process::new(Pid::from(tgid));
+        // Perf maps are ours to read (see `perf_map`).
+        source.perf_map = false;
+        source.map_files = map_files;
+        self.blazesym
+            .symbolize(&Source::Process(source), Input::AbsAddr(addrs))
+            .ok()
+    }
+}
