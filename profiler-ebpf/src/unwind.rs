@@ -15,7 +15,7 @@ use profiler_common::{
     unwind_kind, unwind_mode,
 };
 
-use crate::process::announce;
+use crate::events::announce;
 
 /// `--unwind`: one of `unwind_mode::*`.
 #[unsafe(no_mangle)]

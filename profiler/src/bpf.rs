@@ -14,7 +14,7 @@ use aya::{
     },
     util::online_cpus,
 };
-use profiler_common::error;
+use profiler_common::Loss;
 
 use crate::{
     bpf_object,
@@ -274,13 +274,14 @@ impl Collector {
         lines
     }
 
-    /// The error counters, summed over CPUs, indexed by `error::*`.
-    pub fn error_counts(&self) -> Result<[u64; error::COUNT as usize]> {
+    /// The loss counters BPF keeps, summed over CPUs, at their
+    /// `Loss::bpf_index`.
+    pub fn error_counts(&self) -> Result<[u64; Loss::BPF_COUNT as usize]> {
         let errors: PerCpuArray<_, u64> =
             PerCpuArray::try_from(self.ebpf.map("ERRORS").context("map ERRORS")?)?;
-        let mut totals = [0u64; error::COUNT as usize];
-        for (index, total) in totals.iter_mut().enumerate() {
-            *total = errors.get(&(index as u32), 0)?.iter().sum();
+        let mut totals = [0u64; Loss::BPF_COUNT as usize];
+        for index in Loss::ALL.into_iter().filter_map(Loss::bpf_index) {
+            totals[index as usize] = errors.get(&index, 0)?.iter().sum();
         }
         Ok(totals)
     }

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
-use profiler_common::{PROCESS_EXEC, PROCESS_MAPS_STALE, error};
+use profiler_common::{Loss, PROCESS_EXEC, PROCESS_MAPS_STALE};
 
 use crate::{
     blocked,
@@ -102,7 +102,7 @@ async fn capture(config: &Config, out: &OutDir) -> Result<Capture> {
         .window
         .map(|len| Windows::new(out, config, len))
         .transpose()?;
-    let mut errors_so_far = [0u64; error::COUNT as usize];
+    let mut errors_so_far = [0u64; Loss::BPF_COUNT as usize];
     let status = Status::new(config.duration);
     let bounds = config
         .off_cpu
@@ -259,23 +259,14 @@ async fn capture(config: &Config, out: &OutDir) -> Result<Capture> {
 fn take_bpf_errors(
     collector: &Collector,
     profile: &mut Profile,
-    so_far: &mut [u64; error::COUNT as usize],
+    so_far: &mut [u64; Loss::BPF_COUNT as usize],
 ) -> Result<()> {
     let totals = collector.error_counts()?;
-    let delta = |index: u32| totals[index as usize] - so_far[index as usize];
-    let losses = &mut profile.losses;
-    losses.stack_collisions +=
-        delta(error::KERN_STACK_COLLISION) + delta(error::USER_STACK_COLLISION);
-    losses.stack_map_full += delta(error::STACK_MAP_FULL);
-    losses.stack_errors_other += delta(error::STACK_OTHER);
-    losses.counts_map_full += delta(error::COUNTS_MAP_FULL);
-    losses.follow_map_full += delta(error::FOLLOW_MAP_FULL);
-    losses.process_events_lost += delta(error::PROCESS_EVENT_LOST);
-    losses.pending_map_full += delta(error::PENDING_MAP_FULL);
-    losses.wakers_map_full += delta(error::WAKERS_MAP_FULL);
-    losses.stack_reuse_mismatches += delta(error::STACK_REUSE_MISMATCH);
-    // user_stack_missing is counted in userspace, where kernel threads
-    // (which never have a user stack) can be told apart.
+    for loss in Loss::ALL {
+        if let Some(index) = loss.bpf_index().map(|i| i as usize) {
+            profile.losses[loss] += totals[index].saturating_sub(so_far[index]);
+        }
+    }
     *so_far = totals;
     Ok(())
 }

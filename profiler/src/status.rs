@@ -6,7 +6,16 @@ use std::{
     time::{Duration, Instant},
 };
 
+use profiler_common::Loss;
+
 use crate::profile::Profile;
+
+/// The losses the line sums as lost samples: a sample or its stack dropped.
+const LOST: [Loss; 3] = [
+    Loss::StackCollisions,
+    Loss::StackMapFull,
+    Loss::CountsMapFull,
+];
 
 pub struct Status {
     enabled: bool,
@@ -30,9 +39,7 @@ impl Status {
         }
         let count = |f: &dyn Fn(&Profile) -> u64| f(run) + window.map_or(0, f);
         let samples = count(&|p| p.total_samples());
-        let lost = count(&|p| {
-            p.losses.stack_collisions + p.losses.stack_map_full + p.losses.counts_map_full
-        });
+        let lost = count(&|p| LOST.iter().map(|&loss| p.losses[loss]).sum());
         let processes = run
             .processes
             .len()
