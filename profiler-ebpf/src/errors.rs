@@ -1,5 +1,11 @@
 //! What BPF could not record, counted per CPU in `ERRORS` at each
 //! [`Loss`]'s index; userspace sums the CPUs and reports each by name.
+//!
+//! Rare failures are also logged through aya-log: a refused map update
+//! (`refused!`) and an unwind step that fails (see `user_stack`). Only
+//! with `-vv`: otherwise userspace sets aya-log's level to 0, the verifier
+//! sees the logging branches cannot be taken and drops them, and the
+//! programs run as if they had none. Never log on a success path.
 
 use aya_ebpf::{macros::map, maps::PerCpuArray};
 use profiler_common::Loss;
@@ -21,3 +27,14 @@ pub fn count(loss: Loss) {
         unsafe { *slot += 1 };
     }
 }
+
+/// Counts `$loss` for an update that `$map` (a literal naming it) refused
+/// with `$err`, and logs it. A macro because aya-log's format strings are
+/// literals and each argument's size must be known where it is logged.
+macro_rules! refused {
+    ($loss:expr, $map:literal, $err:expr) => {{
+        $crate::errors::count($loss);
+        aya_log_ebpf::warn!(&(), "{} refused an update: error {}", $map, $err);
+    }};
+}
+pub(crate) use refused;

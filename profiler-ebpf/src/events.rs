@@ -33,10 +33,7 @@ pub fn forget(tgid: u32) {
 
 #[inline(always)]
 pub fn announce(tgid: u32, kind: u32) {
-    if PROCESS_EVENTS
-        .output(ProcessEvent { tgid, kind }, 0)
-        .is_err()
-    {
-        errors::count(Loss::ProcessEventLost);
+    if let Err(err) = PROCESS_EVENTS.output(ProcessEvent { tgid, kind }, 0) {
+        errors::refused!(Loss::ProcessEventLost, "PROCESS_EVENTS", err);
     }
 }

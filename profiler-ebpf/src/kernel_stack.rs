@@ -11,7 +11,7 @@ use profiler_common::{FNV_OFFSET, Loss, MAX_STACK_DEPTH, Stack, fnv_mix, kernel_
 
 use crate::{
     errors::{self, EFAULT},
-    store::{MapSet, insert_stack},
+    store::{MapSet, insert_stack, with_set},
 };
 
 /// The kernel stack just taken, per CPU (too big for the BPF stack).
@@ -63,5 +63,9 @@ pub fn kernel_stack<C: EbpfContext>(ctx: &C) -> i64 {
 /// it is there already.
 #[inline(always)]
 pub fn store(id: i64, set: MapSet) {
-    insert_stack(set.kernel_stacks(), &KERNEL_WALK, id);
+    with_set!(set, |maps| insert_stack(
+        maps.kernel_stacks,
+        &KERNEL_WALK,
+        id
+    ));
 }

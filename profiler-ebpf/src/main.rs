@@ -5,7 +5,8 @@
 //! Modules, each using only those listed before it:
 //! - `errors`: the loss counters; `target`: which processes are recorded;
 //!   `events`: announcements of processes to userspace.
-//! - `store`: the two map sets records go to, and `by_set`, which picks one.
+//! - `store`: the two map sets records go to; `by_set` and `with_set!`
+//!   pick one.
 //! - `unwind`: one step of a user-stack walk, by unwind table or frame
 //!   pointer; `user_stack` and `kernel_stack`: the walks and their scratch
 //!   stacks; `stacks`: both stacks of a task, as `StackIds`.

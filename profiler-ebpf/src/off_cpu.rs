@@ -17,7 +17,7 @@ use crate::{
     errors,
     reuse::blocking_stacks,
     stacks,
-    store::{add, by_set, generation},
+    store::{add, by_set, generation, with_set},
     target::recorded,
     user_stack::current_user_regs,
 };
@@ -89,8 +89,8 @@ fn switch_out(ctx: &TracePointContext, now: u64, generation: u32) {
             state,
         },
     };
-    if PENDING.insert(tid, pending, 0).is_err() {
-        errors::count(Loss::PendingMapFull);
+    if let Err(err) = PENDING.insert(tid, pending, 0) {
+        errors::refused!(Loss::PendingMapFull, "PENDING", err);
     }
 }
 
@@ -107,7 +107,12 @@ fn switch_in(tid: u32, now: u64, generation: u32) {
     let in_range = us >= MIN_BLOCK_US.load() && us <= MAX_BLOCK_US.load();
     let set = by_set(generation);
     if in_range {
-        add(set.off_us(), &pending.key, us, Loss::CountsMapFull);
+        with_set!(set, |maps| add(
+            maps.off_us,
+            &pending.key,
+            us,
+            Loss::CountsMapFull
+        ));
     }
     if RECORD_WAKERS.load() == 0 {
         return;
@@ -119,7 +124,7 @@ fn switch_in(tid: u32, now: u64, generation: u32) {
                 blocked: pending.key,
                 waker,
             };
-            add(set.wake_us(), &key, us, Loss::CountsMapFull);
+            with_set!(set, |maps| add(maps.wake_us, &key, us, Loss::CountsMapFull));
         }
     }
 }
@@ -142,8 +147,8 @@ pub fn on_waking(ctx: TracePointContext) -> u32 {
         stack_gen: generation,
         _pad: 0,
     };
-    if WAKERS.insert(wakee, waker, 0).is_err() {
-        errors::count(Loss::WakersMapFull);
+    if let Err(err) = WAKERS.insert(wakee, waker, 0) {
+        errors::refused!(Loss::WakersMapFull, "WAKERS", err);
     }
     0
 }

@@ -8,7 +8,7 @@ use crate::{
     events::announce_first_sample,
     kernel_stack::kernel_stack,
     stacks::{self, StackIds},
-    store::{add, by_set, generation},
+    store::{add, by_set, generation, with_set},
     target::recorded,
     user_stack::{UserRegs, current_user_regs},
 };
@@ -44,7 +44,7 @@ pub fn on_cpu_sample(ctx: PerfEventContext) -> u32 {
     let key = ids.key(tgid, tid, ctx.command().unwrap_or_default());
     let set = by_set(generation);
     // A count that exists already refers to stacks stored already.
-    if add(set.counts(), &key, 1, Loss::CountsMapFull) {
+    if with_set!(set, |maps| add(maps.counts, &key, 1, Loss::CountsMapFull)) {
         stacks::store(ids, set);
     }
     0

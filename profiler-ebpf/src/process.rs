@@ -23,9 +23,9 @@ pub fn follow_fork(ctx: TracePointContext) -> u32 {
     }
     let offset = FORK_CHILD_PID_OFFSET.load() as usize;
     if let Ok(child) = unsafe { ctx.read_at::<i32>(offset) }
-        && WANTED_TGIDS.insert(child as u32, 1u8, 0).is_err()
+        && let Err(err) = WANTED_TGIDS.insert(child as u32, 1u8, 0)
     {
-        errors::count(Loss::FollowMapFull);
+        errors::refused!(Loss::FollowMapFull, "WANTED_TGIDS", err);
     }
     0
 }

@@ -1,6 +1,6 @@
 //! What the programs record, in two map sets: BPF writes to the set of the
 //! drain generation (`ACTIVE`) while userspace drains the other (see
-//! `map_set`). `MapSet` is the one place that picks a set's maps.
+//! `map_set`). `with_set!` is the one place that picks a set's maps.
 
 use core::intrinsics::{AtomicOrdering, atomic_xadd};
 
@@ -57,46 +57,70 @@ pub fn generation() -> u32 {
 #[derive(Clone, Copy)]
 pub struct MapSet(u32);
 
+impl MapSet {
+    #[inline(always)]
+    pub fn is_a(self) -> bool {
+        self.0 == 0
+    }
+}
+
 /// The set `generation` writes to.
 #[inline(always)]
 pub fn by_set(generation: u32) -> MapSet {
     MapSet(map_set(generation))
 }
 
-impl MapSet {
-    /// The set's map of a pair. Each use picks its map where it is used:
-    /// a helper call that sees one map is made a direct call by the
-    /// verifier, one that may see either goes through the generic helper.
+/// The maps of one set.
+pub struct Maps {
+    pub counts: &'static HashMap<StackKey, u64>,
+    pub off_us: &'static HashMap<OffCpuKey, u64>,
+    pub wake_us: &'static HashMap<WakeKey, u64>,
+    pub kernel_stacks: &'static HashMap<i64, Stack>,
+    pub user_stacks: &'static HashMap<i64, Stack>,
+}
+
+impl Maps {
     #[inline(always)]
-    fn pick<T>(self, a: &'static T, b: &'static T) -> &'static T {
-        if self.0 == 0 { a } else { b }
+    pub fn a() -> Maps {
+        Maps {
+            counts: &COUNTS_A,
+            off_us: &OFF_US_A,
+            wake_us: &WAKE_US_A,
+            kernel_stacks: &KERNEL_STACKS_A,
+            user_stacks: &USER_STACKS_A,
+        }
     }
 
     #[inline(always)]
-    pub fn counts(self) -> &'static HashMap<StackKey, u64> {
-        self.pick(&COUNTS_A, &COUNTS_B)
-    }
-
-    #[inline(always)]
-    pub fn off_us(self) -> &'static HashMap<OffCpuKey, u64> {
-        self.pick(&OFF_US_A, &OFF_US_B)
-    }
-
-    #[inline(always)]
-    pub fn wake_us(self) -> &'static HashMap<WakeKey, u64> {
-        self.pick(&WAKE_US_A, &WAKE_US_B)
-    }
-
-    #[inline(always)]
-    pub fn kernel_stacks(self) -> &'static HashMap<i64, Stack> {
-        self.pick(&KERNEL_STACKS_A, &KERNEL_STACKS_B)
-    }
-
-    #[inline(always)]
-    pub fn user_stacks(self) -> &'static HashMap<i64, Stack> {
-        self.pick(&USER_STACKS_A, &USER_STACKS_B)
+    pub fn b() -> Maps {
+        Maps {
+            counts: &COUNTS_B,
+            off_us: &OFF_US_B,
+            wake_us: &WAKE_US_B,
+            kernel_stacks: &KERNEL_STACKS_B,
+            user_stacks: &USER_STACKS_B,
+        }
     }
 }
+
+/// `with_set!(set, |maps| body)`: `body` with `maps` the [`Maps`] of
+/// `set`, written out once per set. Each helper call in `body` then sees
+/// one map, which the verifier makes a direct call; a call that may see
+/// either map goes through the generic helper, an indirect call each time.
+/// A macro, not a function taking a closure: a closure called from both
+/// branches may be left out of line, where its calls see either map.
+macro_rules! with_set {
+    ($set:expr, |$maps:ident| $body:expr) => {
+        if $set.is_a() {
+            let $maps = $crate::store::Maps::a();
+            $body
+        } else {
+            let $maps = $crate::store::Maps::b();
+            $body
+        }
+    };
+}
+pub(crate) use with_set;
 
 /// Adds `amount` to `key`'s value, inserting it when new; true when this
 /// call inserted it. A full map is counted as `full`.
@@ -115,8 +139,8 @@ pub fn add<K>(map: &HashMap<K, u64>, key: &K, amount: u64, full: Loss) -> bool {
             }
             false
         }
-        Err(_) => {
-            errors::count(full);
+        Err(err) => {
+            errors::refused!(full, "a count map", err);
             false
         }
     }
@@ -135,6 +159,6 @@ pub fn insert_stack(stacks: &HashMap<i64, Stack>, scratch: &PerCpuArray<Stack>, 
     match stacks.insert(&id, unsafe { &*stack }, u64::from(BPF_NOEXIST)) {
         Ok(()) => {}
         Err(err) if -err == EEXIST => {}
-        Err(_) => errors::count(Loss::StackMapFull),
+        Err(err) => errors::refused!(Loss::StackMapFull, "a stack map", err),
     }
 }

@@ -23,13 +23,14 @@ use aya_ebpf::{
     macros::map,
     maps::PerCpuArray,
 };
+use aya_log_ebpf::debug;
 use profiler_common::{
     FNV_OFFSET, MAX_STACK_DEPTH, Stack, USER_STACK_INCOMPLETE, fnv_mix, user_stack_id,
 };
 
 use crate::{
     errors::EFAULT,
-    store::{MapSet, insert_stack},
+    store::{MapSet, insert_stack, with_set},
     unwind::{Frame, NO_SLOT, Step, UNWIND_PROCESSES, process_slot, step},
 };
 
@@ -129,9 +130,10 @@ pub fn walk(regs: &UserRegs) -> i64 {
 
 /// One step of the walk in progress on this CPU: the caller of the
 /// cursor's frame goes to `slot` of the scratch stack. `process` is the
-/// process's slot in `UNWIND_PROCESSES` (`NO_SLOT`: frame pointers). A global function,
-/// so the verifier checks it once, on its own; inlined into the frame loop
-/// it would be checked once per frame, 126 times, past its budget.
+/// process's slot in `UNWIND_PROCESSES` (`NO_SLOT`: frame pointers). A
+/// global function, so the verifier checks it once, on its own; inlined
+/// into the frame loop it would be checked once per frame, 126 times, past
+/// its budget. A step that fails is logged (`-vv` only: see `errors`).
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn unwind_one_frame(tgid: u32, process: u32, slot: u32) -> i32 {
@@ -165,8 +167,23 @@ pub extern "C" fn unwind_one_frame(tgid: u32, process: u32, slot: u32) -> i32 {
             };
             STEPPED
         }
-        Step::End | Step::Stop { incomplete: false } => ENDED,
-        Step::Stop { incomplete: true } => STOPPED_INCOMPLETE,
+        Step::End | Step::Stop => ENDED,
+        Step::Failed { cfa: 0 } => {
+            let (pc, sp) = (frame.pc, frame.sp);
+            debug!(
+                &(),
+                "unwind step failed in pid {}: pc 0x{:x} sp 0x{:x}", tgid, pc, sp
+            );
+            STOPPED_INCOMPLETE
+        }
+        Step::Failed { cfa } => {
+            let (pc, sp) = (frame.pc, frame.sp);
+            debug!(
+                &(),
+                "unwind step failed in pid {}: pc 0x{:x} sp 0x{:x} cfa 0x{:x}", tgid, pc, sp, cfa
+            );
+            STOPPED_INCOMPLETE
+        }
     }
 }
 
@@ -174,5 +191,5 @@ pub extern "C" fn unwind_one_frame(tgid: u32, process: u32, slot: u32) -> i32 {
 /// is there already.
 #[inline(always)]
 pub fn store(id: i64, set: MapSet) {
-    insert_stack(set.user_stacks(), &WALK, id);
+    with_set!(set, |maps| insert_stack(maps.user_stacks, &WALK, id));
 }

@@ -17,7 +17,7 @@ use aya::{
 use profiler_common::Loss;
 
 use crate::{
-    bpf_object,
+    bpf_log, bpf_object,
     cli::{Config, Target},
     map_memory::{self, Kind, MapCost, Shape},
     tracefs,
@@ -59,6 +59,8 @@ pub struct Collector {
     verbose: bool,
     /// Keeps the kernel's BPF run-time statistics on while held (-v).
     _stats: Option<std::os::fd::OwnedFd>,
+    /// Prints the programs' log records while held (-vv).
+    _log: Option<bpf_log::BpfLog>,
     follow_forks: bool,
     off_cpu: bool,
     wakers: bool,
@@ -109,12 +111,14 @@ impl Collector {
             .override_global("RECORD_WAKERS", &record_wakers, true)
             .override_global("REUSE_STACKS", &reuse_stacks, true)
             .override_global("UNWIND_MODE", &unwind_mode, true);
+        bpf_log::configure(&mut loader, config.verbose);
         let Some(object) = bpf_object::bytes(config).map_err(anyhow::Error::msg)? else {
             bail!(
                 "this bpfprof was built without its BPF object: build it with `cargo xtask build`, or pass --bpf-object PATH"
             );
         };
-        let ebpf = loader.load(&object).context("loading the BPF object")?;
+        let mut ebpf = loader.load(&object).context("loading the BPF object")?;
+        let log = bpf_log::start(&mut ebpf, config.verbose)?;
         // Statistics cost a clock read per program run: only with -v.
         let stats = (config.verbose > 0)
             .then(|| aya::sys::enable_stats(aya::sys::Stats::RunTime).ok())
@@ -123,6 +127,7 @@ impl Collector {
             ebpf,
             verbose: config.verbose > 0,
             _stats: stats,
+            _log: log,
             follow_forks,
             off_cpu: off_cpu.is_some(),
             wakers,

@@ -143,6 +143,36 @@ mod tests {
     }
 
     #[test]
+    fn the_object_declares_exactly_the_names_userspace_knows() {
+        use object::{Object as _, ObjectSection as _, ObjectSymbol as _};
+        use profiler_common::names;
+        let Some(embedded) = EMBEDDED else { return };
+        let elf = object::File::parse(embedded).unwrap();
+        let in_section = |section: &str| -> Vec<String> {
+            let mut found: Vec<String> = elf
+                .symbols()
+                .filter(|s| {
+                    // Named statics; the strings of log records are local.
+                    s.is_global()
+                        && s.section_index()
+                            .and_then(|i| elf.section_by_index(i).ok())
+                            .is_some_and(|sec| sec.name() == Ok(section))
+                })
+                .filter_map(|s| s.name().ok().map(str::to_string))
+                .collect();
+            found.sort_unstable();
+            found
+        };
+        let sorted = |list: &[&str]| {
+            let mut list: Vec<String> = list.iter().map(|s| s.to_string()).collect();
+            list.sort_unstable();
+            list
+        };
+        assert_eq!(in_section("maps"), sorted(&names::ALL_MAPS));
+        assert_eq!(in_section(".rodata"), sorted(&names::ALL_GLOBALS));
+    }
+
+    #[test]
     fn special_files_are_named_without_blocking() {
         let fifo = std::env::temp_dir().join(format!("bpfprof-fifo-{}", std::process::id()));
         let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();

@@ -13,6 +13,7 @@
 pub mod analysis;
 pub mod blocked;
 pub mod bpf;
+pub(crate) mod bpf_log;
 pub mod bpf_object;
 pub mod capture;
 pub mod child;

@@ -205,6 +205,10 @@ pub(crate) fn sizing(config: &Config) -> Vec<Sizing> {
         fixed("PENDING", when(off_cpu, 32768)),
         fixed("REUSED_STACKS", when(off_cpu, 16384)),
         fixed("WAKERS", when(wakers, 32768)),
+        fixed(
+            profiler_common::names::AYA_LOGS,
+            crate::bpf_log::ring_bytes(config.verbose),
+        ),
         of(SizeFlag::UnwindRows, "UNWIND_ROWS", config.unwind_rows),
         of(
             SizeFlag::UnwindRows,
