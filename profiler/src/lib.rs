@@ -3,7 +3,8 @@
 //!
 //! Data flows one way: BPF (`bpf`) → drain (`drain`) → symbolize
 //! (`symbolize`) → profile model (`profile`, `analysis`) → renderers
-//! (`output`). `capture` runs the loop; `cli` validates the input first,
+//! (`output`); with `-vv`, `bpf_log` prints what the BPF programs log.
+//! `capture` runs the loop; `cli` validates the input first,
 //! and `bpf_object` the BPF object and the memory its maps would take
 //! (`map_memory`); `stop_signals` catches SIGINT, SIGTERM and SIGHUP from
 //! the first line of `main` on.
