@@ -69,36 +69,13 @@ pub const fn kernel_stack_id(hash: u64) -> i64 {
 pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 pub const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
 
-/// Indices into the per-CPU `ERRORS` array: every way a sample can be lost
-/// or damaged in BPF. Userspace sums the CPUs and reports each by name.
-pub mod error {
-    /// Unused since kernel stacks are hash-keyed too (kept so indices
-    /// stay put): a stack-trace map dropped a stack whose bucket was taken.
-    pub const KERN_STACK_COLLISION: u32 = 0;
-    /// Unused since user stacks are hash-keyed (kept so indices stay put).
-    pub const USER_STACK_COLLISION: u32 = 1;
-    /// A stack could not be stored because the stack map was full.
-    pub const STACK_MAP_FULL: u32 = 2;
-    /// The kernel returned no user stack (expected for kernel threads).
-    pub const USER_STACK_MISSING: u32 = 3;
-    /// Any other `bpf_get_stack` failure.
-    pub const STACK_OTHER: u32 = 4;
-    /// A sample could not be counted because the counts map was full.
-    pub const COUNTS_MAP_FULL: u32 = 5;
-    /// A forked child of a followed process could not be added to the filter.
-    pub const FOLLOW_MAP_FULL: u32 = 6;
-    /// A blocked thread could not be tracked: the pending map was full.
-    pub const PENDING_MAP_FULL: u32 = 8;
-    /// A waker could not be recorded: the wakers map was full.
-    pub const WAKERS_MAP_FULL: u32 = 9;
-    /// A process event could not be sent (ring buffer full): that process
-    /// may be left unnamed if it exits before the next drain.
-    pub const PROCESS_EVENT_LOST: u32 = 7;
-    /// Off-CPU stack ids reused at a block site differed from a full walk
-    /// at a check: that site walks every time from then on.
-    pub const STACK_REUSE_MISMATCH: u32 = 10;
-    /// Number of counters; the size of the `ERRORS` array.
-    pub const COUNT: u32 = 11;
+/// One step of a stack's hash (from [`FNV_OFFSET`]): FNV-1a on a whole
+/// word, then a fold of the high half into the low, so that every bit of
+/// every frame reaches every bit of the hash.
+#[inline(always)]
+pub const fn fnv_mix(hash: u64, word: u64) -> u64 {
+    let hash = (hash ^ word).wrapping_mul(FNV_PRIME);
+    hash ^ (hash >> 32)
 }
 
 /// Tells userspace to snapshot a process's memory maps now, while it is

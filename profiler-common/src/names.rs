@@ -26,6 +26,10 @@ pub const UNWIND_SLOTS: &str = "UNWIND_SLOTS";
 pub const UNWIND_PROCESSES: &str = "UNWIND_PROCESSES";
 pub const ROW_CACHE: &str = "ROW_CACHE";
 pub const KERNEL_WALK: &str = "KERNEL_WALK";
+pub const WALK: &str = "WALK";
+pub const CURSOR: &str = "CURSOR";
+/// aya-log-ebpf's ring of log records (declared by that crate).
+pub const AYA_LOGS: &str = "AYA_LOGS";
 
 // Globals, set by userspace at load time.
 pub const SELF_TGID: &str = "SELF_TGID";
@@ -39,9 +43,12 @@ pub const RECORD_WAKERS: &str = "RECORD_WAKERS";
 pub const FORK_CHILD_PID_OFFSET: &str = "FORK_CHILD_PID_OFFSET";
 pub const REUSE_STACKS: &str = "REUSE_STACKS";
 pub const UNWIND_MODE: &str = "UNWIND_MODE";
+/// aya-log-ebpf's level: records above it are not made (declared by that
+/// crate; 0 turns the BPF log off).
+pub const AYA_LOG_LEVEL: &str = "AYA_LOG_LEVEL";
 
 /// Every map, for the check against the built object.
-pub const ALL_MAPS: [&str; 24] = [
+pub const ALL_MAPS: [&str; 27] = [
     COUNTS[0],
     COUNTS[1],
     KERNEL_STACKS[0],
@@ -66,10 +73,13 @@ pub const ALL_MAPS: [&str; 24] = [
     UNWIND_PROCESSES,
     ROW_CACHE,
     KERNEL_WALK,
+    WALK,
+    CURSOR,
+    AYA_LOGS,
 ];
 
 /// Every global, for the check against the built object.
-pub const ALL_GLOBALS: [&str; 11] = [
+pub const ALL_GLOBALS: [&str; 12] = [
     SELF_TGID,
     FILTER_TGIDS,
     SWITCH_PREV_STATE_OFFSET,
@@ -81,4 +91,5 @@ pub const ALL_GLOBALS: [&str; 11] = [
     FORK_CHILD_PID_OFFSET,
     REUSE_STACKS,
     UNWIND_MODE,
+    AYA_LOG_LEVEL,
 ];

@@ -6,32 +6,20 @@
 //! also drops a stack whose bucket another stack holds. These maps
 //! allocate as used and have no buckets to share.
 
-use aya_ebpf::{
-    EbpfContext,
-    bindings::BPF_F_NO_PREALLOC,
-    helpers::bpf_get_stack,
-    macros::map,
-    maps::{HashMap, PerCpuArray},
-};
-use profiler_common::{FNV_OFFSET, MAX_STACK_DEPTH, Stack, error, kernel_stack_id, map_set};
+use aya_ebpf::{EbpfContext, helpers::bpf_get_stack, macros::map, maps::PerCpuArray};
+use profiler_common::{FNV_OFFSET, Loss, MAX_STACK_DEPTH, Stack, fnv_mix, kernel_stack_id};
 
 use crate::{
-    maps::{EFAULT, count_error},
-    user_stack::{insert_new, mix},
+    errors::{self, EFAULT},
+    store::{MapSet, insert_stack, with_set},
 };
 
-#[map]
-pub static KERNEL_STACKS_A: HashMap<i64, Stack> =
-    HashMap::with_max_entries(16384, BPF_F_NO_PREALLOC);
-#[map]
-pub static KERNEL_STACKS_B: HashMap<i64, Stack> =
-    HashMap::with_max_entries(16384, BPF_F_NO_PREALLOC);
 /// The kernel stack just taken, per CPU (too big for the BPF stack).
 #[map]
 static KERNEL_WALK: PerCpuArray<Stack> = PerCpuArray::with_max_entries(1, 0);
 
 /// The current kernel stack's id (see `kernel_stack_id`), taken into this
-/// CPU's scratch stack; `store_kernel` keeps it. A negated errno on
+/// CPU's scratch stack; `store` keeps it. A negated errno on
 /// failure, counted unless it is `-EFAULT`: no kernel stack, as for a
 /// sample in user mode.
 #[inline(always)]
@@ -50,7 +38,7 @@ pub fn kernel_stack<C: EbpfContext>(ctx: &C) -> i64 {
     };
     if bytes <= 0 {
         if bytes != -i64::from(EFAULT) {
-            count_error(error::STACK_OTHER);
+            errors::count(Loss::StackOther);
         }
         return if bytes == 0 {
             -i64::from(EFAULT)
@@ -66,19 +54,18 @@ pub fn kernel_stack<C: EbpfContext>(ctx: &C) -> i64 {
         if i >= len {
             break;
         }
-        hash = mix(hash, stack.ips[i]);
+        hash = fnv_mix(hash, stack.ips[i]);
     }
     kernel_stack_id(hash)
 }
 
-/// Stores the stack `kernel_stack` just took under `id` in the
-/// generation's set, unless it is there already.
+/// Stores the stack `kernel_stack` just took under `id` in `set`, unless
+/// it is there already.
 #[inline(always)]
-pub fn store_kernel(id: i64, generation: u32) {
-    let stacks = if map_set(generation) == 0 {
-        &KERNEL_STACKS_A
-    } else {
-        &KERNEL_STACKS_B
-    };
-    insert_new(stacks, &KERNEL_WALK, id);
+pub fn store(id: i64, set: MapSet) {
+    with_set!(set, |maps| insert_stack(
+        maps.kernel_stacks,
+        &KERNEL_WALK,
+        id
+    ));
 }

@@ -1,25 +1,34 @@
 //! bpfprof's BPF programs. They only record ids, times and counts;
 //! everything that names or formats lives in userspace. Failures are
-//! counted in `ERRORS`, never logged.
+//! counted in `ERRORS`.
 //!
-//! - `on_cpu`: stack sampling on the CPU clock (`on_cpu_sample`).
-//! - `off_cpu`: blocked time from `sched_switch`, wakers from `sched_waking`.
-//! - `process`: the fork follower and the exec/first-sample announcements.
+//! Modules, each using only those listed before it:
+//! - `errors`: the loss counters; `target`: which processes are recorded;
+//!   `events`: announcements of processes to userspace.
+//! - `store`: the two map sets records go to; `by_set` and `with_set!`
+//!   pick one.
+//! - `unwind`: one step of a user-stack walk, by unwind table or frame
+//!   pointer; `user_stack` and `kernel_stack`: the walks and their scratch
+//!   stacks; `stacks`: both stacks of a task, as `StackIds`.
 //! - `reuse`: off-CPU stack ids reused while a thread blocks at one site.
-//! - `user_stack`: the walk of user stacks and their maps; `unwind`: its
-//!   steps, by unwind table or frame pointer.
-//! - `kernel_stack`: kernel stacks (the kernel's unwinder) and their maps.
+//! - The programs: `on_cpu` (stack sampling on the CPU clock), `off_cpu`
+//!   (blocked time from `sched_switch`, wakers from `sched_waking`),
+//!   `process` (the fork follower and exec announcements).
 #![no_std]
 #![no_main]
 #![feature(core_intrinsics)]
 #![allow(internal_features)]
 
+mod errors;
+mod events;
 mod kernel_stack;
-mod maps;
 mod off_cpu;
 mod on_cpu;
 mod process;
 mod reuse;
+mod stacks;
+mod store;
+mod target;
 mod unwind;
 mod user_stack;
 

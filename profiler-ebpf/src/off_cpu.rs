@@ -5,19 +5,31 @@
 //! and remembers who woke each pending thread.
 
 use aya_ebpf::{
-    EbpfContext as _, Global, helpers::bpf_ktime_get_ns, macros::tracepoint,
+    EbpfContext as _, Global,
+    helpers::bpf_ktime_get_ns,
+    macros::{map, tracepoint},
+    maps::{HashMap, LruHashMap},
     programs::TracePointContext,
 };
-use profiler_common::{OffCpuKey, PendingBlock, StackKey, WakeKey, Waker, error, map_set, state};
+use profiler_common::{Loss, OffCpuKey, PendingBlock, WakeKey, Waker, state};
 
 use crate::{
-    maps::{
-        OFF_US_A, OFF_US_B, PENDING, SELF_TGID, WAKE_US_A, WAKE_US_B, WAKERS, add, count_error,
-        current_stacks, generation, wanted,
-    },
+    errors,
     reuse::blocking_stacks,
+    stacks,
+    store::{add, by_set, generation, with_set},
+    target::recorded,
     user_stack::current_user_regs,
 };
+
+/// Threads switched out and not yet back, by tid. A plain hash, not LRU:
+/// a blocked thread must run again before it can exit, so entries cannot
+/// leak, and a full map is counted instead of silently evicting.
+#[map]
+static PENDING: HashMap<u32, PendingBlock> = HashMap::with_max_entries(32768, 0);
+/// The last waker of each blocked thread, by tid.
+#[map]
+static WAKERS: LruHashMap<u32, Waker> = LruHashMap::with_max_entries(32768, 0);
 
 /// Byte offsets in the `sched_switch` and `sched_waking` records, parsed
 /// from their format files at start-up.
@@ -58,7 +70,7 @@ pub fn on_switch(ctx: TracePointContext) -> u32 {
 fn switch_out(ctx: &TracePointContext, now: u64, generation: u32) {
     let tid = ctx.pid();
     let tgid = ctx.tgid();
-    if tid == 0 || tgid == SELF_TGID.load() || !wanted(tgid) {
+    if !recorded(tid, tgid) {
         return;
     }
     let Ok(prev_state) = (unsafe { ctx.read_at::<i64>(SWITCH_PREV_STATE_OFFSET.load() as usize) })
@@ -68,23 +80,17 @@ fn switch_out(ctx: &TracePointContext, now: u64, generation: u32) {
     let Some(state) = classify(prev_state) else {
         return;
     };
-    let (kern_stack_id, user_stack_id) = blocking_stacks(ctx, tid, state, generation);
+    let ids = blocking_stacks(ctx, tid, state, generation);
     let pending = PendingBlock {
         since_ns: now,
         key: OffCpuKey {
-            stack: StackKey {
-                tgid,
-                tid,
-                user_stack_id,
-                kern_stack_id,
-                comm: ctx.command().unwrap_or_default(),
-            },
+            stack: ids.key(tgid, tid, ctx.command().unwrap_or_default()),
             stack_gen: generation,
             state,
         },
     };
-    if PENDING.insert(tid, pending, 0).is_err() {
-        count_error(error::PENDING_MAP_FULL);
+    if let Err(err) = PENDING.insert(tid, pending, 0) {
+        errors::refused!(Loss::PendingMapFull, "PENDING", err);
     }
 }
 
@@ -99,13 +105,14 @@ fn switch_in(tid: u32, now: u64, generation: u32) {
     let _ = PENDING.remove(tid);
     let us = now.saturating_sub(pending.since_ns) / 1000;
     let in_range = us >= MIN_BLOCK_US.load() && us <= MAX_BLOCK_US.load();
+    let set = by_set(generation);
     if in_range {
-        let off_us = if map_set(generation) == 0 {
-            &OFF_US_A
-        } else {
-            &OFF_US_B
-        };
-        add(off_us, &pending.key, us, error::COUNTS_MAP_FULL);
+        with_set!(set, |maps| add(
+            maps.off_us,
+            &pending.key,
+            us,
+            Loss::CountsMapFull
+        ));
     }
     if RECORD_WAKERS.load() == 0 {
         return;
@@ -113,16 +120,11 @@ fn switch_in(tid: u32, now: u64, generation: u32) {
     if let Some(waker) = (unsafe { WAKERS.get(tid) }).copied() {
         let _ = WAKERS.remove(tid);
         if in_range {
-            let wake_us = if map_set(generation) == 0 {
-                &WAKE_US_A
-            } else {
-                &WAKE_US_B
-            };
             let key = WakeKey {
                 blocked: pending.key,
                 waker,
             };
-            add(wake_us, &key, us, error::COUNTS_MAP_FULL);
+            with_set!(set, |maps| add(maps.wake_us, &key, us, Loss::CountsMapFull));
         }
     }
 }
@@ -139,20 +141,14 @@ pub fn on_waking(ctx: TracePointContext) -> u32 {
         return 0;
     }
     let generation = generation();
-    let (kern_stack_id, user_stack_id) = current_stacks(&ctx, current_user_regs(), generation);
+    let ids = stacks::current(&ctx, current_user_regs(), generation);
     let waker = Waker {
-        stack: StackKey {
-            tgid: ctx.tgid(),
-            tid: ctx.pid(),
-            user_stack_id,
-            kern_stack_id,
-            comm: ctx.command().unwrap_or_default(),
-        },
+        stack: ids.key(ctx.tgid(), ctx.pid(), ctx.command().unwrap_or_default()),
         stack_gen: generation,
         _pad: 0,
     };
-    if WAKERS.insert(wakee, waker, 0).is_err() {
-        count_error(error::WAKERS_MAP_FULL);
+    if let Err(err) = WAKERS.insert(wakee, waker, 0) {
+        errors::refused!(Loss::WakersMapFull, "WAKERS", err);
     }
     0
 }

@@ -1,20 +1,23 @@
 //! On-CPU sampling: a perf_event program on the CPU clock of every CPU.
 
 use aya_ebpf::{EbpfContext as _, macros::perf_event, programs::PerfEventContext};
-use profiler_common::{StackKey, error, map_set};
+use profiler_common::Loss;
 
 use crate::{
-    kernel_stack::{kernel_stack, store_kernel},
-    maps::{COUNTS_A, COUNTS_B, EFAULT, SELF_TGID, add, generation, user_stack, wanted},
-    process::announce_first_sample,
-    user_stack::{UserRegs, current_user_regs, store},
+    errors::EFAULT,
+    events::announce_first_sample,
+    kernel_stack::kernel_stack,
+    stacks::{self, StackIds},
+    store::{add, by_set, generation, with_set},
+    target::recorded,
+    user_stack::{UserRegs, current_user_regs},
 };
 
 #[perf_event]
 pub fn on_cpu_sample(ctx: PerfEventContext) -> u32 {
     let tid = ctx.pid();
     let tgid = ctx.tgid();
-    if tid == 0 || tgid == SELF_TGID.load() || !wanted(tgid) {
+    if !recorded(tid, tgid) {
         return 0;
     }
     announce_first_sample(tgid);
@@ -22,7 +25,7 @@ pub fn on_cpu_sample(ctx: PerfEventContext) -> u32 {
     let regs = unsafe { &(*ctx.ctx).regs };
     // A sample in user mode has no kernel stack, and its registers are the
     // user registers: no helper call for either.
-    let (kern_stack_id, user_regs) = if regs.cs & 3 == 3 {
+    let (kernel, user_regs) = if regs.cs & 3 == 3 {
         let user_regs = UserRegs {
             ip: regs.rip,
             sp: regs.rsp,
@@ -34,23 +37,15 @@ pub fn on_cpu_sample(ctx: PerfEventContext) -> u32 {
     } else {
         (kernel_stack(&ctx), current_user_regs())
     };
-    let user_stack_id = user_stack(user_regs);
-    let key = StackKey {
-        tgid,
-        tid,
-        user_stack_id,
-        kern_stack_id,
-        comm: ctx.command().unwrap_or_default(),
+    let ids = StackIds {
+        kernel,
+        user: stacks::user_stack(user_regs),
     };
-    let counts = if map_set(generation) == 0 {
-        &COUNTS_A
-    } else {
-        &COUNTS_B
-    };
+    let key = ids.key(tgid, tid, ctx.command().unwrap_or_default());
+    let set = by_set(generation);
     // A count that exists already refers to stacks stored already.
-    if add(counts, &key, 1, error::COUNTS_MAP_FULL) {
-        store(user_stack_id, generation);
-        store_kernel(kern_stack_id, generation);
+    if with_set!(set, |maps| add(maps.counts, &key, 1, Loss::CountsMapFull)) {
+        stacks::store(ids, set);
     }
     0
 }

@@ -1,11 +1,13 @@
-//! Process lifecycle: following a command's forks, and announcing
-//! processes (first sample, exec) so userspace snapshots their maps while
-//! they are alive.
+//! Process lifecycle: following a command's forks, and announcing each
+//! exec so userspace snapshots the new image's maps.
 
 use aya_ebpf::{EbpfContext as _, Global, macros::tracepoint, programs::TracePointContext};
-use profiler_common::{PROCESS_EXEC, PROCESS_FIRST_SAMPLE, ProcessEvent, error};
+use profiler_common::{Loss, PROCESS_EXEC};
 
-use crate::maps::{KNOWN_TGIDS, PROCESS_EVENTS, SELF_TGID, WANTED_TGIDS, count_error, wanted};
+use crate::{
+    errors, events,
+    target::{WANTED_TGIDS, is_self, wanted},
+};
 
 /// Byte offset of `child_pid` in the `sched_process_fork` record.
 #[unsafe(no_mangle)]
@@ -21,9 +23,9 @@ pub fn follow_fork(ctx: TracePointContext) -> u32 {
     }
     let offset = FORK_CHILD_PID_OFFSET.load() as usize;
     if let Ok(child) = unsafe { ctx.read_at::<i32>(offset) }
-        && WANTED_TGIDS.insert(child as u32, 1u8, 0).is_err()
+        && let Err(err) = WANTED_TGIDS.insert(child as u32, 1u8, 0)
     {
-        count_error(error::FOLLOW_MAP_FULL);
+        errors::refused!(Loss::FollowMapFull, "WANTED_TGIDS", err);
     }
     0
 }
@@ -34,27 +36,9 @@ pub fn follow_fork(ctx: TracePointContext) -> u32 {
 #[tracepoint(category = "sched", name = "sched_process_exec")]
 pub fn on_exec(ctx: TracePointContext) -> u32 {
     let tgid = ctx.tgid();
-    if tgid != SELF_TGID.load() && wanted(tgid) {
-        let _ = KNOWN_TGIDS.remove(tgid);
-        announce(tgid, PROCESS_EXEC);
+    if !is_self(tgid) && wanted(tgid) {
+        events::forget(tgid);
+        events::announce(tgid, PROCESS_EXEC);
     }
     0
-}
-
-#[inline(always)]
-pub fn announce_first_sample(tgid: u32) {
-    if KNOWN_TGIDS.get_ptr(tgid).is_none() {
-        let _ = KNOWN_TGIDS.insert(tgid, 1u8, 0);
-        announce(tgid, PROCESS_FIRST_SAMPLE);
-    }
-}
-
-#[inline(always)]
-pub fn announce(tgid: u32, kind: u32) {
-    if PROCESS_EVENTS
-        .output(ProcessEvent { tgid, kind }, 0)
-        .is_err()
-    {
-        count_error(error::PROCESS_EVENT_LOST);
-    }
 }

@@ -21,11 +21,12 @@ use aya_ebpf::{
     maps::LruHashMap,
     programs::TracePointContext,
 };
-use profiler_common::{error, state};
+use profiler_common::{Loss, state};
 
 use crate::{
-    maps::{count_error, current_stacks},
-    process::announce_first_sample,
+    errors,
+    events::announce_first_sample,
+    stacks::{self, StackIds},
     unwind::{NO_SLOT, UNWIND_PROCESSES, process_slot},
     user_stack::{UserRegs, current_user_regs},
 };
@@ -60,8 +61,7 @@ struct BlockSite {
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct ReusedStacks {
-    user_stack_id: i64,
-    kern_stack_id: i64,
+    ids: StackIds,
     reuses: u32,
     /// Set once a check found a different stack: this site always walks.
     walk_always: u32,
@@ -76,12 +76,7 @@ static REUSED_STACKS: LruHashMap<BlockSite, ReusedStacks> = LruHashMap::with_max
 /// an earlier block at the identical site. A walk also announces the
 /// process and stores the stacks; a reuse means this generation did both.
 #[inline(always)]
-pub fn blocking_stacks(
-    ctx: &TracePointContext,
-    tid: u32,
-    state: u32,
-    generation: u32,
-) -> (i64, i64) {
+pub fn blocking_stacks(ctx: &TracePointContext, tid: u32, state: u32, generation: u32) -> StackIds {
     let regs = current_user_regs();
     if REUSE_STACKS.load() == 0 || state == state::OTHER {
         return walk(ctx, regs, generation);
@@ -99,34 +94,33 @@ pub fn blocking_stacks(
         return walk(ctx, regs, generation);
     }
     entry.reuses = entry.reuses.wrapping_add(1);
-    let cached = (entry.kern_stack_id, entry.user_stack_id);
+    let cached = entry.ids;
     let check = entry.reuses % VERIFY_EVERY == 0
         || (entry.reuses < VERIFY_EVERY && entry.reuses.is_power_of_two());
     if !check {
         return cached;
     }
     let walked = walk(ctx, regs, generation);
-    if walked != cached && walked.0 >= 0 && walked.1 >= 0 {
-        count_error(error::STACK_REUSE_MISMATCH);
+    if walked != cached && walked.both_taken() {
+        errors::count(Loss::StackReuseMismatch);
         entry.walk_always = 1;
     }
     walked
 }
 
 #[inline(always)]
-fn walk(ctx: &TracePointContext, regs: Option<UserRegs>, generation: u32) -> (i64, i64) {
+fn walk(ctx: &TracePointContext, regs: Option<UserRegs>, generation: u32) -> StackIds {
     announce_first_sample(ctx.tgid());
-    current_stacks(ctx, regs, generation)
+    stacks::current(ctx, regs, generation)
 }
 
 #[inline(always)]
-fn remember(site: &BlockSite, (kern_stack_id, user_stack_id): (i64, i64)) {
-    if kern_stack_id < 0 || user_stack_id < 0 {
+fn remember(site: &BlockSite, ids: StackIds) {
+    if !ids.both_taken() {
         return;
     }
     let entry = ReusedStacks {
-        user_stack_id,
-        kern_stack_id,
+        ids,
         reuses: 0,
         walk_always: 0,
     };

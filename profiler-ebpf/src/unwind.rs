@@ -15,7 +15,7 @@ use profiler_common::{
     unwind_kind, unwind_mode,
 };
 
-use crate::process::announce;
+use crate::events::announce;
 
 /// `--unwind`: one of `unwind_mode::*`.
 #[unsafe(no_mangle)]
@@ -97,10 +97,12 @@ pub enum Step {
     Caller(Frame),
     /// The outermost frame: the stack is whole.
     End,
-    /// The walk cannot go on; `incomplete` when that is a failure rather
-    /// than the usual end of a frame-pointer chain.
-    Stop {
-        incomplete: bool,
+    /// The usual end of a frame-pointer chain: no frame record at bp.
+    Stop,
+    /// The walk cannot go on: no rule for the frame (`cfa` 0), or the
+    /// rule's CFA is no caller's or the memory at it is unreadable.
+    Failed {
+        cfa: u64,
     },
 }
 
@@ -174,7 +176,7 @@ fn without_table(frame: &Frame) -> Step {
     if UNWIND_MODE.load() == unwind_mode::AUTO {
         frame_pointer_step(frame)
     } else {
-        Step::Stop { incomplete: true }
+        Step::Failed { cfa: 0 }
     }
 }
 
@@ -183,10 +185,10 @@ fn frame_pointer_step(frame: &Frame) -> Step {
     let fp = frame.bp;
     // A frame record lies above the stack pointer; anything else is not one.
     if fp < MIN_FRAME_ADDRESS || fp & 7 != 0 || fp < frame.sp {
-        return Step::Stop { incomplete: false };
+        return Step::Stop;
     }
     let Ok([caller_fp, ret]) = (unsafe { bpf_probe_read_user(fp as *const [u64; 2]) }) else {
-        return Step::Stop { incomplete: false };
+        return Step::Stop;
     };
     if ret == 0 {
         return Step::End;
@@ -212,24 +214,24 @@ fn table_step(frame: &Frame, row: &UnwindRow) -> Step {
     // The caller's frame is above this one; anything else is a bad rule or
     // a corrupt register, and would loop.
     if cfa <= frame.sp {
-        return Step::Stop { incomplete: true };
+        return Step::Failed { cfa };
     }
     // Most functions that save rbp push it first, right below the return
     // address: one read then fetches both.
     if row.rbp_saved != 0 && row.rbp_offset == -16 {
         let Ok([bp, ret]) = (unsafe { bpf_probe_read_user((cfa - 16) as *const [u64; 2]) }) else {
-            return Step::Stop { incomplete: true };
+            return Step::Failed { cfa };
         };
         return caller(ret, cfa, bp);
     }
     let Ok(ret) = (unsafe { bpf_probe_read_user((cfa - 8) as *const u64) }) else {
-        return Step::Stop { incomplete: true };
+        return Step::Failed { cfa };
     };
     let bp = if row.rbp_saved != 0 {
         let saved = cfa.wrapping_add(i64::from(row.rbp_offset) as u64);
         match unsafe { bpf_probe_read_user(saved as *const u64) } {
             Ok(bp) => bp,
-            Err(_) => return Step::Stop { incomplete: true },
+            Err(_) => return Step::Failed { cfa },
         }
     } else {
         frame.bp
@@ -264,7 +266,7 @@ fn signal_step(frame: &Frame) -> Step {
             bp,
             exact: true,
         }),
-        _ => Step::Stop { incomplete: true },
+        _ => Step::Failed { cfa: 0 },
     }
 }
 

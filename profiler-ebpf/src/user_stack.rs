@@ -17,30 +17,23 @@
 //! something new refers to it.
 
 use aya_ebpf::{
-    bindings::{BPF_F_NO_PREALLOC, BPF_NOEXIST},
     helpers::{
         bpf_get_current_pid_tgid, bpf_get_current_task_btf, bpf_probe_read_kernel, bpf_task_pt_regs,
     },
     macros::map,
-    maps::{HashMap, PerCpuArray},
+    maps::PerCpuArray,
 };
+use aya_log_ebpf::debug;
 use profiler_common::{
-    FNV_OFFSET, FNV_PRIME, MAX_STACK_DEPTH, Stack, USER_STACK_INCOMPLETE, error, map_set,
-    user_stack_id,
+    FNV_OFFSET, MAX_STACK_DEPTH, Stack, USER_STACK_INCOMPLETE, fnv_mix, user_stack_id,
 };
 
 use crate::{
-    maps::{EEXIST, EFAULT, count_error},
+    errors::EFAULT,
+    store::{MapSet, insert_stack, with_set},
     unwind::{Frame, NO_SLOT, Step, UNWIND_PROCESSES, process_slot, step},
 };
 
-/// Not preallocated: a stack is 1 KiB, and a preallocated map sized for
-/// 4999 Hz would cost ~70 MiB of kernel memory (and the time to zero it)
-/// while holding a few thousand stacks.
-#[map]
-pub static USER_STACKS_A: HashMap<i64, Stack> = HashMap::with_max_entries(16384, BPF_F_NO_PREALLOC);
-#[map]
-pub static USER_STACKS_B: HashMap<i64, Stack> = HashMap::with_max_entries(16384, BPF_F_NO_PREALLOC);
 /// The stack being walked, per CPU (too big for the BPF stack).
 #[map]
 static WALK: PerCpuArray<Stack> = PerCpuArray::with_max_entries(1, 0);
@@ -112,7 +105,7 @@ pub fn walk(regs: &UserRegs) -> i64 {
         pc: regs.ip,
         sp: regs.sp,
         bp: regs.bp,
-        hash: mix(FNV_OFFSET, regs.ip),
+        hash: fnv_mix(FNV_OFFSET, regs.ip),
         exact: 1,
     };
     stack.ips[0] = regs.ip;
@@ -132,14 +125,15 @@ pub fn walk(regs: &UserRegs) -> i64 {
     }
     stack.len = len as u32;
     stack.flags = flags;
-    user_stack_id(mix(cursor.hash, u64::from(flags)))
+    user_stack_id(fnv_mix(cursor.hash, u64::from(flags)))
 }
 
 /// One step of the walk in progress on this CPU: the caller of the
 /// cursor's frame goes to `slot` of the scratch stack. `process` is the
-/// process's slot in `UNWIND_PROCESSES` (`NO_SLOT`: frame pointers). A global function,
-/// so the verifier checks it once, on its own; inlined into the frame loop
-/// it would be checked once per frame, 126 times, past its budget.
+/// process's slot in `UNWIND_PROCESSES` (`NO_SLOT`: frame pointers). A
+/// global function, so the verifier checks it once, on its own; inlined
+/// into the frame loop it would be checked once per frame, 126 times, past
+/// its budget. A step that fails is logged (`-vv` only: see `errors`).
 #[unsafe(no_mangle)]
 #[inline(never)]
 pub extern "C" fn unwind_one_frame(tgid: u32, process: u32, slot: u32) -> i32 {
@@ -168,49 +162,34 @@ pub extern "C" fn unwind_one_frame(tgid: u32, process: u32, slot: u32) -> i32 {
                 pc: caller.pc,
                 sp: caller.sp,
                 bp: caller.bp,
-                hash: mix(cursor.hash, caller.pc),
+                hash: fnv_mix(cursor.hash, caller.pc),
                 exact: u64::from(caller.exact),
             };
             STEPPED
         }
-        Step::End | Step::Stop { incomplete: false } => ENDED,
-        Step::Stop { incomplete: true } => STOPPED_INCOMPLETE,
+        Step::End | Step::Stop => ENDED,
+        Step::Failed { cfa: 0 } => {
+            let (pc, sp) = (frame.pc, frame.sp);
+            debug!(
+                &(),
+                "unwind step failed in pid {}: pc 0x{:x} sp 0x{:x}", tgid, pc, sp
+            );
+            STOPPED_INCOMPLETE
+        }
+        Step::Failed { cfa } => {
+            let (pc, sp) = (frame.pc, frame.sp);
+            debug!(
+                &(),
+                "unwind step failed in pid {}: pc 0x{:x} sp 0x{:x} cfa 0x{:x}", tgid, pc, sp, cfa
+            );
+            STOPPED_INCOMPLETE
+        }
     }
 }
 
-/// Stores the stack `walk` just produced under `id` in the generation's
-/// set, unless it is there already.
+/// Stores the stack `walk` just produced under `id` in `set`, unless it
+/// is there already.
 #[inline(always)]
-pub fn store(id: i64, generation: u32) {
-    let stacks = if map_set(generation) == 0 {
-        &USER_STACKS_A
-    } else {
-        &USER_STACKS_B
-    };
-    insert_new(stacks, &WALK, id);
-}
-
-/// Stores `scratch`'s stack under `id` (no errno) unless it is there
-/// already; a full map is counted.
-#[inline(always)]
-pub fn insert_new(stacks: &HashMap<i64, Stack>, scratch: &PerCpuArray<Stack>, id: i64) {
-    if id < 0 {
-        return;
-    }
-    let Some(stack) = scratch.get_ptr(0) else {
-        return;
-    };
-    match stacks.insert(&id, unsafe { &*stack }, u64::from(BPF_NOEXIST)) {
-        Ok(()) => {}
-        Err(err) if -err as i32 == EEXIST => {}
-        Err(_) => count_error(error::STACK_MAP_FULL),
-    }
-}
-
-/// One FNV-1a step on a whole word, then a fold of the high half into the
-/// low, so that every bit of every frame reaches every bit of the hash.
-#[inline(always)]
-pub fn mix(hash: u64, word: u64) -> u64 {
-    let hash = (hash ^ word).wrapping_mul(FNV_PRIME);
-    hash ^ (hash >> 32)
+pub fn store(id: i64, set: MapSet) {
+    with_set!(set, |maps| insert_stack(maps.user_stacks, &WALK, id));
 }

@@ -7,7 +7,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
-use profiler_common::{PROCESS_EXEC, PROCESS_MAPS_STALE, ProcessEvent, error};
+use profiler_common::{Loss, PROCESS_EXEC, PROCESS_MAPS_STALE, ProcessEvent};
 
 use crate::{
     blocked,
@@ -72,8 +72,8 @@ struct Session<'a> {
     drainer: Drainer,
     symbolizer: Symbolizer,
     profiles: Profiles,
-    /// BPF's error counters as of the last time they were taken.
-    errors_so_far: [u64; error::COUNT as usize],
+    /// BPF's loss counters as of the last time they were taken.
+    bpf_losses_so_far: [u64; Loss::BPF_COUNT as usize],
     /// Off-CPU block-time bounds, in microseconds, with `--off-cpu`.
     bounds: Option<(u64, u64)>,
     stop_signals: StopSignals,
@@ -136,7 +136,7 @@ impl<'a> Session<'a> {
             drainer: Drainer::new(seeded),
             symbolizer: Symbolizer::new(config.naming),
             profiles: Profiles::new(out, config)?,
-            errors_so_far: [0; error::COUNT as usize],
+            bpf_losses_so_far: [0; Loss::BPF_COUNT as usize],
             bounds: config
                 .off_cpu
                 .as_ref()
@@ -245,11 +245,11 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    /// Moves the losses counted since the last call (BPF's error counters,
+    /// Moves the losses counted since the last call (BPF's loss counters,
     /// reading perf maps) into the current profile.
     fn settle_losses(&mut self) -> Result<()> {
         let profile = self.profiles.current();
-        take_bpf_errors(&self.collector, profile, &mut self.errors_so_far)?;
+        take_bpf_losses(&self.collector, profile, &mut self.bpf_losses_so_far)?;
         profile
             .losses
             .add_perf_map_losses(self.symbolizer.take_perf_map_losses());
@@ -341,27 +341,18 @@ fn say_stopping(signal: libc::c_int) {
     );
 }
 
-/// Moves the BPF error counters accrued since the last call into `profile`.
-fn take_bpf_errors(
+/// Moves the BPF loss counters accrued since the last call into `profile`.
+fn take_bpf_losses(
     collector: &Collector,
     profile: &mut Profile,
-    so_far: &mut [u64; error::COUNT as usize],
+    so_far: &mut [u64; Loss::BPF_COUNT as usize],
 ) -> Result<()> {
-    let totals = collector.error_counts()?;
-    let delta = |index: u32| totals[index as usize] - so_far[index as usize];
-    let losses = &mut profile.losses;
-    losses.stack_collisions +=
-        delta(error::KERN_STACK_COLLISION) + delta(error::USER_STACK_COLLISION);
-    losses.stack_map_full += delta(error::STACK_MAP_FULL);
-    losses.stack_errors_other += delta(error::STACK_OTHER);
-    losses.counts_map_full += delta(error::COUNTS_MAP_FULL);
-    losses.follow_map_full += delta(error::FOLLOW_MAP_FULL);
-    losses.process_events_lost += delta(error::PROCESS_EVENT_LOST);
-    losses.pending_map_full += delta(error::PENDING_MAP_FULL);
-    losses.wakers_map_full += delta(error::WAKERS_MAP_FULL);
-    losses.stack_reuse_mismatches += delta(error::STACK_REUSE_MISMATCH);
-    // user_stack_missing is counted in userspace, where kernel threads
-    // (which never have a user stack) can be told apart.
+    let totals = collector.loss_counts()?;
+    for loss in Loss::ALL {
+        if let Some(index) = loss.bpf_index().map(|i| i as usize) {
+            profile.losses[loss] += totals[index].saturating_sub(so_far[index]);
+        }
+    }
     *so_far = totals;
     Ok(())
 }

@@ -6,16 +6,25 @@ use std::{
     time::{Duration, Instant},
 };
 
+use profiler_common::Loss;
+
 use crate::profile::Profile;
 
-pub struct Status {
+/// The losses the line sums as lost samples: a sample or its stack dropped.
+const LOST: [Loss; 3] = [
+    Loss::StackCollisions,
+    Loss::StackMapFull,
+    Loss::CountsMapFull,
+];
+
+pub(crate) struct Status {
     enabled: bool,
     duration: Option<Duration>,
     start: Instant,
 }
 
 impl Status {
-    pub fn new(duration: Option<Duration>) -> Status {
+    pub(crate) fn new(duration: Option<Duration>) -> Status {
         Status {
             enabled: std::io::stderr().is_terminal(),
             duration,
@@ -24,15 +33,13 @@ impl Status {
     }
 
     /// Redraws the line; `run` and `window` are the profiles so far.
-    pub fn update(&self, run: &Profile, window: Option<&Profile>) {
+    pub(crate) fn update(&self, run: &Profile, window: Option<&Profile>) {
         if !self.enabled {
             return;
         }
         let count = |f: &dyn Fn(&Profile) -> u64| f(run) + window.map_or(0, f);
         let samples = count(&|p| p.total_samples());
-        let lost = count(&|p| {
-            p.losses.stack_collisions + p.losses.stack_map_full + p.losses.counts_map_full
-        });
+        let lost = count(&|p| LOST.iter().map(|&loss| p.losses[loss]).sum());
         let processes = run
             .processes
             .len()
@@ -47,7 +54,7 @@ impl Status {
         let _ = std::io::stderr().flush();
     }
 
-    pub fn clear(&self) {
+    pub(crate) fn clear(&self) {
         if self.enabled {
             eprint!("\r\x1b[K");
         }

@@ -317,3 +317,26 @@ fn wakers_name_the_thread_that_ended_each_wait() {
     );
     assert!(run.dir.join("off-cpu-wakers.svg").is_file());
 }
+
+#[test]
+#[ignore = "needs root and BPF"]
+fn every_program_loads_with_the_bpf_log_on() {
+    let _bpf = require_bpf();
+    // -vv makes the programs' logging branches live, so the verifier checks
+    // them too: the fork follower (a command) and the off-CPU programs
+    // (--wakers) included. A program it refused would fail the run.
+    let run = profile(
+        "bpf-log-all-programs",
+        &[
+            "-vv",
+            "--wakers",
+            "--unwind",
+            "auto",
+            "--",
+            "/bin/sh",
+            "-c",
+            "sleep 0.2 & wait",
+        ],
+    );
+    run.assert_success();
+}

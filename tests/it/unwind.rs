@@ -267,3 +267,31 @@ fn dwarf_mode_marks_the_walks_it_cannot_finish() {
         "{errors}"
     );
 }
+
+#[test]
+#[ignore = "needs root and BPF"]
+fn with_vv_bpf_logs_the_unwind_steps_that_fail() {
+    let _bpf = require_bpf();
+    // JIT code has no unwind table: in dwarf mode each walk fails there,
+    // and BPF logs the step, with -vv only.
+    let jit = std::process::Command::new(integration_tests::workload("wl-jit"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let jit = Workload(jit);
+    let pid = jit.pid().to_string();
+    let args = ["--pid", &pid, "--unwind", "dwarf", "-d", "1"];
+    let quiet = profile("bpf-log-off", &[&args[..], &["-v"]].concat());
+    quiet.assert_success();
+    assert!(
+        !quiet.stderr().contains("bpfprof: bpf:"),
+        "{}",
+        quiet.stderr()
+    );
+    let run = profile("bpf-log-on", &[&args[..], &["-vv"]].concat());
+    run.assert_success();
+    let stderr = run.stderr();
+    let prefix = format!("bpfprof: bpf: unwind step failed in pid {pid}: pc 0x");
+    let logged = stderr.lines().filter(|l| l.starts_with(&prefix)).count();
+    assert!(logged >= 10, "{logged} steps logged:\n{stderr}");
+}

@@ -196,6 +196,7 @@ pub(crate) fn sizing(config: &Config) -> Vec<Sizing> {
         fixed(names::PENDING, when(off_cpu, 32768)),
         fixed(names::REUSED_STACKS, when(off_cpu, 16384)),
         fixed(names::WAKERS, when(wakers, 32768)),
+        fixed(names::AYA_LOGS, super::log::ring_bytes(config.verbose)),
         of(SizeFlag::UnwindRows, names::UNWIND_ROWS, config.unwind_rows),
         of(
             SizeFlag::UnwindRows,

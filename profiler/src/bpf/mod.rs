@@ -1,7 +1,7 @@
 //! The only door to the kernel's BPF side: checking the machine can run
 //! it, the BPF object and the memory its maps take (`object`,
 //! `map_memory`), loading it with its globals set, attaching the programs,
-//! flipping the active map set, reading the error counters, and typed
+//! flipping the active map set, reading the loss counters, and typed
 //! access to the maps the other modules read and write (`maps`,
 //! `process_events`), with the batched map syscalls aya does not wrap
 //! (`batch`). No other module uses aya; every map and global is named by
@@ -9,6 +9,7 @@
 //! stack.
 
 mod batch;
+pub(crate) mod log;
 pub(crate) mod map_memory;
 mod maps;
 pub(crate) mod object;
@@ -26,7 +27,7 @@ use aya::{
     },
     util::online_cpus,
 };
-use profiler_common::{error, names};
+use profiler_common::{Loss, names};
 
 use self::map_memory::{Kind, MapCost, Shape};
 pub(crate) use self::process_events::ProcessEvents;
@@ -88,6 +89,8 @@ pub(crate) struct Collector {
     verbose: bool,
     /// Keeps the kernel's BPF run-time statistics on while held (-v).
     _stats: Option<std::os::fd::OwnedFd>,
+    /// Prints the programs' log records while held (-vv).
+    _log: Option<log::BpfLog>,
     follow_forks: bool,
     off_cpu: bool,
     wakers: bool,
@@ -138,12 +141,14 @@ impl Collector {
             .override_global(names::RECORD_WAKERS, &record_wakers, true)
             .override_global(names::REUSE_STACKS, &reuse_stacks, true)
             .override_global(names::UNWIND_MODE, &unwind_mode, true);
+        log::configure(&mut loader, config.verbose);
         let Some(object) = object::bytes(config).map_err(anyhow::Error::msg)? else {
             bail!(
                 "this bpfprof was built without its BPF object: build it with `cargo xtask build`, or pass --bpf-object PATH"
             );
         };
-        let ebpf = loader.load(&object).context("loading the BPF object")?;
+        let mut ebpf = loader.load(&object).context("loading the BPF object")?;
+        let log = log::start(&mut ebpf, config.verbose)?;
         // Statistics cost a clock read per program run: only with -v.
         let stats = (config.verbose > 0)
             .then(|| aya::sys::enable_stats(aya::sys::Stats::RunTime).ok())
@@ -152,6 +157,7 @@ impl Collector {
             ebpf,
             verbose: config.verbose > 0,
             _stats: stats,
+            _log: log,
             follow_forks,
             off_cpu: off_cpu.is_some(),
             wakers,
@@ -298,13 +304,14 @@ impl Collector {
         lines
     }
 
-    /// The error counters, summed over CPUs, indexed by `error::*`.
-    pub fn error_counts(&self) -> Result<[u64; error::COUNT as usize]> {
+    /// The loss counters BPF keeps, summed over CPUs, at their
+    /// `Loss::bpf_index`.
+    pub(crate) fn loss_counts(&self) -> Result<[u64; Loss::BPF_COUNT as usize]> {
         let errors: PerCpuArray<_, u64> =
             PerCpuArray::try_from(self.ebpf.map("ERRORS").context("map ERRORS")?)?;
-        let mut totals = [0u64; error::COUNT as usize];
-        for (index, total) in totals.iter_mut().enumerate() {
-            *total = errors.get(&(index as u32), 0)?.iter().sum();
+        let mut totals = [0u64; Loss::BPF_COUNT as usize];
+        for index in Loss::ALL.into_iter().filter_map(Loss::bpf_index) {
+            totals[index as usize] = errors.get(&index, 0)?.iter().sum();
         }
         Ok(totals)
     }

@@ -258,7 +258,9 @@ pub(crate) struct Args {
     #[arg(long, value_name = "PATH")]
     pub(crate) bpf_object: Option<PathBuf>,
 
-    /// More detail: map sizes, the BPF verifier log on load failures.
+    /// More detail: map sizes, the BPF verifier log on load failures;
+    /// twice (-vv), also what the BPF programs log (unwind steps that fail,
+    /// refused map updates).
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub(crate) verbose: u8,
 

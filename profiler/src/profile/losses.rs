@@ -1,130 +1,217 @@
-//! What a run could not record whole, by cause: the counters of the
-//! Quality block and of report.json's `errors`.
+//! What a run could not record whole, by cause: one counter per [`Loss`],
+//! which also names its key under report.json's `errors` and its line in
+//! the Quality block.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::BTreeMap,
+    fmt,
+    ops::{Index, IndexMut},
+};
 
-/// Samples and stacks the run could not record whole, by cause.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
-pub struct Losses {
-    /// On-CPU samples.
-    pub samples: u64,
-    /// Stacks dropped because their stack-map bucket held another stack.
-    /// Always 0 since stacks are stored under hashes of their frames; kept
-    /// so reports keep their fields.
-    pub stack_collisions: u64,
-    /// Stacks dropped because the stack map was full.
-    pub stack_map_full: u64,
-    /// Samples of user threads that came without a user stack.
-    pub user_stack_missing: u64,
-    /// Other `bpf_get_stack` failures.
-    pub stack_errors_other: u64,
-    /// Samples not counted because the counts map was full.
-    pub counts_map_full: u64,
-    /// Forked children of a followed command that could not be followed.
-    pub follow_map_full: u64,
-    /// Blocked threads not tracked: the pending map was full.
-    pub pending_map_full: u64,
-    /// Wakers not recorded: the wakers map was full.
-    pub wakers_map_full: u64,
-    /// On-CPU samples whose stack hit the depth limit (127 frames).
-    pub truncated_stacks: u64,
-    /// On-CPU samples with at least one frame no symbol names.
-    pub samples_with_unknown_frames: u64,
-    /// The same, per module the unnamed frames are in.
-    pub unknown_frames_by_module: BTreeMap<String, u64>,
-    /// JIT perf maps not read: not owned by the process's user, or not a
-    /// regular file.
-    pub perf_maps_ignored: u64,
-    /// Lines of JIT perf maps that did not parse (the rest of the map is used).
-    pub perf_map_lines_skipped: u64,
-    /// JIT perf maps larger than bpfprof reads: only their start was used.
-    pub perf_maps_cut: u64,
-    /// Stack ids whose stack had left the map before it was read.
-    pub stacks_lost_in_drain: u64,
-    /// Process announcements dropped (ring buffer full): such a process
-    /// may be unnamed if it exited before the next drain.
-    pub process_events_lost: u64,
-    /// Off-CPU block sites whose reused stacks differed from a check walk.
-    pub stack_reuse_mismatches: u64,
-    /// On-CPU samples whose user-stack walk stopped part way (no unwind
-    /// rule for a frame, or unreadable memory): shown with `[truncated]`.
-    pub incomplete_unwinds: u64,
+use profiler_common::Loss;
+use serde::{
+    Deserialize, Deserializer, Serialize, Serializer,
+    de::{IgnoredAny, MapAccess, Visitor},
+    ser::SerializeMap,
+};
+
+/// Samples and stacks the run could not record whole, by cause; indexed
+/// by [`Loss`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Losses {
+    /// On-CPU samples, the base of the shares the Quality block shows.
+    pub(crate) samples: u64,
+    counts: [u64; Loss::ALL.len()],
+    /// `Loss::UnknownFrames`, per module the unnamed frames are in.
+    pub(crate) unknown_frames_by_module: BTreeMap<String, u64>,
+}
+
+const SAMPLES_KEY: &str = "samples";
+const BY_MODULE_KEY: &str = "unknown_frames_by_module";
+
+impl Index<Loss> for Losses {
+    type Output = u64;
+    fn index(&self, loss: Loss) -> &u64 {
+        &self.counts[loss as usize]
+    }
+}
+
+impl IndexMut<Loss> for Losses {
+    fn index_mut(&mut self, loss: Loss) -> &mut u64 {
+        &mut self.counts[loss as usize]
+    }
 }
 
 impl Losses {
     /// Adds what reading perf maps cost since the last call.
     pub(crate) fn add_perf_map_losses(&mut self, perf_maps: super::PerfMapLosses) {
-        self.perf_maps_ignored += perf_maps.ignored;
-        self.perf_map_lines_skipped += perf_maps.lines_skipped;
-        self.perf_maps_cut += perf_maps.cut;
+        self[Loss::PerfMapsIgnored] += perf_maps.ignored;
+        self[Loss::PerfMapLinesSkipped] += perf_maps.lines_skipped;
+        self[Loss::PerfMapsCut] += perf_maps.cut;
     }
 
     /// Adds another window's counts to these.
-    pub fn add(&mut self, other: &Losses) {
+    pub(crate) fn add(&mut self, other: &Losses) {
         self.samples += other.samples;
-        self.stack_collisions += other.stack_collisions;
-        self.stack_map_full += other.stack_map_full;
-        self.user_stack_missing += other.user_stack_missing;
-        self.stack_errors_other += other.stack_errors_other;
-        self.counts_map_full += other.counts_map_full;
-        self.follow_map_full += other.follow_map_full;
-        self.pending_map_full += other.pending_map_full;
-        self.wakers_map_full += other.wakers_map_full;
-        self.truncated_stacks += other.truncated_stacks;
-        self.samples_with_unknown_frames += other.samples_with_unknown_frames;
+        for loss in Loss::ALL {
+            self[loss] += other[loss];
+        }
         for (module, n) in &other.unknown_frames_by_module {
             *self
                 .unknown_frames_by_module
                 .entry(module.clone())
                 .or_default() += n;
         }
-        self.perf_maps_ignored += other.perf_maps_ignored;
-        self.perf_map_lines_skipped += other.perf_map_lines_skipped;
-        self.perf_maps_cut += other.perf_maps_cut;
-        self.stacks_lost_in_drain += other.stacks_lost_in_drain;
-        self.process_events_lost += other.process_events_lost;
-        self.stack_reuse_mismatches += other.stack_reuse_mismatches;
-        self.incomplete_unwinds += other.incomplete_unwinds;
     }
 
     /// True when nothing was lost and every frame was named.
-    pub fn is_empty(&self) -> bool {
-        self.entries().iter().all(|(_, v)| *v == 0)
+    pub(crate) fn is_empty(&self) -> bool {
+        self.entries().all(|(_, n)| n == 0)
     }
 
-    /// Name and value of every counter, for the tables.
-    pub fn entries(&self) -> [(&'static str, u64); 17] {
-        [
-            (
-                "samples with unnamed frames",
-                self.samples_with_unknown_frames,
-            ),
-            ("stacks truncated at 127 frames", self.truncated_stacks),
-            ("user stacks unwound part way", self.incomplete_unwinds),
-            (
-                "JIT perf maps ignored (not owned, not a file)",
-                self.perf_maps_ignored,
-            ),
-            ("JIT perf map lines skipped", self.perf_map_lines_skipped),
-            ("JIT perf maps cut at 64 MiB", self.perf_maps_cut),
-            ("stack id collisions", self.stack_collisions),
-            ("stack map full", self.stack_map_full),
-            ("user stack missing (user threads)", self.user_stack_missing),
-            ("other stack errors", self.stack_errors_other),
-            ("counts map full", self.counts_map_full),
-            ("children not followed (map full)", self.follow_map_full),
-            (
-                "blocked threads not tracked (map full)",
-                self.pending_map_full,
-            ),
-            ("wakers not recorded (map full)", self.wakers_map_full),
-            ("stacks lost between drains", self.stacks_lost_in_drain),
-            ("process events lost", self.process_events_lost),
-            (
-                "off-CPU stack reuse mismatches",
-                self.stack_reuse_mismatches,
-            ),
-        ]
+    /// Every counter with its value, in the Quality block's order.
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (Loss, u64)> + '_ {
+        Loss::ALL.into_iter().map(|loss| (loss, self[loss]))
+    }
+}
+
+/// report.json's `errors`: `samples`, then every counter under its key in
+/// the Quality block's order, with the per-module split after the count
+/// of samples with unnamed frames.
+impl Serialize for Losses {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(Loss::ALL.len() + 2))?;
+        map.serialize_entry(SAMPLES_KEY, &self.samples)?;
+        for (loss, n) in self.entries() {
+            map.serialize_entry(loss.json_key(), &n)?;
+            if loss == Loss::UnknownFrames {
+                map.serialize_entry(BY_MODULE_KEY, &self.unknown_frames_by_module)?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// Reads what `Serialize` writes, as saved runs have it: a missing counter
+/// is 0, and keys of other versions are skipped.
+impl<'de> Deserialize<'de> for Losses {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Losses, D::Error> {
+        deserializer.deserialize_map(LossesVisitor)
+    }
+}
+
+struct LossesVisitor;
+
+impl<'de> Visitor<'de> for LossesVisitor {
+    type Value = Losses;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an object of loss counters")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Losses, A::Error> {
+        let mut losses = Losses::default();
+        while let Some(key) = map.next_key::<String>()? {
+            if key == SAMPLES_KEY {
+                losses.samples = map.next_value()?;
+            } else if key == BY_MODULE_KEY {
+                losses.unknown_frames_by_module = map.next_value()?;
+            } else if let Some(loss) = Loss::ALL.into_iter().find(|l| l.json_key() == key) {
+                losses[loss] = map.next_value()?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(losses)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// report.json's `errors` keys as reports have always had them.
+    const KEYS: [&str; 19] = [
+        "samples",
+        "stack_collisions",
+        "stack_map_full",
+        "user_stack_missing",
+        "stack_errors_other",
+        "counts_map_full",
+        "follow_map_full",
+        "pending_map_full",
+        "wakers_map_full",
+        "truncated_stacks",
+        "samples_with_unknown_frames",
+        "unknown_frames_by_module",
+        "perf_maps_ignored",
+        "perf_map_lines_skipped",
+        "perf_maps_cut",
+        "stacks_lost_in_drain",
+        "process_events_lost",
+        "stack_reuse_mismatches",
+        "incomplete_unwinds",
+    ];
+
+    fn sample() -> Losses {
+        let mut losses = Losses {
+            samples: 1000,
+            ..Losses::default()
+        };
+        for (i, loss) in Loss::ALL.into_iter().enumerate() {
+            losses[loss] = i as u64 + 1;
+        }
+        losses
+            .unknown_frames_by_module
+            .insert("libfoo.so".into(), 7);
+        losses
+    }
+
+    #[test]
+    fn errors_keep_their_keys_and_values_and_read_back() {
+        let losses = sample();
+        let json = serde_json::to_value(&losses).unwrap();
+        let object = json.as_object().unwrap();
+        let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let mut expected = KEYS.to_vec();
+        expected.sort_unstable();
+        assert_eq!(keys, expected);
+        assert_eq!(json["samples"], 1000);
+        assert_eq!(json["samples_with_unknown_frames"], 1);
+        assert_eq!(json["stack_reuse_mismatches"], 17);
+        assert_eq!(json["unknown_frames_by_module"]["libfoo.so"], 7);
+        let back: Losses = serde_json::from_value(json).unwrap();
+        assert_eq!(back, losses);
+    }
+
+    #[test]
+    fn a_saved_errors_object_of_another_version_reads() {
+        // As an older bpfprof wrote it: fewer counters, one since dropped.
+        let saved = serde_json::json!({
+            "samples": 50,
+            "stack_map_full": 3,
+            "unknown_frames_by_module": { "[no file]": 4 },
+            "a_counter_of_another_version": 9,
+        });
+        let losses: Losses = serde_json::from_value(saved).unwrap();
+        assert_eq!(losses.samples, 50);
+        assert_eq!(losses[Loss::StackMapFull], 3);
+        assert_eq!(losses[Loss::CountsMapFull], 0);
+        assert_eq!(losses.unknown_frames_by_module["[no file]"], 4);
+        assert!(serde_json::from_value::<Losses>(serde_json::json!({ "samples": -1 })).is_err());
+    }
+
+    #[test]
+    fn add_sums_every_counter() {
+        let mut total = sample();
+        total.add(&sample());
+        for loss in Loss::ALL {
+            assert_eq!(total[loss], 2 * sample()[loss], "{loss:?}");
+        }
+        assert_eq!(total.samples, 2000);
+        assert_eq!(total.unknown_frames_by_module["libfoo.so"], 14);
+        assert!(!total.is_empty());
+        assert!(Losses::default().is_empty());
     }
 }

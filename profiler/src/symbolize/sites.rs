@@ -3,7 +3,7 @@
 //! and the quality counts (truncation, unnamed frames) of on-CPU samples;
 //! and the names of frames, modules and threads as the outputs show them.
 
-use profiler_common::MAX_STACK_DEPTH;
+use profiler_common::{Loss, MAX_STACK_DEPTH};
 
 use super::{EEXIST, EFAULT, ENOENT, ENOMEM, Names, lookup_addrs};
 use crate::{
@@ -51,7 +51,7 @@ impl BatchNames {
             RawStack::Failed(EFAULT) if user.is_none() => {}
             RawStack::Failed(EFAULT) => {
                 if let Some(count) = samples {
-                    profile.losses.user_stack_missing += count;
+                    profile.losses[Loss::UserStackMissing] += count;
                 }
                 pseudo(&mut site, profile, "[missing user stack]");
             }
@@ -79,7 +79,7 @@ impl BatchNames {
         }
         if let Some(count) = samples {
             if incomplete {
-                profile.losses.incomplete_unwinds += count;
+                profile.losses[Loss::IncompleteUnwinds] += count;
             }
             count_quality(&site.frames, too_deep, count, profile);
         }
@@ -92,7 +92,7 @@ fn count_quality(frames: &[FrameId], truncated: bool, count: u64, profile: &mut 
     let losses = &mut profile.losses;
     losses.samples += count;
     if truncated {
-        losses.truncated_stacks += count;
+        losses[Loss::TruncatedStacks] += count;
     }
     let mut modules: Vec<&str> = frames
         .iter()
@@ -103,7 +103,7 @@ fn count_quality(frames: &[FrameId], truncated: bool, count: u64, profile: &mut 
     if modules.is_empty() {
         return;
     }
-    losses.samples_with_unknown_frames += count;
+    losses[Loss::UnknownFrames] += count;
     modules.sort_unstable();
     modules.dedup();
     for module in modules {
@@ -133,7 +133,7 @@ fn loss_frame(stack: &RawStack, profile: &mut Profile) -> FrameId {
         RawStack::Failed(ENOMEM) => "[stack map full]".to_string(),
         RawStack::Failed(errno) => format!("[stack error {errno}]"),
         RawStack::Lost => {
-            profile.losses.stacks_lost_in_drain += 1;
+            profile.losses[Loss::StacksLostInDrain] += 1;
             "[lost stack]".to_string()
         }
         RawStack::Frames(_) | RawStack::Partial(_) | RawStack::KernelNames(_) => {

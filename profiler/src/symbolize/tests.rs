@@ -1,6 +1,6 @@
 use super::*;
 use crate::{drain::RawSample, profile::FrameKind};
-use profiler_common::{MAX_STACK_DEPTH, StackKey};
+use profiler_common::{Loss, MAX_STACK_DEPTH, StackKey};
 
 #[inline(never)]
 fn a_named_function_of_ours() -> u64 {
@@ -76,7 +76,7 @@ fn losses_become_pseudo_frames_and_are_counted() {
         .map(|&f| profile.frames.get(f).name.as_str())
         .collect();
     assert_eq!(names, ["[missing user stack]", "[stack collision]"]);
-    assert_eq!(profile.losses.user_stack_missing, 3);
+    assert_eq!(profile.losses[Loss::UserStackMissing], 3);
 }
 
 #[test]
@@ -131,9 +131,9 @@ fn stacks_at_the_depth_limit_are_marked_truncated_and_counted() {
         .filter(|site| profile.frames.get(site.frames[0]).name == "[truncated]")
         .collect();
     assert_eq!(truncated.len(), 1, "only the 127-frame stack is cut");
-    assert_eq!(profile.losses.truncated_stacks, 3);
+    assert_eq!(profile.losses[Loss::TruncatedStacks], 3);
     assert_eq!(profile.losses.samples, 6);
-    assert_eq!(profile.losses.samples_with_unknown_frames, 0);
+    assert_eq!(profile.losses[Loss::UnknownFrames], 0);
 }
 
 #[test]

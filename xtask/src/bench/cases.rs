@@ -50,6 +50,7 @@ impl Bench {
                     "--off-cpu",
                     "--format",
                     "json",
+                    "--force",
                     "-o",
                     &bpfprof_out,
                 ],
@@ -62,6 +63,7 @@ impl Bench {
                     "--no-stack-reuse",
                     "--format",
                     "json",
+                    "--force",
                     "-o",
                     &bpfprof_out,
                 ],
@@ -131,6 +133,7 @@ impl Bench {
                     &rate.to_string(),
                     "--format",
                     "folded,svg",
+                    "--force",
                     "-o",
                 ])
                 .arg(self.tmp("sampling-bpfprof"));
@@ -144,7 +147,7 @@ impl Bench {
                 // The same with frame-pointer walks only, for the BPF cost.
                 let mut cmd = Command::new(&self.bpfprof);
                 cmd.args(["-v", "--unwind", "fp", "-F", &rate.to_string()])
-                    .args(["--format", "folded", "-o"])
+                    .args(["--format", "folded", "--force", "-o"])
                     .arg(self.tmp("sampling-bpfprof-fp"));
                 let tool = Background::start(&mut cmd, SETTLE)?;
                 self.fixed_load()?;
@@ -190,7 +193,8 @@ impl Bench {
             measure(
                 Command::new(&self.bpfprof)
                     .args([
-                        "--pid", &pid, "-F", "999", "-d", "3", "--format", "folded", "-o",
+                        "--pid", &pid, "-F", "999", "-d", "3", "--format", "folded", "--force",
+                        "-o",
                     ])
                     .arg(&dir),
             )?;
@@ -229,6 +233,7 @@ impl Bench {
                         "3",
                         "--format",
                         "folded",
+                        "--force",
                         "-o",
                     ])
                     .arg(&dir),
@@ -261,7 +266,7 @@ impl Bench {
                 .spawn()?;
             let result = measure(
                 Command::new(&self.bpfprof)
-                    .args(["-d", &seconds, "-o"])
+                    .args(["-d", &seconds, "--force", "-o"])
                     .arg(self.tmp("report-bpfprof")),
             );
             let _ = churn.kill();
@@ -275,6 +280,7 @@ impl Bench {
                     &seconds,
                     "--format",
                     "folded,svg,json,pprof",
+                    "--force",
                     "-o",
                 ])
                 .arg(self.tmp("report-time"))
@@ -359,6 +365,7 @@ impl Bench {
                         "5",
                         "--format",
                         "json",
+                        "--force",
                         "-o",
                     ])
                     .arg(&dir)

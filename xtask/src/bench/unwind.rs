@@ -71,7 +71,14 @@ impl Bench {
         let started = Instant::now();
         let mut profiler = Command::new(&self.bpfprof)
             .args(["-v", "--unwind", mode, "-F", &rate.to_string(), "-d", "5"])
-            .args(["--format", "folded", "--pid", &pids.join(","), "-o"])
+            .args([
+                "--format",
+                "folded",
+                "--force",
+                "--pid",
+                &pids.join(","),
+                "-o",
+            ])
             .arg(&dir)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -12,6 +12,7 @@ use crate::{
     meta::RunMeta,
     profile::Losses,
 };
+use profiler_common::Loss;
 
 const FUNCTION_WIDTH: usize = 52;
 const MODULE_WIDTH: usize = 18;
@@ -107,9 +108,9 @@ fn quality(out: &mut String, meta: &RunMeta, losses: &Losses) {
     }
     let share = |n: u64| percent(n, losses.samples.max(1));
     let _ = writeln!(out, "\nQuality");
-    for (name, value) in losses.entries().into_iter().filter(|(_, v)| *v > 0) {
-        let _ = writeln!(out, "  {name:<40} {value:>9}");
-        if name == "samples with unnamed frames" {
+    for (loss, value) in losses.entries().filter(|(_, v)| *v > 0) {
+        let _ = writeln!(out, "  {:<40} {value:>9}", loss.label());
+        if loss == Loss::UnknownFrames {
             for (module, n) in &losses.unknown_frames_by_module {
                 let _ = writeln!(out, "    in {:<37} {n:>9}", truncate(module, 37));
             }
@@ -123,7 +124,7 @@ fn quality(out: &mut String, meta: &RunMeta, losses: &Losses) {
 fn warnings(meta: &RunMeta, losses: &Losses, share: impl Fn(u64) -> f64) -> Vec<String> {
     const LIMIT: f64 = 5.0;
     let mut warnings = Vec::new();
-    let lost_stacks = losses.stack_collisions + losses.stack_map_full;
+    let lost_stacks = losses[Loss::StackCollisions] + losses[Loss::StackMapFull];
     if share(lost_stacks) > LIMIT {
         warnings.push(format!(
             "{:.1}% of samples lost a stack to a full stack map: run with --stack-map-size {}",
@@ -131,10 +132,10 @@ fn warnings(meta: &RunMeta, losses: &Losses, share: impl Fn(u64) -> f64) -> Vec<
             (meta.stack_map_size.max(1) * 4).next_power_of_two()
         ));
     }
-    if share(losses.counts_map_full) > LIMIT {
+    if share(losses[Loss::CountsMapFull]) > LIMIT {
         warnings.push(format!(
             "{:.1}% of samples were not counted (counts map full): run with --max-stacks {} or a shorter --interval",
-            share(losses.counts_map_full),
+            share(losses[Loss::CountsMapFull]),
             (meta.max_stacks.max(1) * 4).next_power_of_two()
         ));
     }
@@ -158,24 +159,24 @@ fn warnings(meta: &RunMeta, losses: &Losses, share: impl Fn(u64) -> f64) -> Vec<
             share(n)
         ));
     }
-    if share(losses.user_stack_missing) > LIMIT {
+    if share(losses[Loss::UserStackMissing]) > LIMIT {
         warnings.push(format!(
             "{:.1}% of samples of user threads came without a user stack",
-            share(losses.user_stack_missing)
+            share(losses[Loss::UserStackMissing])
         ));
     }
-    if share(losses.truncated_stacks) > LIMIT {
+    if share(losses[Loss::TruncatedStacks]) > LIMIT {
         warnings.push(format!(
             "{:.1}% of stacks were deeper than 127 frames and are cut at the root ([truncated])",
-            share(losses.truncated_stacks)
+            share(losses[Loss::TruncatedStacks])
         ));
     }
-    if losses.stack_reuse_mismatches > 0 {
+    if losses[Loss::StackReuseMismatch] > 0 {
         warnings.push(format!(
             "{} off-CPU block sites reused stacks that a check walk found different; they walked \
              every time after, but up to 31 earlier records each may show another stack from the \
              same site: rerun with --no-stack-reuse for exact stacks",
-            losses.stack_reuse_mismatches
+            losses[Loss::StackReuseMismatch]
         ));
     }
     warnings
@@ -268,12 +269,10 @@ mod tests {
 
     #[test]
     fn the_quality_block_counts_and_advises_above_5_percent() {
-        let mut losses = Losses {
-            samples: 200,
-            stack_collisions: 30,
-            samples_with_unknown_frames: 40,
-            ..Losses::default()
-        };
+        let mut losses = Losses::default();
+        losses.samples = 200;
+        losses[Loss::StackCollisions] = 30;
+        losses[Loss::UnknownFrames] = 40;
         losses
             .unknown_frames_by_module
             .insert("libfoo.so".into(), 36);
@@ -297,12 +296,42 @@ mod tests {
     }
 
     #[test]
+    fn the_quality_block_lists_every_loss_by_its_label_in_table_order() {
+        let mut losses = Losses::default();
+        losses.samples = 1_000_000;
+        for (i, loss) in Loss::ALL.into_iter().enumerate() {
+            losses[loss] = 100 + i as u64;
+        }
+        losses
+            .unknown_frames_by_module
+            .insert("libfoo.so".into(), 100);
+        let text = render(&meta(), &summary(), &losses, 20);
+        let block: Vec<&str> = text
+            .split("\nQuality\n")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .take_while(|l| !l.is_empty() && !l.starts_with("warning:"))
+            .collect();
+        let mut expected = Vec::new();
+        for (i, loss) in Loss::ALL.into_iter().enumerate() {
+            expected.push(format!("  {:<40} {:>9}", loss.label(), 100 + i));
+            if loss == Loss::UnknownFrames {
+                expected.push(format!("    in {:<37} {:>9}", "libfoo.so", 100));
+            }
+        }
+        assert_eq!(block, expected, "{text}");
+        // A counter at 0 has no line.
+        losses[Loss::PerfMapsCut] = 0;
+        let text = render(&meta(), &summary(), &losses, 20);
+        assert!(!text.contains(Loss::PerfMapsCut.label()), "{text}");
+    }
+
+    #[test]
     fn tables_rank_fit_100_columns_and_show_losses() {
-        let losses = Losses {
-            samples: 200,
-            stack_collisions: 3,
-            ..Losses::default()
-        };
+        let mut losses = Losses::default();
+        losses.samples = 200;
+        losses[Loss::StackCollisions] = 3;
         let text = render(&meta(), &summary(), &losses, 20);
         for line in text.lines() {
             assert!(line.chars().count() <= 100, "too wide: {line}");
