@@ -44,13 +44,7 @@ fn jit_code_is_named_from_its_perf_map() {
     let (jit, _, _) = start_jit(&["map"]);
     let run = profile("jit", &["--pid", &jit.pid().to_string(), "-d", "1"]);
     let _ = std::fs::remove_file(format!("/tmp/perf-{}.map", jit.pid()));
-    run.assert_success();
-    let named = run.folded().leaf_samples("wl-jit", "jit_spin_loop");
-    assert!(
-        named >= 50,
-        "jit_spin_loop has {named} samples: {:?}",
-        run.folded().stacks
-    );
+    assert_jit_code_named(&run);
 }
 
 #[test]
@@ -63,13 +57,7 @@ fn the_perf_map_of_a_process_that_exited_is_still_used() {
         "jit-exited",
         &["--", "timeout", "1", jit.to_str().unwrap(), "map"],
     );
-    run.assert_success();
-    let named = run.folded().leaf_samples("wl-jit", "jit_spin_loop");
-    assert!(
-        named >= 50,
-        "jit_spin_loop has {named} samples: {:?}",
-        run.folded().stacks
-    );
+    assert_jit_code_named(&run);
     for pid in run.report()["processes"].as_array().unwrap() {
         let _ = std::fs::remove_file(format!("/tmp/perf-{}.map", pid["pid"]));
     }
@@ -140,6 +128,17 @@ fn node_jit_frames_are_named_with_perf_basic_prof() {
         named * 2 >= total,
         "hotLoopForProfiler in {named} of {total} samples: {:?}",
         folded.stacks
+    );
+}
+
+/// The run named wl-jit's code from its perf map for most of a second.
+fn assert_jit_code_named(run: &Run) {
+    run.assert_success();
+    let named = run.folded().leaf_samples("wl-jit", "jit_spin_loop");
+    assert!(
+        named >= 50,
+        "jit_spin_loop has {named} samples: {:?}",
+        run.folded().stacks
     );
 }
 
