@@ -11,7 +11,7 @@ use profiler_common::{Loss, PROCESS_EXEC, PROCESS_MAPS_STALE, ProcessEvent};
 
 use crate::{
     blocked,
-    bpf::{Collector, ProcessEvents},
+    bpf::{Collector, ProcessEvents, object::ObjectBytes},
     child::GatedChild,
     cli::{Config, Target, Unwind},
     drain::{Batch, Drainer},
@@ -45,16 +45,16 @@ enum Stop {
 }
 
 /// Captures; in continuous mode, windows are written under `out`.
-pub(crate) fn run(config: &Config, out: &OutDir) -> Result<Capture> {
+pub(crate) fn run(config: &Config, out: &OutDir, object: ObjectBytes) -> Result<Capture> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("starting the runtime")?
-        .block_on(capture(config, out))
+        .block_on(capture(config, out, object))
 }
 
-async fn capture(config: &Config, out: &OutDir) -> Result<Capture> {
-    let (mut session, child) = Session::start(config, out)?;
+async fn capture(config: &Config, out: &OutDir, object: ObjectBytes) -> Result<Capture> {
+    let (mut session, child) = Session::start(config, out, object)?;
     let stop = session.sample(child.as_ref()).await?;
     // The command is waited for until here, and outlives the session.
     let capture = session.finish(stop);
@@ -86,8 +86,12 @@ impl<'a> Session<'a> {
     /// Loads and attaches the programs, loads the unwind tables of the
     /// processes named, seeds the threads already blocked, then lets the
     /// command (returned, when there is one) start.
-    fn start(config: &'a Config, out: &OutDir) -> Result<(Session<'a>, Option<GatedChild>)> {
-        let mut collector = Collector::load(config)?;
+    fn start(
+        config: &'a Config,
+        out: &OutDir,
+        object: ObjectBytes,
+    ) -> Result<(Session<'a>, Option<GatedChild>)> {
+        let mut collector = Collector::load(config, object)?;
         if config.verbose > 0 {
             for line in collector.describe_maps() {
                 eprintln!("bpfprof: {line}");

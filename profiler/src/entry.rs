@@ -6,7 +6,8 @@
 use std::{path::PathBuf, process::ExitCode, time::SystemTime};
 
 use crate::{
-    bpf, capture, child,
+    bpf::{self, object::ObjectBytes},
+    capture, child,
     cli::{self, Cli, Command},
     commands,
     meta::{self, RunMeta},
@@ -83,9 +84,10 @@ fn profile(args: cli::Args) -> ExitCode {
     {
         return usage_error(&msg);
     }
-    if let Err(msg) = bpf::object::check(&config) {
-        return usage_error(&msg);
-    }
+    let object = match bpf::object::check(&config) {
+        Ok(object) => object,
+        Err(msg) => return usage_error(&msg),
+    };
     if let Err(err) = bpf::preflight() {
         eprintln!("bpfprof: {err}");
         return ExitCode::FAILURE;
@@ -94,7 +96,7 @@ fn profile(args: cli::Args) -> ExitCode {
         Ok(out) => out,
         Err(msg) => return usage_error(&msg),
     };
-    match run(&config, &out) {
+    match run(&config, &out, object) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("bpfprof: {}", error_line(&err));
@@ -120,8 +122,8 @@ fn create_output_dir(config: &cli::Config) -> Result<OutDir, String> {
     }
 }
 
-fn run(config: &cli::Config, out: &OutDir) -> anyhow::Result<ExitCode> {
-    let capture = capture::run(config, out)?;
+fn run(config: &cli::Config, out: &OutDir, object: ObjectBytes) -> anyhow::Result<ExitCode> {
+    let capture = capture::run(config, out, object)?;
     let meta = RunMeta {
         command_exit_status: capture.command_status,
         ..RunMeta::of_run(config, capture.started, capture.elapsed)

@@ -97,7 +97,9 @@ pub(crate) struct Collector {
 }
 
 impl Collector {
-    pub(crate) fn load(config: &Config) -> Result<Collector> {
+    /// Loads `object` (as `object::check` returned it) with the run's
+    /// sizes and settings.
+    pub(crate) fn load(config: &Config, object: object::ObjectBytes) -> Result<Collector> {
         let follow_forks = matches!(config.target, Target::Command(_));
         let self_tgid = std::process::id();
         let filter_tgids = u32::from(config.target != Target::AllProcesses);
@@ -142,7 +144,7 @@ impl Collector {
             .override_global(names::REUSE_STACKS, &reuse_stacks, true)
             .override_global(names::UNWIND_MODE, &unwind_mode, true);
         log::configure(&mut loader, config.verbose);
-        let Some(object) = object::bytes(config).map_err(anyhow::Error::msg)? else {
+        let Some(object) = object else {
             bail!(
                 "this bpfprof was built without its BPF object: build it with `cargo xtask build`, or pass --bpf-object PATH"
             );

@@ -28,22 +28,27 @@ const MAX_BYTES: u64 = 256 << 20;
 /// `EM_BPF`, the ELF machine of BPF objects.
 const EM_BPF: u16 = 247;
 
-/// The object's bytes: `--bpf-object`'s file, else the embedded object
-/// (None when this bpfprof was built without one). The error is the line
-/// to print.
-pub(crate) fn bytes(config: &Config) -> Result<Option<Cow<'static, [u8]>>, String> {
+/// A run's BPF object: the bytes checked before the run are the bytes
+/// loaded. None when this bpfprof was built without one and no
+/// `--bpf-object` was given.
+pub(crate) type ObjectBytes = Option<Cow<'static, [u8]>>;
+
+/// The object's bytes: `--bpf-object`'s file, else the embedded object.
+/// The error is the line to print.
+fn bytes(config: &Config) -> Result<ObjectBytes, String> {
     match &config.bpf_object {
         Some(path) => read(path).map(|b| Some(Cow::Owned(b))),
         None => Ok(EMBEDDED.map(Cow::Borrowed)),
     }
 }
 
-/// Checks the object and the memory its maps would take, before anything
-/// is created; the error is the line to print (bad input: exit status 2).
-pub(crate) fn check(config: &Config) -> Result<(), String> {
+/// Reads and checks the object and the memory its maps would take, before
+/// anything is created, and returns it for loading; the error is the line
+/// to print (bad input: exit status 2).
+pub(crate) fn check(config: &Config) -> Result<ObjectBytes, String> {
     let Some(bytes) = bytes(config)? else {
         // Loading says how to build one.
-        return Ok(());
+        return Ok(None);
     };
     let shown = config
         .bpf_object
@@ -52,15 +57,15 @@ pub(crate) fn check(config: &Config) -> Result<(), String> {
             format!("--bpf-object {}", p.display())
         });
     let object = parse(&bytes).map_err(|why| format!("{shown}: {why}"))?;
-    let Some(mem_total) = map_memory::mem_total() else {
-        return Ok(());
-    };
-    let cpus = super::online_cpu_count();
-    map_memory::check(
-        config,
-        &map_memory::planned(config, &object, cpus),
-        mem_total,
-    )
+    if let Some(mem_total) = map_memory::mem_total() {
+        let cpus = super::online_cpu_count();
+        map_memory::check(
+            config,
+            &map_memory::planned(config, &object, cpus),
+            mem_total,
+        )?;
+    }
+    Ok(Some(bytes))
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
