@@ -31,6 +31,8 @@ const MAX_LINE: usize = 4096;
 pub(crate) struct PerfMaps {
     by_tgid: HashMap<u32, Tracked>,
     losses: PerfMapLosses,
+    /// Our own root directory's (device, inode), looked up once.
+    our_root: std::cell::OnceCell<Option<(u64, u64)>>,
 }
 
 struct Tracked {
@@ -63,7 +65,11 @@ struct FileId {
 impl PerfMaps {
     /// Reads (or rereads, if it changed) the perf map of a live process.
     pub(crate) fn refresh(&mut self, tgid: u32) {
-        let Some(place) = Place::of(tgid) else {
+        let our_root = *self.our_root.get_or_init(|| {
+            let ours = std::fs::metadata("/").ok()?;
+            Some((ours.dev(), ours.ino()))
+        });
+        let Some(place) = Place::of(tgid, our_root) else {
             return; // gone: keep what was read
         };
         let tracked = self.by_tgid.entry(tgid).or_insert_with(|| Tracked {
@@ -153,12 +159,10 @@ impl Tracked {
 }
 
 impl Place {
-    fn of(tgid: u32) -> Option<Place> {
+    fn of(tgid: u32, our_root: Option<(u64, u64)>) -> Option<Place> {
         let (euid, ns_pid) = crate::procfs::euid_and_ns_pid(tgid)?;
         let theirs = std::fs::metadata(format!("/proc/{tgid}/root")).ok()?;
-        let ours = std::fs::metadata("/").ok()?;
-        let shares_our_root =
-            (theirs.dev(), theirs.ino()) == (ours.dev(), ours.ino()) && ns_pid == tgid;
+        let shares_our_root = our_root == Some((theirs.dev(), theirs.ino())) && ns_pid == tgid;
         Some(Place {
             ns_pid,
             euid,
