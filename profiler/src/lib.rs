@@ -48,6 +48,7 @@ mod status;
 mod stop_signals;
 mod symbolize;
 mod tracefs;
+mod untrusted_file;
 mod unwind;
 mod windows;
 

@@ -4,15 +4,13 @@
 //! cannot hang bpfprof), of bounded size, a BPF ELF that parses, whose maps
 //! at the run's sizes fit in the machine (see `map_memory`).
 
-use std::{
-    borrow::Cow,
-    io::Read,
-    os::unix::fs::{FileTypeExt, OpenOptionsExt},
-    path::Path,
-};
+use std::{borrow::Cow, path::Path};
 
 use super::map_memory;
-use crate::cli::Config;
+use crate::{
+    cli::Config,
+    untrusted_file::{self, NotRead},
+};
 
 #[cfg(bpfprof_embedded_obj)]
 static EMBEDDED: Option<&[u8]> = Some(aya::include_bytes_aligned!(concat!(
@@ -74,43 +72,17 @@ fn read(path: &Path) -> Result<Vec<u8>, String> {
         std::io::ErrorKind::NotFound => "no such file".to_string(),
         _ => e.to_string(),
     };
-    let file = std::fs::File::options()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| fail(io(e)))?;
-    let meta = file.metadata().map_err(|e| fail(io(e)))?;
-    let kind = meta.file_type();
-    let not_a_file = if kind.is_dir() {
-        Some("a directory")
-    } else if kind.is_fifo() {
-        Some("a FIFO")
-    } else if kind.is_char_device() || kind.is_block_device() {
-        Some("a device")
-    } else if kind.is_socket() {
-        Some("a socket")
-    } else if !kind.is_file() {
-        Some("not a regular file")
-    } else {
-        None
-    };
-    if let Some(what) = not_a_file {
-        return Err(fail(format!("{what}, not a BPF object file")));
-    }
-    if meta.len() > MAX_BYTES {
-        return Err(fail(format!(
-            "{} MiB, too large for a BPF object",
-            meta.len() >> 20
-        )));
-    }
-    let mut bytes = Vec::new();
-    file.take(MAX_BYTES + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| fail(io(e)))?;
-    if bytes.len() as u64 > MAX_BYTES {
-        return Err(fail("grew past the size a BPF object can have".into()));
-    }
-    Ok(bytes)
+    let file = untrusted_file::open(path, true).map_err(|e| fail(io(e)))?;
+    untrusted_file::read_whole(file, MAX_BYTES).map_err(|why| {
+        fail(match why {
+            NotRead::Io(e) => io(e),
+            NotRead::NotRegular(kind) => {
+                format!("{}, not a BPF object file", untrusted_file::describe(kind))
+            }
+            NotRead::TooLarge(len) => format!("{} MiB, too large for a BPF object", len >> 20),
+            NotRead::Grew => "grew past the size a BPF object can have".into(),
+        })
+    })
 }
 
 /// Parses a BPF object; the error says why it is not one, in a phrase.

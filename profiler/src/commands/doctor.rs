@@ -8,6 +8,7 @@ use std::{collections::BTreeMap, path::Path, process::ExitCode};
 use anyhow::Result;
 use object::{Object, ObjectSection, ObjectSymbol, SymbolKind};
 
+use crate::untrusted_file;
 use crate::{bpf, procfs, profile::printable};
 
 /// Lines to print; made printable, as they carry process and file names.
@@ -159,20 +160,10 @@ fn check_process(f: &mut Findings, pid: u32) {
 /// itself, whatever mount namespace or path games): only a regular file,
 /// without blocking, up to a bound far above any real binary.
 fn read_binary(pid: u32, mapping: &procfs::Mapping) -> Option<Vec<u8>> {
-    use std::{io::Read, os::unix::fs::OpenOptionsExt};
     const MAX_BINARY_BYTES: u64 = 2 << 30;
-    let file = std::fs::File::options()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK)
-        .open(mapping.map_files_path(pid))
-        .ok()?;
-    let meta = file.metadata().ok()?;
-    if !meta.is_file() || meta.len() > MAX_BINARY_BYTES {
-        return None;
-    }
-    let mut data = Vec::with_capacity(meta.len() as usize);
-    file.take(MAX_BINARY_BYTES).read_to_end(&mut data).ok()?;
-    Some(data)
+    // map_files entries are links the kernel resolves to the mapped file.
+    let file = untrusted_file::open(&mapping.map_files_path(pid), true).ok()?;
+    untrusted_file::read_whole(file, MAX_BINARY_BYTES).ok()
 }
 
 fn inspect_binary(f: &mut Findings, path: &str, file: &object::File) {

@@ -7,15 +7,13 @@
 
 use std::{
     collections::{BTreeMap, HashMap},
-    fs::OpenOptions,
-    io::Read,
     num::IntErrorKind,
-    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
 };
 
 use anyhow::{Context, Result, bail};
 
+use crate::untrusted_file::{self, NotRead};
 use crate::{
     output::json::Report,
     profile::{Frame, FrameKind, OffState, Profile, StackSite, printable},
@@ -48,28 +46,15 @@ pub(crate) fn read_bounded(path: &Path, limit: u64) -> Result<String> {
         bail!("{shown}: not a regular file");
     }
     // Non-blocking, should a FIFO take its place after the check.
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .with_context(|| format!("cannot read {shown}"))?;
-    let meta = file
-        .metadata()
-        .with_context(|| format!("cannot read {shown}"))?;
-    if !meta.is_file() {
-        bail!("{shown}: not a regular file");
-    }
-    let too_large = || anyhow::anyhow!("{shown}: larger than {} MiB", limit >> 20);
-    if meta.len() > limit {
-        return Err(too_large());
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .with_context(|| format!("cannot read {shown}"))?;
-    if bytes.len() as u64 > limit {
-        return Err(too_large());
-    }
+    let file = untrusted_file::open(path, true).with_context(|| format!("cannot read {shown}"))?;
+    let bytes = match untrusted_file::read_whole(file, limit) {
+        Ok(bytes) => bytes,
+        Err(NotRead::Io(e)) => return Err(e).with_context(|| format!("cannot read {shown}")),
+        Err(NotRead::NotRegular(_)) => bail!("{shown}: not a regular file"),
+        Err(NotRead::TooLarge(_) | NotRead::Grew) => {
+            bail!("{shown}: larger than {} MiB", limit >> 20)
+        }
+    };
     String::from_utf8(bytes).map_err(|err| {
         let valid = &err.as_bytes()[..err.utf8_error().valid_up_to()];
         let line = valid.iter().filter(|&&b| b == b'\n').count() + 1;

@@ -20,12 +20,13 @@
 
 use std::{
     fs::{self, Metadata},
-    io::{self, Read, Write},
+    io::{self, Write},
     os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt},
     path::{Path, PathBuf},
 };
 
 use super::{CoreText, core_symbols};
+use crate::untrusted_file;
 
 /// Far above a real kernel's core text symbols (a few MiB): a larger copy
 /// was not written by bpfprof.
@@ -132,18 +133,11 @@ impl Store {
         if !fs::symlink_metadata(&path).ok()?.is_file() {
             return None;
         }
-        let file = fs::OpenOptions::new()
-            .read(true)
-            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_NOCTTY)
-            .open(&path)
-            .ok()?;
-        let meta = file.metadata().ok()?;
-        if !meta.is_file() || self.ownership_problem(&meta).is_some() || meta.len() > MAX_COPY_BYTES
-        {
+        let file = untrusted_file::open(&path, false).ok()?;
+        if self.ownership_problem(&file.metadata().ok()?).is_some() {
             return None;
         }
-        let mut bytes = Vec::with_capacity(meta.len() as usize);
-        file.take(MAX_COPY_BYTES).read_to_end(&mut bytes).ok()?;
+        let bytes = untrusted_file::read_whole(file, MAX_COPY_BYTES).ok()?;
         let (start, end) = self.verify(&bytes)?;
         Some(CoreText {
             kallsyms: path,
