@@ -87,22 +87,21 @@ impl Symbolizer {
                     }));
                     ids
                 }
-                _ if self.perf_maps.lookup(tgid, *addr).is_some() => {
-                    let name = self.perf_maps.lookup(tgid, *addr).unwrap_or_default();
-                    vec![table.intern(Frame {
+                _ => match self.perf_maps.lookup(tgid, *addr) {
+                    Some(name) => vec![table.intern(Frame {
                         name: clean(name),
                         module: Some("[jit]".into()),
                         kind: FrameKind::User,
-                    })]
-                }
-                _ => {
-                    let mapping = procfs::find_mapping(mappings, *addr);
-                    vec![table.intern(Frame {
-                        name: mapping.map_or_else(|| "[unknown]".into(), |m| m.describe(*addr)),
-                        module: mapping.map(|m| file_name(&m.path)),
-                        kind: FrameKind::Unknown,
-                    })]
-                }
+                    })],
+                    None => {
+                        let mapping = procfs::find_mapping(mappings, *addr);
+                        vec![table.intern(Frame {
+                            name: mapping.map_or_else(|| "[unknown]".into(), |m| m.describe(*addr)),
+                            module: mapping.map(|m| file_name(&m.path)),
+                            kind: FrameKind::Unknown,
+                        })]
+                    }
+                },
             };
             names.insert(*addr, ids);
         }
