@@ -163,44 +163,97 @@ const _: () = assert!(core::mem::size_of::<Waker>() == 48);
 const _: () = assert!(core::mem::size_of::<WakeKey>() == 96);
 
 /// One row of a binary's unwind table, built by userspace from .eh_frame:
-/// from `pc` (the binary's own virtual address) up to the next row's `pc`,
-/// how to find the caller's frame. The return address is always at CFA - 8
-/// on x86_64.
+/// from `pc` up to the next row's `pc`, how to find the caller's frame.
+/// The return address is always at CFA - 8 on x86_64. Eight bytes, so
+/// the tables of the largest binaries (compilers, LLVM) stay small and
+/// more of a table fits each cache line.
+///
+/// A binary's table (one inner map of `UNWIND_TABLES`) starts with its
+/// page index, `UnwindMapping::page_count + 1` entries whose `pc` is the
+/// index of a row (see `UnwindMapping`); its rows follow.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct UnwindRow {
-    pub pc: u64,
-    /// Added to the CFA's base register; for `unwind_kind::PLT`, the
-    /// threshold on `rip & 15`.
-    pub cfa_offset: i32,
-    /// Where the caller's rbp is saved, from the CFA, when `rbp_saved`.
-    pub rbp_offset: i16,
-    /// One of `unwind_kind::*`.
-    pub kind: u8,
-    pub rbp_saved: u8,
+    /// The row's first address, from the table's base address (the start
+    /// of the binary's first page with a row).
+    pub pc: u32,
+    /// The rule, packed (see `unwind_rule`).
+    pub rule: u32,
 }
 
-const _: () = assert!(core::mem::size_of::<UnwindRow>() == 16);
+/// An `UnwindRow`'s rule in 32 bits: its kind (`unwind_kind::*`), where
+/// the caller's rbp is saved (in 8-byte words from the CFA, 0 when this
+/// frame has not saved it) and the offset added to the CFA's base
+/// register (for `unwind_kind::PLT`, the threshold on `rip & 15`). Offsets
+/// reach 8 MiB: compilers give some functions frames of hundreds of KiB.
+pub mod unwind_rule {
+    const KIND_BITS: u32 = 3;
+    const SLOT_BITS: u32 = 6;
+    const OFFSET_SHIFT: u32 = KIND_BITS + SLOT_BITS;
+    pub const MAX_CFA_OFFSET: u64 = (1 << (32 - OFFSET_SHIFT)) - 1;
+    pub const MIN_RBP_SLOT: i64 = -(1 << (SLOT_BITS - 1));
+    pub const MAX_RBP_SLOT: i64 = (1 << (SLOT_BITS - 1)) - 1;
 
-/// An executable mapping of a process, and where its binary's unwind rows
-/// are in `UNWIND_ROWS` (`rows_len` 0: the binary has none).
+    /// The rule; None when the offset or the slot is out of range.
+    pub const fn pack(kind: u8, cfa_offset: u64, rbp_slot: i64) -> Option<u32> {
+        if cfa_offset > MAX_CFA_OFFSET || rbp_slot < MIN_RBP_SLOT || rbp_slot > MAX_RBP_SLOT {
+            return None;
+        }
+        let slot = (rbp_slot as u32) & ((1 << SLOT_BITS) - 1);
+        Some(((cfa_offset as u32) << OFFSET_SHIFT) | (slot << KIND_BITS) | (kind as u32 & 7))
+    }
+
+    pub const fn kind(rule: u32) -> u8 {
+        (rule & ((1 << KIND_BITS) - 1)) as u8
+    }
+
+    pub const fn cfa_offset(rule: u32) -> u64 {
+        (rule >> OFFSET_SHIFT) as u64
+    }
+
+    pub const fn rbp_slot(rule: u32) -> i64 {
+        // The slot's bits at the top, then shifted back down with the sign.
+        (((rule << (32 - OFFSET_SHIFT)) as i32) >> (32 - SLOT_BITS)) as i64
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<UnwindRow>() == 8);
+
+/// An executable mapping of a process, and its binary's unwind table.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct UnwindMapping {
     pub start: u64,
     pub end: u64,
-    /// Address in the mapping minus the binary's own (ELF) address.
+    /// Address in the mapping minus the address it has in the table (its
+    /// `UnwindRow::pc` scale).
     pub bias: u64,
-    pub rows_start: u32,
-    pub rows_len: u32,
-    /// The binary's page index in `UNWIND_PAGES`: for each 4 KiB page of
-    /// its addresses from `first_page` on, the first row to search from,
-    /// and one entry past the last page. It narrows each row search to the
-    /// rows of one page.
-    pub first_page: u64,
-    pub pages_start: u32,
+    /// The binary's table: its index in `UNWIND_TABLES`.
+    pub table: u32,
+    /// The table's page index: for each 4 KiB page of table addresses,
+    /// the last row at or below the page's start, then one entry for the
+    /// last row. It narrows each row search to the rows of one page.
     pub page_count: u32,
+    pub rows_len: u32,
+    /// One of `table_state::*`.
+    pub state: u32,
 }
+
+const _: () = assert!(core::mem::size_of::<UnwindMapping>() == 40);
+
+/// Whether an `UnwindMapping` has a table.
+pub mod table_state {
+    /// No table: the binary has none, or it did not fit.
+    pub const NONE: u32 = 0;
+    /// `table` holds the binary's table.
+    pub const READY: u32 = 1;
+    /// Its table is being read: walked by frame pointers meanwhile, and
+    /// counted (`Loss::UnwindTablePending`).
+    pub const PENDING: u32 = 2;
+}
+
+/// Binaries with a table at once: the entries of `UNWIND_TABLES`.
+pub const MAX_UNWIND_TABLES: u32 = 8192;
 
 /// Most mappings with unwind rows one process can have; more are walked by
 /// frame pointers (`auto`) or not at all (`dwarf`).

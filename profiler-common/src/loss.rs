@@ -26,6 +26,10 @@ pub enum Loss {
     /// Off-CPU stack ids reused at a block site differed from a full walk
     /// at a check: that site walks every time from then on.
     StackReuseMismatch,
+    /// User stacks walked by frame pointers because their process's or
+    /// binary's unwind table was not loaded yet (or, for a process, could
+    /// not be: every process slot was taken).
+    UnwindTablePending,
     // Counted by userspace.
     /// Samples with at least one frame no symbol names.
     UnknownFrames,
@@ -47,17 +51,22 @@ pub enum Loss {
     /// Stacks dropped for sharing a stack-map bucket: always 0 since stacks
     /// are stored under hashes of their frames; kept so reports keep shape.
     StackCollisions,
+    /// Binaries left without an unwind table: the tables' row budget
+    /// (`--unwind-rows`) or their slots were used up.
+    UnwindTablesNotLoaded,
 }
 
 impl Loss {
     /// How many are counted by BPF: the size of the `ERRORS` array.
-    pub const BPF_COUNT: u32 = Loss::StackReuseMismatch as u32 + 1;
+    pub const BPF_COUNT: u32 = Loss::UnwindTablePending as u32 + 1;
 
     /// Every counter, in the order the Quality block lists them.
-    pub const ALL: [Loss; 17] = [
+    pub const ALL: [Loss; 19] = [
         Loss::UnknownFrames,
         Loss::TruncatedStacks,
         Loss::IncompleteUnwinds,
+        Loss::UnwindTablePending,
+        Loss::UnwindTablesNotLoaded,
         Loss::PerfMapsIgnored,
         Loss::PerfMapLinesSkipped,
         Loss::PerfMapsCut,
@@ -95,6 +104,8 @@ impl Loss {
             Loss::PendingMapFull => "pending_map_full",
             Loss::WakersMapFull => "wakers_map_full",
             Loss::StackReuseMismatch => "stack_reuse_mismatches",
+            Loss::UnwindTablePending => "stacks_walked_before_unwind_tables",
+            Loss::UnwindTablesNotLoaded => "unwind_tables_not_loaded",
             Loss::UnknownFrames => "samples_with_unknown_frames",
             Loss::TruncatedStacks => "truncated_stacks",
             Loss::IncompleteUnwinds => "incomplete_unwinds",
@@ -118,6 +129,8 @@ impl Loss {
             Loss::PendingMapFull => "blocked threads not tracked (map full)",
             Loss::WakersMapFull => "wakers not recorded (map full)",
             Loss::StackReuseMismatch => "off-CPU stack reuse mismatches",
+            Loss::UnwindTablePending => "stacks walked before unwind tables loaded",
+            Loss::UnwindTablesNotLoaded => "binaries without unwind tables (full)",
             Loss::UnknownFrames => "samples with unnamed frames",
             Loss::TruncatedStacks => "stacks truncated at 127 frames",
             Loss::IncompleteUnwinds => "user stacks unwound part way",

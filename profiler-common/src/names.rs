@@ -20,8 +20,7 @@ pub const ERRORS: &str = "ERRORS";
 pub const KNOWN_TGIDS: &str = "KNOWN_TGIDS";
 pub const PROCESS_EVENTS: &str = "PROCESS_EVENTS";
 pub const REUSED_STACKS: &str = "REUSED_STACKS";
-pub const UNWIND_ROWS: &str = "UNWIND_ROWS";
-pub const UNWIND_PAGES: &str = "UNWIND_PAGES";
+pub const UNWIND_TABLES: &str = "UNWIND_TABLES";
 pub const UNWIND_SLOTS: &str = "UNWIND_SLOTS";
 pub const UNWIND_PROCESSES: &str = "UNWIND_PROCESSES";
 pub const ROW_CACHE: &str = "ROW_CACHE";
@@ -48,7 +47,7 @@ pub const UNWIND_MODE: &str = "UNWIND_MODE";
 pub const AYA_LOG_LEVEL: &str = "AYA_LOG_LEVEL";
 
 /// Every map, for the check against the built object.
-pub const ALL_MAPS: [&str; 27] = [
+pub const ALL_MAPS: [&str; 26] = [
     COUNTS[0],
     COUNTS[1],
     KERNEL_STACKS[0],
@@ -67,8 +66,7 @@ pub const ALL_MAPS: [&str; 27] = [
     KNOWN_TGIDS,
     PROCESS_EVENTS,
     REUSED_STACKS,
-    UNWIND_ROWS,
-    UNWIND_PAGES,
+    UNWIND_TABLES,
     UNWIND_SLOTS,
     UNWIND_PROCESSES,
     ROW_CACHE,

@@ -6,13 +6,15 @@
 
 use aya_ebpf::{
     Global,
+    bindings::{BPF_F_INNER_MAP, BPF_F_MMAPABLE},
+    btf_maps::{Array as TableArray, ArrayOfMaps},
     helpers::bpf_probe_read_user,
-    macros::map,
+    macros::{btf_map, map},
     maps::{Array, HashMap, PerCpuArray},
 };
 use profiler_common::{
-    MAX_UNWIND_MAPPINGS, PROCESS_MAPS_STALE, ProcessMappings, UnwindMapping, UnwindRow,
-    unwind_kind, unwind_mode,
+    MAX_UNWIND_MAPPINGS, MAX_UNWIND_TABLES, PROCESS_MAPS_STALE, ProcessMappings, UnwindMapping,
+    UnwindRow, table_state, unwind_kind, unwind_mode, unwind_rule,
 };
 
 use crate::events::announce;
@@ -21,13 +23,13 @@ use crate::events::announce;
 #[unsafe(no_mangle)]
 pub static UNWIND_MODE: Global<u32> = Global::new(unwind_mode::FP);
 
-/// Every loaded binary's rows, each binary's contiguous and sorted. Sized
-/// at load time (`--unwind-rows`).
-#[map]
-static UNWIND_ROWS: Array<UnwindRow> = Array::with_max_entries(1, 0);
-/// Each binary's page index (see `UnwindMapping`), sized at load time.
-#[map]
-static UNWIND_PAGES: Array<u32> = Array::with_max_entries(1, 0);
+/// One table per loaded binary (its page index, then its rows, sorted):
+/// each an array sized to its binary by userspace, which creates it when
+/// the binary is first met (and fills it through a memory mapping, as one
+/// copy), so no binary waits on a budget shared with the others.
+type Table = TableArray<UnwindRow, 1, { (BPF_F_INNER_MAP | BPF_F_MMAPABLE) as usize }>;
+#[btf_map]
+static UNWIND_TABLES: ArrayOfMaps<Table, { MAX_UNWIND_TABLES as usize }> = ArrayOfMaps::new();
 /// Each loaded process's slot in `UNWIND_PROCESSES`, by tgid.
 #[map]
 static UNWIND_SLOTS: HashMap<u32, u32> = HashMap::with_max_entries(1024, 0);
@@ -106,10 +108,23 @@ pub enum Step {
     },
 }
 
-/// The caller of `frame`. `mappings` is None in frame-pointer mode and for
-/// processes whose tables are not loaded (yet).
+/// True when user stacks are walked by unwind tables (`auto`, `dwarf`).
 #[inline(always)]
-pub fn step(frame: &Frame, mappings: Option<*mut ProcessMappings>, tgid: u32) -> Step {
+pub fn tables_wanted() -> bool {
+    UNWIND_MODE.load() != unwind_mode::FP
+}
+
+/// The caller of `frame`. `mappings` is None in frame-pointer mode and for
+/// processes whose tables are not loaded (yet). `pending` is set when the
+/// step went by frame pointers because the frame's table is still being
+/// loaded.
+#[inline(always)]
+pub fn step(
+    frame: &Frame,
+    mappings: Option<*mut ProcessMappings>,
+    tgid: u32,
+    pending: &mut u64,
+) -> Step {
     let Some(mappings) = mappings else {
         return frame_pointer_step(frame);
     };
@@ -135,15 +150,20 @@ pub fn step(frame: &Frame, mappings: Option<*mut ProcessMappings>, tgid: u32) ->
         }
         return without_table(frame);
     };
+    if mapping.state == table_state::PENDING {
+        // Not cached: the table may be there at the next sample.
+        *pending = 1;
+        return without_table(frame);
+    }
     // No table or no row: a row of kind NONE, so the cache remembers that.
-    let row = if mapping.rows_len == 0 {
-        None
-    } else {
+    let row = if mapping.state == table_state::READY {
         find_row(&mapping, lookup.wrapping_sub(mapping.bias))
+    } else {
+        None
     }
     .unwrap_or(UnwindRow {
-        kind: unwind_kind::NONE,
-        ..UnwindRow::default()
+        pc: 0,
+        rule: u32::from(unwind_kind::NONE),
     });
     if let Some(cached) = cached {
         unsafe {
@@ -161,7 +181,7 @@ pub fn step(frame: &Frame, mappings: Option<*mut ProcessMappings>, tgid: u32) ->
 /// The caller of `frame` by `row`'s rule.
 #[inline(always)]
 fn follow(frame: &Frame, row: &UnwindRow) -> Step {
-    match row.kind {
+    match unwind_rule::kind(row.rule) {
         unwind_kind::RSP | unwind_kind::RBP | unwind_kind::PLT => table_step(frame, row),
         unwind_kind::SIGNAL => signal_step(frame),
         unwind_kind::END => Step::End,
@@ -203,8 +223,9 @@ fn frame_pointer_step(frame: &Frame) -> Step {
 
 #[inline(always)]
 fn table_step(frame: &Frame, row: &UnwindRow) -> Step {
-    let offset = i64::from(row.cfa_offset) as u64;
-    let cfa = match row.kind {
+    let offset = unwind_rule::cfa_offset(row.rule);
+    let rbp_slot = unwind_rule::rbp_slot(row.rule);
+    let cfa = match unwind_rule::kind(row.rule) {
         unwind_kind::RSP => frame.sp.wrapping_add(offset),
         unwind_kind::RBP => frame.bp.wrapping_add(offset),
         // PLT: 8 more once the stub's push has run.
@@ -218,7 +239,7 @@ fn table_step(frame: &Frame, row: &UnwindRow) -> Step {
     }
     // Most functions that save rbp push it first, right below the return
     // address: one read then fetches both.
-    if row.rbp_saved != 0 && row.rbp_offset == -16 {
+    if rbp_slot == -2 {
         let Ok([bp, ret]) = (unsafe { bpf_probe_read_user((cfa - 16) as *const [u64; 2]) }) else {
             return Step::Failed { cfa };
         };
@@ -227,8 +248,8 @@ fn table_step(frame: &Frame, row: &UnwindRow) -> Step {
     let Ok(ret) = (unsafe { bpf_probe_read_user((cfa - 8) as *const u64) }) else {
         return Step::Failed { cfa };
     };
-    let bp = if row.rbp_saved != 0 {
-        let saved = cfa.wrapping_add(i64::from(row.rbp_offset) as u64);
+    let bp = if rbp_slot != 0 {
+        let saved = cfa.wrapping_add((rbp_slot * 8) as u64);
         match unsafe { bpf_probe_read_user(saved as *const u64) } {
             Ok(bp) => bp,
             Err(_) => return Step::Failed { cfa },
@@ -292,31 +313,35 @@ fn find_mapping(mappings: &ProcessMappings, pc: u64) -> Option<UnwindMapping> {
     None
 }
 
-/// The last row at or below `address` in the mapping's binary: a binary
-/// search among the rows of `address`'s page.
+/// The last row at or below `offset` (an address in the mapping's table's
+/// scale) in the mapping's table: a binary search among the rows of
+/// `offset`'s page.
 #[inline(always)]
-fn find_row(mapping: &UnwindMapping, address: u64) -> Option<UnwindRow> {
-    let page = (address >> 12).checked_sub(mapping.first_page)?;
+fn find_row(mapping: &UnwindMapping, offset: u64) -> Option<UnwindRow> {
+    // Below the table's base, or past what its 32-bit addresses reach.
+    let offset = u32::try_from(offset).ok()?;
+    let table = UNWIND_TABLES.get(mapping.table)?;
     // Past the last page: the search runs from that page's first row to the
     // end, and finds the closing row.
-    let page = page.min(u64::from(mapping.page_count.checked_sub(1)?)) as u32;
-    let index = mapping.pages_start.wrapping_add(page);
-    let mut low = *UNWIND_PAGES.get(index)?;
-    let mut high = UNWIND_PAGES.get(index.wrapping_add(1))?.wrapping_add(1);
+    let page = (offset >> 12).min(mapping.page_count.checked_sub(1)?);
+    let mut low = table.get(page)?.pc;
+    let mut high = table.get(page.wrapping_add(1))?.pc.wrapping_add(1);
     high = high.min(mapping.rows_len);
-    // The answer is in [low, high): the last row with pc <= address.
+    // Rows follow the page index.
+    let rows = mapping.page_count.wrapping_add(1);
+    // The answer is in [low, high): the last row with pc <= offset.
     for _ in 0..ROW_SEARCH_STEPS {
-        if high - low <= 1 {
+        if high.wrapping_sub(low) <= 1 {
             break;
         }
         let mid = low + (high - low) / 2;
-        let row = UNWIND_ROWS.get(mapping.rows_start.wrapping_add(mid))?;
-        if row.pc <= address {
+        let row = table.get(rows.wrapping_add(mid))?;
+        if row.pc <= offset {
             low = mid;
         } else {
             high = mid;
         }
     }
-    let row = UNWIND_ROWS.get(mapping.rows_start.wrapping_add(low))?;
-    (row.pc <= address).then_some(*row)
+    let row = table.get(rows.wrapping_add(low))?;
+    (row.pc <= offset).then_some(*row)
 }

@@ -25,13 +25,13 @@ use aya_ebpf::{
 };
 use aya_log_ebpf::debug;
 use profiler_common::{
-    FNV_OFFSET, MAX_STACK_DEPTH, Stack, USER_STACK_INCOMPLETE, fnv_mix, user_stack_id,
+    FNV_OFFSET, Loss, MAX_STACK_DEPTH, Stack, USER_STACK_INCOMPLETE, fnv_mix, user_stack_id,
 };
 
 use crate::{
-    errors::EFAULT,
+    errors::{self, EFAULT},
     store::{MapSet, insert_stack, with_set},
-    unwind::{Frame, NO_SLOT, Step, UNWIND_PROCESSES, process_slot, step},
+    unwind::{Frame, NO_SLOT, Step, UNWIND_PROCESSES, process_slot, step, tables_wanted},
 };
 
 /// The stack being walked, per CPU (too big for the BPF stack).
@@ -82,6 +82,9 @@ struct Cursor {
     bp: u64,
     hash: u64,
     exact: u64,
+    /// Set when a step went by frame pointers for want of a table still
+    /// being loaded.
+    table_pending: u64,
 }
 
 #[map]
@@ -107,6 +110,7 @@ pub fn walk(regs: &UserRegs) -> i64 {
         bp: regs.bp,
         hash: fnv_mix(FNV_OFFSET, regs.ip),
         exact: 1,
+        table_pending: 0,
     };
     stack.ips[0] = regs.ip;
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
@@ -125,6 +129,10 @@ pub fn walk(regs: &UserRegs) -> i64 {
     }
     stack.len = len as u32;
     stack.flags = flags;
+    // A process BPF saw before userspace loaded its tables has no slot yet.
+    if cursor.table_pending != 0 || (process == NO_SLOT && tables_wanted()) {
+        errors::count(Loss::UnwindTablePending);
+    }
     user_stack_id(fnv_mix(cursor.hash, u64::from(flags)))
 }
 
@@ -152,7 +160,7 @@ pub extern "C" fn unwind_one_frame(tgid: u32, process: u32, slot: u32) -> i32 {
         bp: cursor.bp,
         exact: cursor.exact != 0,
     };
-    match step(&frame, mappings, tgid) {
+    match step(&frame, mappings, tgid, &mut cursor.table_pending) {
         Step::Caller(caller) => {
             let Some(ip) = stack.ips.get_mut(slot as usize) else {
                 return ENDED;
@@ -164,6 +172,7 @@ pub extern "C" fn unwind_one_frame(tgid: u32, process: u32, slot: u32) -> i32 {
                 bp: caller.bp,
                 hash: fnv_mix(cursor.hash, caller.pc),
                 exact: u64::from(caller.exact),
+                table_pending: cursor.table_pending,
             };
             STEPPED
         }

@@ -21,7 +21,7 @@ use crate::{
     status::Status,
     stop_signals::{self, StopSignals},
     symbolize::Symbolizer,
-    unwind::UnwindLoader,
+    unwind::{self, UnwindLoader},
     windows::Profiles,
 };
 
@@ -111,8 +111,7 @@ impl<'a> Session<'a> {
             _ => {}
         }
         let process_events = collector.take_process_events()?;
-        let mut unwinder =
-            (config.unwind != Unwind::Fp).then(|| UnwindLoader::new(config.unwind_rows));
+        let mut unwinder = (config.unwind != Unwind::Fp).then(|| unwind::loader_for(config));
         if let (Some(unwinder), Target::Pids(pids)) = (&mut unwinder, &config.target) {
             for &pid in pids {
                 unwinder.load_process(&mut collector, pid)?;
@@ -176,6 +175,7 @@ impl<'a> Session<'a> {
         loop {
             tokio::select! {
                 events = self.process_events.next_batch() => self.on_process_events(events?),
+                table = next_table(&mut self.unwinder) => self.on_table(table),
                 _ = ticks.tick() => self.tick()?,
                 _ = &mut deadline => return Ok(Stop::Duration),
                 _ = self.stop_signals.recv() => return Ok(Stop::Signal),
@@ -196,7 +196,7 @@ impl<'a> Session<'a> {
             }
             match &mut self.unwinder {
                 Some(unwinder) if event.kind == PROCESS_MAPS_STALE => {
-                    unwinder.mark_stale(event.tgid)
+                    unwinder.on_stale(&mut self.collector, event.tgid)
                 }
                 // A process gone before its tables loaded is no loss.
                 Some(unwinder) => {
@@ -204,6 +204,13 @@ impl<'a> Session<'a> {
                 }
                 None => {}
             }
+        }
+    }
+
+    /// A binary's table, read: plugged in, and its processes loaded again.
+    fn on_table(&mut self, table: unwind::Reply) {
+        if let Some(unwinder) = &mut self.unwinder {
+            unwinder.on_reply(&mut self.collector, table);
         }
     }
 
@@ -257,6 +264,11 @@ impl<'a> Session<'a> {
         profile
             .losses
             .add_perf_map_losses(self.symbolizer.take_perf_map_losses());
+        if let Some(unwinder) = &mut self.unwinder {
+            profile
+                .losses
+                .add_unwind_tables_not_loaded(unwinder.take_not_loaded());
+        }
         Ok(())
     }
 
@@ -320,16 +332,18 @@ impl<'a> Session<'a> {
             config.map_sizes.stack_map
         );
         if let Some(unwinder) = &self.unwinder {
-            let s = unwinder.stats;
-            eprintln!(
-                "bpfprof: unwind tables: {} binaries, {} rows ({:.1} of {:.1} MiB); {} binaries did not fit (--unwind-rows)",
-                s.binaries,
-                s.rows,
-                s.rows as f64 * 16.0 / 1048576.0,
-                f64::from(config.unwind_rows) * 16.0 / 1048576.0,
-                s.binaries_not_loaded
-            );
+            for line in unwinder.describe(config.unwind_rows) {
+                eprintln!("bpfprof: {line}");
+            }
         }
+    }
+}
+
+/// The next table the unwinder's worker made (never, without one).
+async fn next_table(unwinder: &mut Option<UnwindLoader>) -> unwind::Reply {
+    match unwinder {
+        Some(unwinder) => unwinder.next_reply().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -41,6 +41,7 @@ mod entry;
 mod meta;
 mod output;
 mod ownership;
+mod private_dir;
 mod procfs;
 mod profile;
 mod saved;

@@ -1,20 +1,18 @@
-//! The batched map syscalls aya does not wrap: filling an array from one
-//! index on (`BPF_MAP_UPDATE_BATCH`, for the unwind tables) and reading
-//! and emptying a whole hash map (`BPF_MAP_LOOKUP_AND_DELETE_BATCH`, for
-//! the drain). One call moves many entries where one entry each took a
-//! syscall (three for a drained entry: next key, lookup, delete). Each
-//! falls back to entries one by one where the kernel refuses the batch.
+//! The batched map syscall aya does not wrap: reading and emptying a whole
+//! hash map (`BPF_MAP_LOOKUP_AND_DELETE_BATCH`, for the drain). One call
+//! moves many entries where one entry each took three syscalls (next key,
+//! lookup, delete). It falls back to entries one by one where the kernel
+//! refuses the batch.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
 use anyhow::{Context, Result};
 use aya::{
     Pod,
-    maps::{Array, HashMap, Map, MapData, MapError},
+    maps::{HashMap, Map, MapData, MapError},
 };
 
 const BPF_MAP_LOOKUP_AND_DELETE_BATCH: libc::c_long = 25;
-const BPF_MAP_UPDATE_BATCH: libc::c_long = 26;
 
 /// Entries per lookup-and-delete call: few calls per drain, and a buffer
 /// of a MiB for the largest values (stacks).
@@ -68,30 +66,6 @@ impl BatchAttr {
                 .unwrap_or(libc::EIO))
         }
     }
-}
-
-/// Writes `values` to the array map from index `first` on: in one
-/// BPF_MAP_UPDATE_BATCH call (libc's 28k unwind rows, one syscall each,
-/// took tens of milliseconds), else element by element.
-pub(super) fn set_all<T: Pod>(map: &mut Map, first: u32, values: &[T]) -> Result<()> {
-    let keys: Vec<u32> = (first..).take(values.len()).collect();
-    if let Map::Array(data) = &*map {
-        let fd = data.fd().as_fd();
-        let mut attr = BatchAttr::new(
-            fd,
-            keys.as_ptr() as u64,
-            values.as_ptr() as u64,
-            values.len(),
-        );
-        if attr.call(BPF_MAP_UPDATE_BATCH).is_ok() && attr.count as usize == values.len() {
-            return Ok(());
-        }
-    }
-    let mut array: Array<&mut MapData, T> = Array::try_from(map)?;
-    for (key, value) in keys.iter().zip(values) {
-        array.set(*key, value, 0)?;
-    }
-    Ok(())
 }
 
 /// Reads and empties a hash map nothing writes to, passing each entry to
@@ -164,7 +138,7 @@ fn take_one_by_one<K: Pod, V: Pod>(map: &mut Map, each: &mut impl FnMut(K, &V)) 
 
 #[cfg(test)]
 mod tests {
-    use aya_obj::generated::bpf_map_type::{BPF_MAP_TYPE_ARRAY, BPF_MAP_TYPE_HASH};
+    use aya_obj::generated::bpf_map_type::BPF_MAP_TYPE_HASH;
     use profiler_common::Stack;
 
     use super::*;
@@ -225,19 +199,5 @@ mod tests {
             let hash: HashMap<&mut MapData, i64, Stack> = HashMap::try_from(&mut map).unwrap();
             assert_eq!(hash.keys().count(), 0, "emptied (batched: {batched})");
         }
-    }
-
-    #[test]
-    #[ignore = "needs root: creates BPF maps"]
-    fn an_array_is_filled_from_an_index_on() {
-        let mut map = new_map::<u32, u64>(BPF_MAP_TYPE_ARRAY as u32, 100, 0);
-        let values: Vec<u64> = (0..50).map(|v| v * 3).collect();
-        set_all(&mut map, 20, &values).unwrap();
-        let array: Array<&mut MapData, u64> = Array::try_from(&mut map).unwrap();
-        assert_eq!(array.get(&19, 0).unwrap(), 0);
-        assert_eq!(array.get(&20, 0).unwrap(), 0);
-        assert_eq!(array.get(&21, 0).unwrap(), 3);
-        assert_eq!(array.get(&69, 0).unwrap(), 49 * 3);
-        assert_eq!(array.get(&70, 0).unwrap(), 0);
     }
 }

@@ -197,20 +197,25 @@ pub(crate) fn sizing(config: &Config) -> Vec<Sizing> {
         fixed(names::REUSED_STACKS, when(off_cpu, 16384)),
         fixed(names::WAKERS, when(wakers, 32768)),
         fixed(names::AYA_LOGS, super::log::ring_bytes(config.verbose)),
-        of(SizeFlag::UnwindRows, names::UNWIND_ROWS, config.unwind_rows),
         of(
             SizeFlag::UnwindRows,
-            names::UNWIND_PAGES,
-            unwind_page_capacity(config.unwind_rows),
+            names::UNWIND_TABLES,
+            config.unwind_rows,
         ),
     ]);
     maps
 }
 
-/// Entries of `UNWIND_PAGES` for `rows` rows: binaries have several rows
-/// per 4 KiB page of code, so half as many is ample.
-pub(crate) fn unwind_page_capacity(rows: u32) -> u32 {
-    (rows / 2).max(1)
+/// The unwind tables: one array per binary, made as binaries are met, all
+/// of them together within the rows budget.
+fn unwind_tables_cost(config: &Config) -> MapCost {
+    let row_bytes = size_of::<profiler_common::UnwindRow>() as u64;
+    MapCost {
+        name: names::UNWIND_TABLES.to_string(),
+        entries: config.unwind_rows,
+        bytes: u64::from(config.unwind_rows) * row_bytes,
+        on_demand: true,
+    }
 }
 
 /// The maps the run would create from `object`, sized as `config` says.
@@ -234,6 +239,8 @@ pub(crate) fn planned(config: &Config, object: &aya_obj::Object, cpus: u64) -> V
             Some(MapCost::new(name, &shape, cpus))
         })
         .collect();
+    costs.retain(|c| c.name != names::UNWIND_TABLES);
+    costs.push(unwind_tables_cost(config));
     costs.sort_by(|a, b| a.name.cmp(&b.name));
     costs
 }

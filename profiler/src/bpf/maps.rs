@@ -3,10 +3,12 @@
 //! recorded wakers (for `blocked`), and the unwind tables (for `unwind`).
 //! Each map is found by its name in `profiler_common::names`.
 
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+
 use anyhow::{Context, Result};
 use aya::{
     Pod,
-    maps::{Array, HashMap, Map, MapData},
+    maps::{Array, ArrayOfMaps, HashMap, Map, MapData},
 };
 use profiler_common::{
     OffCpuKey, PendingBlock, ProcessMappings, Stack, StackKey, UnwindRow, WakeKey, Waker, map_set,
@@ -163,20 +165,76 @@ impl Pending<'_> {
     }
 }
 
-/// The unwind tables: binaries' rows and page index (`UNWIND_ROWS`,
-/// `UNWIND_PAGES`), processes' mappings (`UNWIND_PROCESSES`) and the slot
-/// each process's mappings are in (`UNWIND_SLOTS`).
+/// The unwind tables: each binary's table (`UNWIND_TABLES`), processes'
+/// mappings (`UNWIND_PROCESSES`) and the slot each process's mappings are
+/// in (`UNWIND_SLOTS`).
 pub(crate) struct UnwindTables<'a>(&'a mut Collector);
 
-impl UnwindTables<'_> {
-    /// Writes `rows` from index `first` on.
-    pub(crate) fn set_rows(&mut self, first: u32, rows: &[UnwindRow]) -> Result<()> {
-        batch::set_all(self.0.map_mut(names::UNWIND_ROWS)?, first, rows)
-    }
+/// One binary's unwind table: an array made on its own (by the thread that
+/// reads tables, off the capture's loop), sized to the binary, until
+/// `UnwindTables::set_table` gives it to BPF.
+pub(crate) struct UnwindTable(MapData);
 
-    /// Writes page index entries from index `first` on.
-    pub(crate) fn set_pages(&mut self, first: u32, pages: &[u32]) -> Result<()> {
-        batch::set_all(self.0.map_mut(names::UNWIND_PAGES)?, first, pages)
+impl UnwindTable {
+    /// A table holding `entries`: filled through a memory mapping of the
+    /// array, one copy, where a batched update of a large binary's million
+    /// entries took most of a second.
+    pub(crate) fn new(entries: &[UnwindRow]) -> Result<UnwindTable> {
+        use aya_obj::generated::{
+            BPF_F_INNER_MAP, BPF_F_MMAPABLE, bpf_map_type::BPF_MAP_TYPE_ARRAY,
+        };
+        let len = u32::try_from(entries.len()).context("unwind table too large")?;
+        let shape = aya_obj::Map::new_from_params(
+            BPF_MAP_TYPE_ARRAY as u32,
+            size_of::<u32>() as u32,
+            size_of::<UnwindRow>() as u32,
+            len.max(1),
+            BPF_F_INNER_MAP | BPF_F_MMAPABLE,
+        );
+        let data =
+            MapData::create(shape, "unwind_table", None).context("creating an unwind table")?;
+        fill_mapped(data.fd().as_fd(), entries).context("filling an unwind table")?;
+        Ok(UnwindTable(data))
+    }
+}
+
+/// Copies `values` to the start of the mmapable array behind `fd`. An
+/// array's values are laid out one after another, each rounded up to
+/// 8 bytes (`values` are: `UnwindRow` is 8 bytes).
+fn fill_mapped<T: Pod>(fd: BorrowedFd, values: &[T]) -> std::io::Result<()> {
+    const _: () = assert!(size_of::<UnwindRow>().is_multiple_of(8));
+    let bytes = size_of_val(values);
+    if bytes == 0 {
+        return Ok(());
+    }
+    // SAFETY: a fresh shared mapping of the map's memory, of the map's size
+    // or less, written only here and unmapped before returning.
+    unsafe {
+        let mapped = libc::mmap(
+            std::ptr::null_mut(),
+            bytes,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd.as_raw_fd(),
+            0,
+        );
+        if mapped == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        std::ptr::copy_nonoverlapping(values.as_ptr().cast::<u8>(), mapped.cast::<u8>(), bytes);
+        libc::munmap(mapped, bytes);
+    }
+    Ok(())
+}
+
+impl UnwindTables<'_> {
+    /// Gives BPF `table` as table `index` of `UNWIND_TABLES`.
+    pub(crate) fn set_table(&mut self, index: u32, table: &UnwindTable) -> Result<()> {
+        let mut tables: ArrayOfMaps<&mut MapData, MapData> =
+            ArrayOfMaps::try_from(self.0.map_mut(names::UNWIND_TABLES)?)?;
+        tables
+            .set(index, &table.0, 0)
+            .context("loading an unwind table")
     }
 
     /// Gives process `tgid` its mappings, in `slot`: the mappings first,
@@ -207,5 +265,28 @@ impl UnwindTables<'_> {
             let _ = slots.remove(tgid);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    #[ignore = "needs root: creates BPF maps"]
+    fn an_unwind_table_holds_its_entries_past_the_first_page() {
+        let entries: Vec<UnwindRow> = (0..3000)
+            .map(|i| UnwindRow {
+                pc: i * 7,
+                rule: i ^ 0x5a5a,
+            })
+            .collect();
+        let UnwindTable(data) = UnwindTable::new(&entries).unwrap();
+        let map = Map::Array(data);
+        let array: Array<&MapData, UnwindRow> = Array::try_from(&map).unwrap();
+        assert_eq!(array.len(), 3000);
+        for i in [0, 1, 511, 512, 2999] {
+            assert_eq!(array.get(&i, 0).unwrap(), entries[i as usize], "entry {i}");
+        }
     }
 }

@@ -30,7 +30,7 @@ use aya::{
 use profiler_common::{Loss, names};
 
 use self::map_memory::{Kind, MapCost, Shape};
-pub(crate) use self::process_events::ProcessEvents;
+pub(crate) use self::{maps::UnwindTable, process_events::ProcessEvents};
 use crate::{
     cli::{Config, Limits, Target},
     tracefs,

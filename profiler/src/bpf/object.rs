@@ -146,7 +146,11 @@ mod tests {
             list.sort_unstable();
             list
         };
-        assert_eq!(in_section("maps"), sorted(&names::ALL_MAPS));
+        // Legacy maps in `maps`, BTF-defined ones (maps of maps) in `.maps`.
+        let mut maps = in_section("maps");
+        maps.extend(in_section(".maps"));
+        maps.sort_unstable();
+        assert_eq!(maps, sorted(&names::ALL_MAPS));
         assert_eq!(in_section(".rodata"), sorted(&names::ALL_GLOBALS));
     }
 

@@ -228,11 +228,17 @@ pub(crate) struct Args {
     #[arg(long, value_enum, value_name = "HOW", default_value = "auto")]
     pub(crate) unwind: Unwind,
 
-    /// Unwind-table rows BPF can hold, for all binaries together (16 bytes
-    /// each). Binaries that do not fit are walked by frame pointers; -v
-    /// says how many.
-    #[arg(long, value_name = "N", default_value_t = 1 << 20)]
+    /// Unwind-table rows BPF can hold, for all binaries together (8 bytes
+    /// each, taken as binaries are met; the largest binaries, such as
+    /// LLVM, need 1.5 million). Binaries that do not fit are walked by
+    /// frame pointers; -v and the Quality block name them.
+    #[arg(long, value_name = "N", default_value_t = 1 << 24)]
     pub(crate) unwind_rows: u32,
+
+    /// Where unwind tables are kept between runs, by build id, so a binary
+    /// is parsed once (root's alone, bounded in size); `none` keeps none.
+    #[arg(long, value_name = "DIR", default_value = "/var/cache/bpfprof/unwind")]
+    pub(crate) unwind_cache: PathBuf,
 
     /// Do not show inlined functions as frames of their own.
     #[arg(long)]
@@ -334,8 +340,10 @@ pub(crate) struct Config {
     pub(crate) interval: Duration,
     pub(crate) map_sizes: MapSizes,
     pub(crate) unwind: Unwind,
-    /// Entries of `UNWIND_ROWS` (1 with `--unwind fp`).
+    /// Unwind-table rows of all binaries together (1 with `--unwind fp`).
     pub(crate) unwind_rows: u32,
+    /// --unwind-cache; None for `none`.
+    pub(crate) unwind_cache: Option<PathBuf>,
     pub(crate) naming: Naming,
     pub(crate) output_dir: PathBuf,
     /// `output_dir` is bpfprof's default name, taken with a suffix when

@@ -46,6 +46,7 @@ pub(crate) fn validate(
         } else {
             args.unwind_rows.max(1)
         },
+        unwind_cache: unwind_cache(args.unwind_cache)?,
         naming: Naming {
             inline: !args.no_inline,
             demangle: !args.raw_names,
@@ -192,3 +193,18 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, String> {
 
 #[cfg(test)]
 mod tests;
+
+/// --unwind-cache: `none`, or an absolute directory (a relative one would
+/// depend on where root happened to start bpfprof).
+fn unwind_cache(dir: PathBuf) -> Result<Option<PathBuf>, String> {
+    if dir.as_os_str() == "none" {
+        return Ok(None);
+    }
+    if !dir.is_absolute() || dir.parent().is_none_or(|p| p.parent().is_none()) {
+        return Err(format!(
+            "--unwind-cache {}: must be `none` or an absolute path below a directory, such as /var/cache/bpfprof/unwind",
+            dir.display()
+        ));
+    }
+    Ok(Some(dir))
+}

@@ -24,10 +24,13 @@ pub(crate) struct Losses {
     counts: [u64; Loss::ALL.len()],
     /// `Loss::UnknownFrames`, per module the unnamed frames are in.
     pub(crate) unknown_frames_by_module: BTreeMap<String, u64>,
+    /// `Loss::UnwindTablesNotLoaded`: each binary, with its table's rows.
+    pub(crate) unwind_tables_not_loaded_by_binary: BTreeMap<String, u64>,
 }
 
 const SAMPLES_KEY: &str = "samples";
 const BY_MODULE_KEY: &str = "unknown_frames_by_module";
+const BY_BINARY_KEY: &str = "unwind_tables_not_loaded_by_binary";
 
 impl Index<Loss> for Losses {
     type Output = u64;
@@ -50,6 +53,12 @@ impl Losses {
         self[Loss::PerfMapsCut] += perf_maps.cut;
     }
 
+    /// Adds the binaries whose unwind tables did not fit since the last call.
+    pub(crate) fn add_unwind_tables_not_loaded(&mut self, binaries: BTreeMap<String, u64>) {
+        self[Loss::UnwindTablesNotLoaded] += binaries.len() as u64;
+        self.unwind_tables_not_loaded_by_binary.extend(binaries);
+    }
+
     /// Adds another window's counts to these.
     pub(crate) fn add(&mut self, other: &Losses) {
         self.samples += other.samples;
@@ -62,6 +71,8 @@ impl Losses {
                 .entry(module.clone())
                 .or_default() += n;
         }
+        self.unwind_tables_not_loaded_by_binary
+            .extend(other.unwind_tables_not_loaded_by_binary.clone());
     }
 
     /// True when nothing was lost and every frame was named.
@@ -80,12 +91,15 @@ impl Losses {
 /// of samples with unnamed frames.
 impl Serialize for Losses {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(Loss::ALL.len() + 2))?;
+        let mut map = serializer.serialize_map(Some(Loss::ALL.len() + 3))?;
         map.serialize_entry(SAMPLES_KEY, &self.samples)?;
         for (loss, n) in self.entries() {
             map.serialize_entry(loss.json_key(), &n)?;
             if loss == Loss::UnknownFrames {
                 map.serialize_entry(BY_MODULE_KEY, &self.unknown_frames_by_module)?;
+            }
+            if loss == Loss::UnwindTablesNotLoaded {
+                map.serialize_entry(BY_BINARY_KEY, &self.unwind_tables_not_loaded_by_binary)?;
             }
         }
         map.end()
@@ -116,6 +130,8 @@ impl<'de> Visitor<'de> for LossesVisitor {
                 losses.samples = map.next_value()?;
             } else if key == BY_MODULE_KEY {
                 losses.unknown_frames_by_module = map.next_value()?;
+            } else if key == BY_BINARY_KEY {
+                losses.unwind_tables_not_loaded_by_binary = map.next_value()?;
             } else if let Some(loss) = Loss::ALL.into_iter().find(|l| l.json_key() == key) {
                 losses[loss] = map.next_value()?;
             } else {
@@ -131,7 +147,7 @@ mod tests {
     use super::*;
 
     /// report.json's `errors` keys as reports have always had them.
-    const KEYS: [&str; 19] = [
+    const KEYS: [&str; 22] = [
         "samples",
         "stack_collisions",
         "stack_map_full",
@@ -151,6 +167,9 @@ mod tests {
         "process_events_lost",
         "stack_reuse_mismatches",
         "incomplete_unwinds",
+        "stacks_walked_before_unwind_tables",
+        "unwind_tables_not_loaded",
+        "unwind_tables_not_loaded_by_binary",
     ];
 
     fn sample() -> Losses {
@@ -164,6 +183,9 @@ mod tests {
         losses
             .unknown_frames_by_module
             .insert("libfoo.so".into(), 7);
+        losses
+            .unwind_tables_not_loaded_by_binary
+            .insert("/usr/lib/libbig.so".into(), 1 << 20);
         losses
     }
 
@@ -179,7 +201,7 @@ mod tests {
         assert_eq!(keys, expected);
         assert_eq!(json["samples"], 1000);
         assert_eq!(json["samples_with_unknown_frames"], 1);
-        assert_eq!(json["stack_reuse_mismatches"], 17);
+        assert_eq!(json["stack_reuse_mismatches"], 19);
         assert_eq!(json["unknown_frames_by_module"]["libfoo.so"], 7);
         let back: Losses = serde_json::from_value(json).unwrap();
         assert_eq!(back, losses);

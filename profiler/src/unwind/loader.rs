@@ -1,30 +1,44 @@
-//! Loads unwind tables into BPF: each binary's rows once, in
-//! `UNWIND_ROWS`, keyed by build id (device and inode when it has none);
-//! and each process's executable mappings, in `UNWIND_PROCESSES`, pointing
-//! at its binaries' rows. A process is loaded when BPF first sees it, again
-//! on exec, and again when a walk meets an address outside its known
-//! mappings (a library loaded since). Exited processes are forgotten.
-//! This module owns where rows and processes go (the next free row, page
-//! and slot); `binary` reads the tables, and `bpf` writes them.
+//! Loads unwind tables into BPF: each binary's table once, shared by every
+//! process that maps it, and each process's executable mappings, in
+//! `UNWIND_PROCESSES`, pointing at its binaries' tables. A process is
+//! loaded when BPF first sees it, again on exec, and again when a walk
+//! meets an address outside its known mappings (a library loaded since).
+//! Exited processes are forgotten.
+//!
+//! A binary met for the first time goes to the `worker` thread; its
+//! mappings are marked pending until the table comes back, and then every
+//! process waiting on it is loaded again. This module owns which binaries
+//! are known and which processes wait on them, and where processes go
+//! (their slots); `bpf` writes the maps.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use anyhow::Result;
-use profiler_common::{MAX_UNWIND_MAPPINGS, ProcessMappings, UnwindMapping};
-
-use super::binary::{Image, Loaded, bias, build_id, read_image};
-use crate::{
-    bpf::{Collector, map_memory::unwind_page_capacity},
-    procfs::{self, Mapping},
+use profiler_common::{
+    MAX_UNWIND_MAPPINGS, ProcessMappings, UnwindMapping, UnwindRow, table_state,
 };
 
-/// What a run's tables hold, for -v and report.json.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+use super::{
+    binary::Layout,
+    cache::TableCache,
+    worker::{FileKey, Job, Outcome, Reply, Source, Worker},
+};
+use crate::{
+    bpf::Collector,
+    procfs::{self, Mapping},
+    untrusted_file,
+};
+
+/// What a run's tables hold, for -v.
+#[derive(Debug, Default, Clone, PartialEq)]
 pub(crate) struct UnwindStats {
     pub(crate) binaries: u64,
+    /// Of those, read from the disk cache.
+    pub(crate) from_cache: u64,
+    /// Entries (rows and page index) of all tables.
     pub(crate) rows: u64,
-    /// Binaries left without a table: the rows array was full.
-    pub(crate) binaries_not_loaded: u64,
+    /// Seconds the worker spent on the tables it parsed or read.
+    pub(crate) seconds: f64,
     /// Processes left to frame pointers: every slot was taken.
     pub(crate) processes_not_loaded: u64,
 }
@@ -32,75 +46,70 @@ pub(crate) struct UnwindStats {
 /// Processes with tables at once: the entries of `UNWIND_PROCESSES`.
 const PROCESS_SLOTS: u32 = 1024;
 
+/// A binary as far as processes' mappings are concerned.
+enum Binary {
+    /// With the worker; the processes to load again when it is back.
+    Pending(Vec<u32>),
+    Ready {
+        index: u32,
+        layout: Layout,
+    },
+    NoTable,
+}
+
 pub(crate) struct UnwindLoader {
-    /// By build id (or device and inode); None when the binary has no
-    /// usable table or it did not fit.
-    binaries: HashMap<Vec<u8>, Option<Loaded>>,
-    /// Files already identified, so a shared library is read once.
-    keys_by_file: HashMap<(String, u64), Vec<u8>>,
-    next_row: u32,
-    capacity: u32,
-    next_page: u32,
-    page_capacity: u32,
+    binaries: HashMap<FileKey, Binary>,
+    worker: Worker,
     /// Each loaded process's slot in `UNWIND_PROCESSES`, and the free ones.
     slots: HashMap<u32, u32>,
     free_slots: Vec<u32>,
-    /// Processes whose walks met an unknown address: reloaded at the next
-    /// drain, so a process whose walks keep missing costs one reload per
-    /// interval, not one per sample.
+    /// Processes whose walks met an unknown address, reloaded at once (a
+    /// new process's libraries are mapped just after its exec, when it is
+    /// first loaded); those reloaded so this interval, and those whose
+    /// walks missed again since, reloaded at the next drain: a process
+    /// whose walks keep missing costs one reload per interval, not one per
+    /// sample.
+    reloaded: HashSet<u32>,
     stale: HashSet<u32>,
     /// Process loads so far: each load's version.
     loads: u32,
     pub(crate) stats: UnwindStats,
+    /// Binaries whose table did not fit, by path, with its entries.
+    not_loaded: BTreeMap<String, u64>,
+    /// Those not yet moved into a profile's losses.
+    not_loaded_unsettled: BTreeMap<String, u64>,
 }
 
 impl UnwindLoader {
-    /// `capacity`: the entries of `UNWIND_ROWS`.
-    pub(crate) fn new(capacity: u32) -> UnwindLoader {
+    /// `rows_budget`: the table entries of all binaries together;
+    /// `cache`: where tables are kept between runs, if anywhere.
+    pub(crate) fn new(rows_budget: u64, cache: Option<TableCache>) -> UnwindLoader {
         UnwindLoader {
             binaries: HashMap::new(),
-            keys_by_file: HashMap::new(),
-            next_row: 0,
-            capacity,
-            next_page: 0,
-            page_capacity: unwind_page_capacity(capacity),
+            worker: Worker::start(rows_budget, cache),
             slots: HashMap::new(),
             free_slots: (0..PROCESS_SLOTS).rev().collect(),
+            reloaded: HashSet::new(),
             stale: HashSet::new(),
             loads: 0,
             stats: UnwindStats::default(),
+            not_loaded: BTreeMap::new(),
+            not_loaded_unsettled: BTreeMap::new(),
         }
     }
 
-    /// Reads the process's mappings and gives BPF their tables.
+    /// Reads the process's mappings and gives BPF their tables (those
+    /// known; the others are queued, and pending meanwhile).
     pub(crate) fn load_process(&mut self, collector: &mut Collector, tgid: u32) -> Result<()> {
-        let mut mappings: Vec<UnwindMapping> = Vec::new();
-        for mapping in &procfs::executable_mappings(tgid) {
-            let Some(binary) = self.binary(collector, tgid, mapping) else {
-                // Known, without a table: `auto` walks it by frame pointers.
-                mappings.push(UnwindMapping {
-                    start: mapping.start,
-                    end: mapping.end,
-                    ..UnwindMapping::default()
-                });
-                continue;
-            };
-            mappings.push(UnwindMapping {
-                start: mapping.start,
-                end: mapping.end,
-                bias: bias(&binary, mapping),
-                rows_start: binary.rows_start,
-                rows_len: binary.rows_len,
-                first_page: binary.first_page,
-                pages_start: binary.pages_start,
-                page_count: binary.page_count,
-            });
-        }
+        let mut mappings: Vec<UnwindMapping> = procfs::executable_mappings(tgid)
+            .iter()
+            .map(|mapping| self.mapping(tgid, mapping))
+            .collect();
         if mappings.is_empty() {
             return Ok(());
         }
-        // Too many: keep those with tables first.
-        mappings.sort_by_key(|m| (m.rows_len == 0, m.start));
+        // Too many: keep those with tables (or about to have them) first.
+        mappings.sort_by_key(|m| (m.state == table_state::NONE, m.start));
         mappings.truncate(MAX_UNWIND_MAPPINGS);
         mappings.sort_by_key(|m| m.start);
         self.loads += 1;
@@ -119,6 +128,102 @@ impl UnwindLoader {
         collector.unwind_tables().set_process(tgid, slot, &value)
     }
 
+    /// One mapping as BPF sees it, its binary queued if it is new.
+    fn mapping(&mut self, tgid: u32, mapping: &Mapping) -> UnwindMapping {
+        let mut unwind = UnwindMapping {
+            start: mapping.start,
+            end: mapping.end,
+            ..UnwindMapping::default()
+        };
+        let Some(key) = file_key(mapping) else {
+            // Anonymous code (JIT): no table; `auto` walks it by frame pointers.
+            return unwind;
+        };
+        if !self.binaries.contains_key(&key) {
+            let known = match source(tgid, mapping) {
+                Some(source) => self.submit(key.clone(), source, &mapping.path),
+                None => Binary::NoTable,
+            };
+            self.binaries.insert(key.clone(), known);
+        }
+        match self.binaries.get_mut(&key) {
+            Some(Binary::Ready { index, layout }) => {
+                unwind.bias = layout.bias(mapping);
+                unwind.table = *index;
+                unwind.page_count = layout.page_count;
+                unwind.rows_len = layout.rows_len;
+                unwind.state = table_state::READY;
+            }
+            Some(Binary::Pending(waiting)) => {
+                if !waiting.contains(&tgid) {
+                    waiting.push(tgid);
+                }
+                unwind.state = table_state::PENDING;
+            }
+            _ => {}
+        }
+        unwind
+    }
+
+    fn submit(&mut self, key: FileKey, source: Source, path: &str) -> Binary {
+        let job = Job {
+            key,
+            source,
+            name: path.to_string(),
+        };
+        if self.worker.submit(job) {
+            Binary::Pending(Vec::new())
+        } else {
+            Binary::NoTable
+        }
+    }
+
+    /// The next table the worker is done with (never, once it is gone).
+    pub(crate) async fn next_reply(&mut self) -> Reply {
+        match self.worker.replies.recv().await {
+            Some(reply) => reply,
+            None => std::future::pending().await,
+        }
+    }
+
+    /// Plugs in a table the worker made, then loads again every process
+    /// that waited on it.
+    pub(crate) fn on_reply(&mut self, collector: &mut Collector, reply: Reply) {
+        let ready = match reply.outcome {
+            Outcome::New {
+                index,
+                table,
+                layout,
+                cached,
+                took,
+            } => {
+                let plugged = collector.unwind_tables().set_table(index, &table).is_ok();
+                self.stats.binaries += u64::from(plugged);
+                self.stats.from_cache += u64::from(plugged && cached);
+                self.stats.rows += u64::from(layout.page_count) + 1 + u64::from(layout.rows_len);
+                self.stats.seconds += took.as_secs_f64();
+                plugged.then_some(Binary::Ready { index, layout })
+            }
+            Outcome::Shared { index, layout } => Some(Binary::Ready { index, layout }),
+            Outcome::NoTable => None,
+            Outcome::NotLoaded { rows } => {
+                self.not_loaded.insert(reply.name.clone(), rows);
+                self.not_loaded_unsettled.insert(reply.name, rows);
+                None
+            }
+        };
+        let state = ready.unwrap_or(Binary::NoTable);
+        let Some(Binary::Pending(waiting)) = self.binaries.insert(reply.key, state) else {
+            return;
+        };
+        for tgid in waiting {
+            // A process gone meanwhile is no loss.
+            if self.slots.contains_key(&tgid) || procfs::exists(tgid) {
+                let _ = self.load_process(collector, tgid);
+            }
+        }
+    }
+
     /// The process's slot in `UNWIND_PROCESSES`: its own, or a free one.
     fn slot_for(&mut self, tgid: u32) -> Option<u32> {
         if let Some(&slot) = self.slots.get(&tgid) {
@@ -129,13 +234,20 @@ impl UnwindLoader {
         Some(slot)
     }
 
-    /// Notes that a process's mappings changed since they were loaded.
-    pub(crate) fn mark_stale(&mut self, tgid: u32) {
-        self.stale.insert(tgid);
+    /// A process's mappings changed since they were loaded: loaded again
+    /// now, or at the next drain if it was so this interval.
+    pub(crate) fn on_stale(&mut self, collector: &mut Collector, tgid: u32) {
+        if self.reloaded.insert(tgid) {
+            // A process gone meanwhile is no loss.
+            let _ = self.load_process(collector, tgid);
+        } else {
+            self.stale.insert(tgid);
+        }
     }
 
     /// Reloads the processes marked stale since the last call.
     pub(crate) fn reload_stale(&mut self, collector: &mut Collector) {
+        self.reloaded.clear();
         for tgid in std::mem::take(&mut self.stale) {
             // A process gone meanwhile is no loss.
             let _ = self.load_process(collector, tgid);
@@ -162,67 +274,62 @@ impl UnwindLoader {
         Ok(())
     }
 
-    /// The mapping's binary, its rows loaded if they were not yet.
-    fn binary(
-        &mut self,
-        collector: &mut Collector,
-        tgid: u32,
-        mapping: &Mapping,
-    ) -> Option<Loaded> {
-        // A file by device and inode; the vDSO, the same image in every
-        // process, by its name. Anonymous code (JIT) has no image.
-        let file_key = if mapping.path == "[vdso]" {
-            (mapping.path.clone(), 0)
-        } else {
-            mapping.file_id.clone()
-        };
-        let identified = file_key.1 != 0 || mapping.path == "[vdso]";
-        if identified && let Some(key) = self.keys_by_file.get(&file_key) {
-            return self.binaries.get(key).cloned().flatten();
+    /// What the tables hold and cost (-v), against the row budget.
+    pub(crate) fn describe(&self, budget: u32) -> Vec<String> {
+        let s = &self.stats;
+        let mib = |rows: u64| (rows * size_of::<UnwindRow>() as u64) as f64 / f64::from(1 << 20);
+        let mut lines = vec![format!(
+            "unwind tables: {} binaries ({} from the cache), {} rows ({:.1} of {:.1} MiB), {:.2} s reading them off the capture's loop; {} did not fit (--unwind-rows)",
+            s.binaries,
+            s.from_cache,
+            s.rows,
+            mib(s.rows),
+            mib(u64::from(budget)),
+            s.seconds,
+            self.not_loaded.len()
+        )];
+        for (name, rows) in &self.not_loaded {
+            lines.push(format!("unwind table not loaded: {name} ({rows} rows)"));
         }
-        let data = read_image(tgid, mapping)?;
-        let key = build_id(&data).unwrap_or_else(|| format!("{file_key:?}").into_bytes());
-        if identified {
-            self.keys_by_file.insert(file_key, key.clone());
+        if s.processes_not_loaded > 0 {
+            lines.push(format!(
+                "unwind tables: {} processes left to frame pointers (all {PROCESS_SLOTS} process slots taken)",
+                s.processes_not_loaded
+            ));
         }
-        if let Some(known) = self.binaries.get(&key) {
-            return known.clone();
-        }
-        let loaded = Image::from_elf(&data).and_then(|image| self.load_rows(collector, image));
-        self.binaries.insert(key, loaded.clone());
-        loaded
+        lines
     }
 
-    /// Gives BPF the image's rows and page index, where they fit.
-    fn load_rows(&mut self, collector: &mut Collector, image: Image) -> Option<Loaded> {
-        let Image {
-            rows,
-            first_page,
-            pages,
-            segments,
-        } = image;
-        let len = u32::try_from(rows.len()).ok()?;
-        let page_entries = u32::try_from(pages.len()).ok()?;
-        if self.capacity - self.next_row < len || self.page_capacity - self.next_page < page_entries
-        {
-            self.stats.binaries_not_loaded += 1;
-            return None;
-        }
-        let mut tables = collector.unwind_tables();
-        tables.set_rows(self.next_row, &rows).ok()?;
-        tables.set_pages(self.next_page, &pages).ok()?;
-        let loaded = Loaded {
-            rows_start: self.next_row,
-            rows_len: len,
-            first_page,
-            pages_start: self.next_page,
-            page_count: page_entries - 1,
-            segments,
-        };
-        self.next_row += len;
-        self.next_page += page_entries;
-        self.stats.binaries += 1;
-        self.stats.rows += u64::from(len);
-        Some(loaded)
+    /// The same, those not taken before: for the profile's losses.
+    pub(crate) fn take_not_loaded(&mut self) -> BTreeMap<String, u64> {
+        std::mem::take(&mut self.not_loaded_unsettled)
     }
+}
+
+/// Which file a mapping is of: by device and inode; the vDSO, the same
+/// image in every process, by its name. Anonymous code has none.
+fn file_key(mapping: &Mapping) -> Option<FileKey> {
+    if mapping.path == "[vdso]" {
+        return Some((mapping.path.clone(), 0));
+    }
+    (mapping.file_id.1 != 0 && mapping.path.starts_with('/')).then(|| mapping.file_id.clone())
+}
+
+/// The binary behind a mapping, opened now (the process may be gone by
+/// the time the worker reads it): the file, through map_files, so it works
+/// across mount namespaces and for deleted files; for the vDSO, its image
+/// in the process's memory.
+fn source(tgid: u32, mapping: &Mapping) -> Option<Source> {
+    if mapping.path == "[vdso]" {
+        use std::os::unix::fs::FileExt;
+        let mem = std::fs::File::open(format!("/proc/{tgid}/mem")).ok()?;
+        let mut image = vec![0; (mapping.end - mapping.start) as usize];
+        mem.read_exact_at(&mut image, mapping.start).ok()?;
+        return Some(Source::Image(image));
+    }
+    let file = untrusted_file::open(&mapping.map_files_path(tgid), true).ok()?;
+    file.metadata()
+        .ok()?
+        .is_file()
+        .then_some(Source::File(file))
 }

@@ -7,51 +7,63 @@
 //! outermost frame); anything else becomes a `NONE` row, and the walk stops
 //! there and says so.
 
-use anyhow::{Context, Result};
 use gimli::{
     BaseAddresses, CfaRule, CieOrFde, DebugFrame, EhFrame, EndianSlice, LittleEndian, RegisterRule,
     UnwindContext, UnwindSection, UnwindTableRow, X86_64,
 };
-use object::{Object, ObjectSection};
-use profiler_common::{UnwindRow, unwind_kind};
+use profiler_common::{unwind_kind, unwind_rule};
+
+use super::elf::FrameSources;
 
 type Slice<'a> = EndianSlice<'a, LittleEndian>;
+
+/// A rule (see `unwind_rule`) from `pc`, the binary's own address, up to
+/// the next row's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Row {
+    pub(crate) pc: u64,
+    pub(crate) rule: u32,
+}
 
 /// A rule over [start, end) as DWARF states it, before gaps are filled.
 struct Span {
     start: u64,
     end: u64,
-    row: UnwindRow,
+    rule: u32,
 }
 
-/// The unwind rows of an ELF file, sorted by address, gaps between
-/// functions marked `NONE`, runs of identical rules merged.
-pub(crate) fn rows_from_elf(data: &[u8]) -> Result<Vec<UnwindRow>> {
-    let file = object::File::parse(data).context("not an ELF file")?;
+/// Gaps narrower than this between two functions are alignment padding,
+/// which no return address points into: the rule before covers them, so
+/// it can merge with the next function's first rule.
+const PADDING: u64 = 16;
+
+/// The unwind rows of a binary, sorted by address, gaps between functions
+/// marked `NONE`, runs of identical rules merged.
+pub(crate) fn rows(sources: &FrameSources) -> Vec<Row> {
     let mut spans = Vec::new();
-    if let Some(section) = file.section_by_name(".eh_frame") {
-        let mut eh_frame = EhFrame::new(section.data()?, LittleEndian);
+    if let Some((data, address)) = &sources.eh_frame {
+        let mut eh_frame = EhFrame::new(data, LittleEndian);
         eh_frame.set_address_size(8);
-        let mut bases = BaseAddresses::default().set_eh_frame(section.address());
-        if let Some(text) = file.section_by_name(".text") {
-            bases = bases.set_text(text.address());
+        let mut bases = BaseAddresses::default().set_eh_frame(*address);
+        if let Some(text) = sources.text {
+            bases = bases.set_text(text);
         }
-        if let Some(got) = file.section_by_name(".got") {
-            bases = bases.set_got(got.address());
+        if let Some(got) = sources.got {
+            bases = bases.set_got(got);
         }
         collect(&eh_frame, &bases, &mut spans);
     }
-    if let Some(section) = file.section_by_name(".debug_frame") {
-        let mut debug_frame = DebugFrame::new(section.data()?, LittleEndian);
+    if let Some(data) = &sources.debug_frame {
+        let mut debug_frame = DebugFrame::new(data, LittleEndian);
         debug_frame.set_address_size(8);
         collect(&debug_frame, &BaseAddresses::default(), &mut spans);
     }
-    Ok(finish(spans))
+    finish(spans)
 }
 
 /// The row that applies at `pc`, as the BPF walk finds it.
 #[cfg(test)]
-pub(crate) fn row_for(rows: &[UnwindRow], pc: u64) -> Option<&UnwindRow> {
+pub(crate) fn row_for(rows: &[Row], pc: u64) -> Option<&Row> {
     let after = rows.partition_point(|row| row.pc <= pc);
     after.checked_sub(1).map(|i| &rows[i])
 }
@@ -86,58 +98,56 @@ fn collect<'a, S: UnwindSection<Slice<'a>>>(
             spans.push(Span {
                 start: row.start_address(),
                 end: row.end_address(),
-                row: rule,
+                rule,
             });
         }
     }
 }
 
-fn rule(kind: u8, cfa_offset: i32) -> UnwindRow {
-    UnwindRow {
-        kind,
-        cfa_offset,
-        ..UnwindRow::default()
-    }
+/// A rule without a saved rbp (offsets in range by construction).
+fn rule(kind: u8, cfa_offset: u64) -> u32 {
+    unwind_rule::pack(kind, cfa_offset, 0).unwrap_or(u32::from(unwind_kind::NONE))
 }
 
-fn convert<'a, S: UnwindSection<Slice<'a>>>(section: &S, row: &UnwindTableRow<usize>) -> UnwindRow {
+fn convert<'a, S: UnwindSection<Slice<'a>>>(section: &S, row: &UnwindTableRow<usize>) -> u32 {
     match row.register(X86_64::RA) {
         Some(RegisterRule::Undefined) => return rule(unwind_kind::END, 0),
         None | Some(RegisterRule::Offset(-8)) => {}
         Some(_) => return rule(unwind_kind::NONE, 0),
     }
-    let mut converted = match row.cfa() {
+    let (kind, cfa_offset) = match row.cfa() {
         CfaRule::RegisterAndOffset { register, offset } => {
             let kind = match *register {
                 X86_64::RSP => unwind_kind::RSP,
                 X86_64::RBP => unwind_kind::RBP,
                 _ => return rule(unwind_kind::NONE, 0),
             };
-            match i32::try_from(*offset) {
-                Ok(offset) => rule(kind, offset),
+            // A CFA below its base register is no caller's frame.
+            match u64::try_from(*offset) {
+                Ok(offset) => (kind, offset),
                 Err(_) => return rule(unwind_kind::NONE, 0),
             }
         }
         CfaRule::Expression(expression) => {
             let bytes = expression.get(section).map(|e| e.0.slice()).unwrap_or(&[]);
             match plt_threshold(bytes) {
-                Some(threshold) => rule(unwind_kind::PLT, threshold),
+                Some(threshold) => (unwind_kind::PLT, threshold),
                 None => return rule(unwind_kind::NONE, 0),
             }
         }
     };
-    if let Some(RegisterRule::Offset(offset)) = row.register(X86_64::RBP)
-        && let Ok(offset) = i16::try_from(offset)
-    {
-        converted.rbp_saved = 1;
-        converted.rbp_offset = offset;
-    }
-    converted
+    let rbp_slot = match row.register(X86_64::RBP) {
+        Some(RegisterRule::Offset(offset)) if offset % 8 == 0 && offset != 0 => offset / 8,
+        Some(RegisterRule::Offset(_)) => return rule(unwind_kind::NONE, 0),
+        _ => 0,
+    };
+    // Beyond what a rule holds (no real frame): the walk cannot follow it.
+    unwind_rule::pack(kind, cfa_offset, rbp_slot).unwrap_or(rule(unwind_kind::NONE, 0))
 }
 
 /// The CFA expression binutils gives PLT stubs: rsp + 8, plus 8 once the
 /// stub's push has run, i.e. `rsp + 8 + ((rip & 15) >= N) << 3`. Returns N.
-fn plt_threshold(expression: &[u8]) -> Option<i32> {
+fn plt_threshold(expression: &[u8]) -> Option<u64> {
     const BREG7_8: [u8; 2] = [0x77, 0x08];
     const BREG16_0_LIT15_AND: [u8; 4] = [0x80, 0x00, 0x3f, 0x1a];
     const GE_LIT3_SHL_PLUS: [u8; 4] = [0x2a, 0x33, 0x24, 0x22];
@@ -149,62 +159,44 @@ fn plt_threshold(expression: &[u8]) -> Option<i32> {
         && [*c, *d, *e, *f] == BREG16_0_LIT15_AND
         && lit_range.contains(lit)
         && rest == GE_LIT3_SHL_PLUS)
-        .then(|| i32::from(*lit - 0x30))
+        .then(|| u64::from(*lit - 0x30))
 }
 
 /// Sorts the spans into rows: a `NONE` row wherever one span ends before
-/// the next begins, and no row that repeats the rule before it.
-fn finish(mut spans: Vec<Span>) -> Vec<UnwindRow> {
+/// the next begins (past padding), and no row that repeats the rule before
+/// it.
+fn finish(mut spans: Vec<Span>) -> Vec<Row> {
     spans.sort_by_key(|span| (span.start, span.end));
-    let mut rows: Vec<UnwindRow> = Vec::with_capacity(spans.len() + spans.len() / 4);
+    let mut rows: Vec<Row> = Vec::with_capacity(spans.len());
     let mut covered_to = 0;
     for span in &spans {
         if span.start < covered_to {
             // Overlapping FDEs (.debug_frame repeating .eh_frame): first wins.
             continue;
         }
-        if !rows.is_empty() && span.start > covered_to {
-            push(
-                &mut rows,
-                UnwindRow {
-                    pc: covered_to,
-                    ..rule(unwind_kind::NONE, 0)
-                },
-            );
+        if !rows.is_empty() && span.start >= covered_to + PADDING {
+            push(&mut rows, covered_to, rule(unwind_kind::NONE, 0));
         }
-        push(
-            &mut rows,
-            UnwindRow {
-                pc: span.start,
-                ..span.row
-            },
-        );
+        push(&mut rows, span.start, span.rule);
         covered_to = span.end;
     }
     if !rows.is_empty() {
-        push(
-            &mut rows,
-            UnwindRow {
-                pc: covered_to,
-                ..rule(unwind_kind::NONE, 0)
-            },
-        );
+        push(&mut rows, covered_to, rule(unwind_kind::NONE, 0));
     }
     rows
 }
 
-fn push(rows: &mut Vec<UnwindRow>, row: UnwindRow) {
-    let same_rule = |last: &UnwindRow| UnwindRow { pc: 0, ..*last } == UnwindRow { pc: 0, ..row };
+fn push(rows: &mut Vec<Row>, pc: u64, rule: u32) {
     match rows.last_mut() {
-        Some(last) if last.pc == row.pc => *last = row,
-        Some(last) if same_rule(last) => {}
-        _ => rows.push(row),
+        Some(last) if last.pc == pc => last.rule = rule,
+        Some(last) if last.rule == rule => {}
+        _ => rows.push(Row { pc, rule }),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use object::ObjectSymbol;
+pub(crate) mod tests {
+    use object::{Object, ObjectSymbol};
 
     use super::*;
 
@@ -216,17 +208,22 @@ mod tests {
             .address()
     }
 
+    pub(crate) fn rows_of(path: &str) -> Vec<Row> {
+        let file = std::fs::File::open(path).unwrap();
+        rows(&FrameSources::read(file).unwrap())
+    }
+
     #[test]
     fn a_function_entry_has_its_return_address_at_rsp_and_start_ends_the_stack() {
         let data = std::fs::read("/proc/self/exe").unwrap();
-        let rows = rows_from_elf(&data).unwrap();
+        let rows = rows_of("/proc/self/exe");
         assert!(rows.windows(2).all(|w| w[0].pc < w[1].pc), "rows sorted");
-        let main = row_for(&rows, symbol_address(&data, "main")).unwrap();
-        assert_eq!((main.kind, main.cfa_offset), (unwind_kind::RSP, 8));
+        let main = row_for(&rows, symbol_address(&data, "main")).unwrap().rule;
+        assert_eq!(main, rule(unwind_kind::RSP, 8));
         let start = row_for(&rows, symbol_address(&data, "_start")).unwrap();
-        assert_eq!(start.kind, unwind_kind::END);
+        assert_eq!(unwind_rule::kind(start.rule), unwind_kind::END);
         assert_eq!(
-            row_for(&rows, 0).map(|r| r.kind),
+            row_for(&rows, 0).map(|r| r.rule),
             None,
             "nothing below the first row"
         );
@@ -234,14 +231,16 @@ mod tests {
 
     #[test]
     fn libc_has_its_plt_stub_and_signal_trampoline_rules() {
-        let data = std::fs::read("/lib/x86_64-linux-gnu/libc.so.6").unwrap();
-        let rows = rows_from_elf(&data).unwrap();
+        let rows = rows_of("/lib/x86_64-linux-gnu/libc.so.6");
         assert!(rows.len() > 1000, "{} rows", rows.len());
-        let kinds = |kind| rows.iter().filter(|r| r.kind == kind).count();
+        let kinds = |kind| {
+            rows.iter()
+                .filter(|r| unwind_rule::kind(r.rule) == kind)
+                .count()
+        };
         assert!(kinds(unwind_kind::SIGNAL) >= 1, "no signal trampoline");
         assert!(
-            rows.iter()
-                .any(|r| r.kind == unwind_kind::PLT && r.cfa_offset == 11),
+            rows.iter().any(|r| r.rule == rule(unwind_kind::PLT, 11)),
             "no PLT stub rule"
         );
         assert!(kinds(unwind_kind::RSP) > kinds(unwind_kind::NONE));
@@ -258,32 +257,66 @@ mod tests {
     }
 
     #[test]
-    fn gaps_between_functions_become_none_rows_and_repeats_merge() {
+    fn gaps_between_functions_become_none_rows_and_repeats_merge_across_padding() {
         let span = |start, end, kind, offset| Span {
             start,
             end,
-            row: rule(kind, offset),
+            rule: rule(kind, offset),
+        };
+        let shape = |rows: Vec<Row>| -> Vec<(u64, u8)> {
+            rows.iter()
+                .map(|r| (r.pc, unwind_rule::kind(r.rule)))
+                .collect()
         };
         let rows = finish(vec![
             span(0x30, 0x40, unwind_kind::RSP, 8),
             span(0x10, 0x20, unwind_kind::RSP, 8),
             span(0x20, 0x30, unwind_kind::RSP, 8),
         ]);
-        let shape: Vec<_> = rows.iter().map(|r| (r.pc, r.kind)).collect();
-        assert_eq!(shape, [(0x10, unwind_kind::RSP), (0x40, unwind_kind::NONE)]);
+        assert_eq!(
+            shape(rows),
+            [(0x10, unwind_kind::RSP), (0x40, unwind_kind::NONE)]
+        );
+        // Padding (under 16 bytes) merges; a wider gap has no rule.
         let rows = finish(vec![
             span(0x10, 0x20, unwind_kind::RSP, 8),
-            span(0x28, 0x30, unwind_kind::RBP, 16),
+            span(0x2f, 0x38, unwind_kind::RSP, 8),
+            span(0x48, 0x50, unwind_kind::RBP, 16),
         ]);
-        let shape: Vec<_> = rows.iter().map(|r| (r.pc, r.kind)).collect();
         assert_eq!(
-            shape,
+            shape(rows),
             [
                 (0x10, unwind_kind::RSP),
-                (0x20, unwind_kind::NONE),
-                (0x28, unwind_kind::RBP),
-                (0x30, unwind_kind::NONE)
+                (0x38, unwind_kind::NONE),
+                (0x48, unwind_kind::RBP),
+                (0x50, unwind_kind::NONE)
             ]
         );
+    }
+
+    #[test]
+    fn rules_pack_and_unpack_at_the_ends_of_their_ranges() {
+        for (kind, offset, slot) in [
+            (unwind_kind::RSP, 8, 0),
+            (unwind_kind::RBP, 16, -2),
+            // A compiler's function with a frame of half a MiB.
+            (unwind_kind::RSP, 540_080, -7),
+            (
+                unwind_kind::NONE,
+                unwind_rule::MAX_CFA_OFFSET,
+                unwind_rule::MIN_RBP_SLOT,
+            ),
+            (unwind_kind::PLT, 11, unwind_rule::MAX_RBP_SLOT),
+        ] {
+            let rule = unwind_rule::pack(kind, offset, slot).unwrap();
+            assert_eq!(unwind_rule::kind(rule), kind);
+            assert_eq!(unwind_rule::cfa_offset(rule), offset);
+            assert_eq!(unwind_rule::rbp_slot(rule), slot);
+        }
+        assert_eq!(
+            unwind_rule::pack(0, unwind_rule::MAX_CFA_OFFSET + 1, 0),
+            None
+        );
+        assert_eq!(unwind_rule::pack(0, 8, unwind_rule::MIN_RBP_SLOT - 1), None);
     }
 }

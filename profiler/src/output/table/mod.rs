@@ -115,6 +115,11 @@ fn quality(out: &mut String, meta: &RunMeta, losses: &Losses) {
                 let _ = writeln!(out, "    in {:<37} {n:>9}", truncate(module, 37));
             }
         }
+        if loss == Loss::UnwindTablesNotLoaded {
+            for (binary, rows) in &losses.unwind_tables_not_loaded_by_binary {
+                let _ = writeln!(out, "    {:<34} {rows:>9} rows", truncate(binary, 34));
+            }
+        }
     }
     for warning in warnings(meta, losses, share) {
         let _ = writeln!(out, "warning: {warning}");

@@ -11,22 +11,21 @@
 //! blazesym opens the copy by path after it was checked here. That holds
 //! only if no one but the owner (root) can replace it in between: so the
 //! copy must be a regular file of the owner's that others cannot write,
-//! in a directory of the owner's that others cannot write, itself in such
-//! a root directory whose parent others cannot write either (/run). Then
-//! no other user can rename, replace or link anything on the path, nor
-//! change the file's content; a check of the path made once holds for
-//! the run. A directory that fails the check is not used and not deleted
-//! (another user's files may be in it): the caller reads /proc/kallsyms.
+//! in directories checked as `private_dir` says; a check of the path made
+//! once holds for the run. Where the check fails, the caller reads
+//! /proc/kallsyms.
 
 use std::{
-    fs::{self, Metadata},
-    io::{self, Write},
-    os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt},
+    fs,
     path::{Path, PathBuf},
 };
 
 use super::{CoreText, core_symbols};
-use crate::untrusted_file;
+pub(crate) use crate::private_dir::write_atomically;
+use crate::{
+    private_dir::{PrivateDir, Unusable, fnv64},
+    untrusted_file,
+};
 
 /// Far above a real kernel's core text symbols (a few MiB): a larger copy
 /// was not written by bpfprof.
@@ -74,55 +73,18 @@ impl Store {
             .ok_or(NoCopy::Unavailable)
     }
 
-    /// Checks a directory, or makes it when missing.
     fn ensure_dir(&self, dir: &Path) -> Result<(), NoCopy> {
-        match fs::symlink_metadata(dir) {
-            Ok(meta) if !meta.is_dir() && dir != self.root => {
-                // Not a directory (a link, a file) where the boot's should
-                // be: the root is checked, so the owner made it; replace it.
-                fs::remove_file(dir).map_err(|_| NoCopy::Unavailable)?;
-            }
-            Ok(_) => return self.check_dir(dir),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(_) => return Err(NoCopy::Unavailable),
-        }
-        match fs::DirBuilder::new().mode(0o700).create(dir) {
-            Ok(()) => {}
-            // Another run made it first.
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
-            Err(_) => return Err(NoCopy::Unavailable),
-        }
-        self.check_dir(dir)
+        self.dirs()
+            .ensure(dir, dir != self.root)
+            .map_err(NoCopy::from)
     }
 
-    /// A real directory (not a link to one) of the owner's that no one
-    /// else can write.
     fn check_dir(&self, dir: &Path) -> Result<(), NoCopy> {
-        let meta = fs::symlink_metadata(dir).map_err(|_| NoCopy::Unavailable)?;
-        let problem = if meta.file_type().is_symlink() {
-            Some("is a symbolic link".to_string())
-        } else if !meta.is_dir() {
-            Some("is not a directory".to_string())
-        } else {
-            self.ownership_problem(&meta)
-        };
-        match problem {
-            Some(problem) => Err(NoCopy::Unsafe(format!("{} {problem}", dir.display()))),
-            None => Ok(()),
-        }
+        self.dirs().check(dir).map_err(NoCopy::from)
     }
 
-    fn ownership_problem(&self, meta: &Metadata) -> Option<String> {
-        if meta.uid() != self.owner {
-            Some(format!("is owned by uid {}", meta.uid()))
-        } else if meta.mode() & 0o022 != 0 {
-            Some(format!(
-                "can be written by others (mode {:o})",
-                meta.mode() & 0o7777
-            ))
-        } else {
-            None
-        }
+    fn dirs(&self) -> PrivateDir {
+        PrivateDir { owner: self.owner }
     }
 
     /// The copy in `dir`, if it is whole and for this boot. Special files
@@ -134,7 +96,11 @@ impl Store {
             return None;
         }
         let file = untrusted_file::open(&path, false).ok()?;
-        if self.ownership_problem(&file.metadata().ok()?).is_some() {
+        if self
+            .dirs()
+            .ownership_problem(&file.metadata().ok()?)
+            .is_some()
+        {
             return None;
         }
         let bytes = untrusted_file::read_whole(file, MAX_COPY_BYTES).ok()?;
@@ -202,31 +168,13 @@ fn remove_other_boots(root: &Path, dir: &Path) {
     }
 }
 
-/// 64-bit FNV-1a: enough to tell a damaged copy from a whole one.
-pub(crate) fn fnv64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// Writes `path` whole or not at all: a concurrent run reads either the
-/// old file or the new one. The rename replaces whatever was there (a
-/// link itself, not what it points to).
-pub(crate) fn write_atomically(path: &Path, parts: &[&[u8]]) -> Option<()> {
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    let _ = fs::remove_file(&tmp);
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)
-        .ok()?;
-    let written = parts.iter().all(|part| file.write_all(part).is_ok());
-    if !written || fs::rename(&tmp, path).is_err() {
-        let _ = fs::remove_file(&tmp);
-        return None;
+impl From<Unusable> for NoCopy {
+    fn from(unusable: Unusable) -> NoCopy {
+        match unusable {
+            Unusable::Unsafe(problem) => NoCopy::Unsafe(problem),
+            Unusable::Unavailable => NoCopy::Unavailable,
+        }
     }
-    Some(())
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use super::*;
 use std::{
-    os::unix::fs::{PermissionsExt, symlink},
+    os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt, symlink},
     sync::mpsc,
     time::Duration,
 };
