@@ -18,7 +18,7 @@ pub const MAX_STACK_DEPTH: usize = 127;
 /// Key of the sample-count maps: one entry per distinct (thread, stacks).
 ///
 /// Stack ids are BPF's own hashes of the frames, in `KERNEL_STACKS_*` and
-/// `USER_STACKS_*`: see [`kernel_stack_id`] and [`user_stack_id`]. An id
+/// `USER_STACKS_*` (or `SHORT_STACKS_*`): see [`kernel_stack_id`] and [`user_stack_id`]. An id
 /// below zero is a negated errno (`-EFAULT` for no stack, `-ENOMEM` for a
 /// full map), so userspace can show the loss where it happened instead of
 /// dropping the sample.
@@ -50,6 +50,39 @@ pub struct Stack {
 pub const USER_STACK_INCOMPLETE: u32 = 1;
 
 const _: () = assert!(core::mem::size_of::<Stack>() == 1024);
+
+/// Frames a [`ShortStack`] holds.
+pub const SHORT_STACK_DEPTH: usize = 23;
+
+/// A stack of at most `SHORT_STACK_DEPTH` frames, as BPF stores it in
+/// `SHORT_STACKS_*`: the head of a [`Stack`], same layout. Most stacks are
+/// short (kernel stacks, frame-pointer walks), and storing each in a 1 KiB
+/// value made its insert the costliest part of a sample: the element is
+/// allocated from the kernel's 2 KiB class, whose per-CPU cache refills
+/// (by an interrupt) every few inserts, and the whole value is copied.
+/// With the hash map's element header this fits the 256-byte class.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ShortStack {
+    pub len: u32,
+    pub flags: u32,
+    pub ips: [u64; SHORT_STACK_DEPTH],
+}
+
+const _: () = assert!(core::mem::size_of::<ShortStack>() == 192);
+
+impl ShortStack {
+    /// The same stack as a [`Stack`].
+    pub fn to_stack(&self) -> Stack {
+        let mut stack = Stack {
+            len: self.len.min(SHORT_STACK_DEPTH as u32),
+            flags: self.flags,
+            ips: [0; MAX_STACK_DEPTH],
+        };
+        stack.ips[..SHORT_STACK_DEPTH].copy_from_slice(&self.ips);
+        stack
+    }
+}
 
 /// A user stack's id from the 64-bit FNV-1a hash of its frames: bit 62 set
 /// and bit 63 clear, so it is positive and never equal to a kernel stack id
@@ -310,6 +343,7 @@ mod pod {
     unsafe impl aya::Pod for super::Waker {}
     unsafe impl aya::Pod for super::WakeKey {}
     unsafe impl aya::Pod for super::Stack {}
+    unsafe impl aya::Pod for super::ShortStack {}
     unsafe impl aya::Pod for super::UnwindRow {}
     unsafe impl aya::Pod for super::UnwindMapping {}
     unsafe impl aya::Pod for super::ProcessMappings {}

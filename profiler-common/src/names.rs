@@ -8,6 +8,8 @@
 pub const COUNTS: [&str; 2] = ["COUNTS_A", "COUNTS_B"];
 pub const KERNEL_STACKS: [&str; 2] = ["KERNEL_STACKS_A", "KERNEL_STACKS_B"];
 pub const USER_STACKS: [&str; 2] = ["USER_STACKS_A", "USER_STACKS_B"];
+/// Kernel and user stacks short enough for a `ShortStack`.
+pub const SHORT_STACKS: [&str; 2] = ["SHORT_STACKS_A", "SHORT_STACKS_B"];
 pub const OFF_US: [&str; 2] = ["OFF_US_A", "OFF_US_B"];
 pub const WAKE_US: [&str; 2] = ["WAKE_US_A", "WAKE_US_B"];
 
@@ -18,6 +20,8 @@ pub const WAKERS: &str = "WAKERS";
 pub const WANTED_TGIDS: &str = "WANTED_TGIDS";
 pub const ERRORS: &str = "ERRORS";
 pub const KNOWN_TGIDS: &str = "KNOWN_TGIDS";
+pub const LAST_KNOWN: &str = "LAST_KNOWN";
+pub const FORGOTTEN: &str = "FORGOTTEN";
 pub const PROCESS_EVENTS: &str = "PROCESS_EVENTS";
 pub const REUSED_STACKS: &str = "REUSED_STACKS";
 pub const UNWIND_TABLES: &str = "UNWIND_TABLES";
@@ -47,13 +51,15 @@ pub const UNWIND_MODE: &str = "UNWIND_MODE";
 pub const AYA_LOG_LEVEL: &str = "AYA_LOG_LEVEL";
 
 /// Every map, for the check against the built object.
-pub const ALL_MAPS: [&str; 26] = [
+pub const ALL_MAPS: [&str; 30] = [
     COUNTS[0],
     COUNTS[1],
     KERNEL_STACKS[0],
     KERNEL_STACKS[1],
     USER_STACKS[0],
     USER_STACKS[1],
+    SHORT_STACKS[0],
+    SHORT_STACKS[1],
     OFF_US[0],
     OFF_US[1],
     WAKE_US[0],
@@ -64,6 +70,8 @@ pub const ALL_MAPS: [&str; 26] = [
     WANTED_TGIDS,
     ERRORS,
     KNOWN_TGIDS,
+    LAST_KNOWN,
+    FORGOTTEN,
     PROCESS_EVENTS,
     REUSED_STACKS,
     UNWIND_TABLES,

@@ -65,6 +65,7 @@ pub fn kernel_stack<C: EbpfContext>(ctx: &C) -> i64 {
 pub fn store(id: i64, set: MapSet) {
     with_set!(set, |maps| insert_stack(
         maps.kernel_stacks,
+        maps.short_stacks,
         &KERNEL_WALK,
         id
     ));

@@ -9,7 +9,9 @@ use aya_ebpf::{
     macros::map,
     maps::{Array, HashMap, PerCpuArray},
 };
-use profiler_common::{Loss, OffCpuKey, Stack, StackKey, WakeKey, map_set};
+use profiler_common::{
+    Loss, OffCpuKey, SHORT_STACK_DEPTH, ShortStack, Stack, StackKey, WakeKey, map_set,
+};
 
 use crate::errors::{self, EEXIST};
 
@@ -47,6 +49,13 @@ static KERNEL_STACKS_B: HashMap<i64, Stack> = HashMap::with_max_entries(16384, B
 static USER_STACKS_A: HashMap<i64, Stack> = HashMap::with_max_entries(16384, BPF_F_NO_PREALLOC);
 #[map]
 static USER_STACKS_B: HashMap<i64, Stack> = HashMap::with_max_entries(16384, BPF_F_NO_PREALLOC);
+/// Kernel and user stacks that fit a `ShortStack` (see there why).
+#[map]
+static SHORT_STACKS_A: HashMap<i64, ShortStack> =
+    HashMap::with_max_entries(32768, BPF_F_NO_PREALLOC);
+#[map]
+static SHORT_STACKS_B: HashMap<i64, ShortStack> =
+    HashMap::with_max_entries(32768, BPF_F_NO_PREALLOC);
 
 #[inline(always)]
 pub fn generation() -> u32 {
@@ -77,6 +86,7 @@ pub struct Maps {
     pub wake_us: &'static HashMap<WakeKey, u64>,
     pub kernel_stacks: &'static HashMap<i64, Stack>,
     pub user_stacks: &'static HashMap<i64, Stack>,
+    pub short_stacks: &'static HashMap<i64, ShortStack>,
 }
 
 impl Maps {
@@ -88,6 +98,7 @@ impl Maps {
             wake_us: &WAKE_US_A,
             kernel_stacks: &KERNEL_STACKS_A,
             user_stacks: &USER_STACKS_A,
+            short_stacks: &SHORT_STACKS_A,
         }
     }
 
@@ -99,6 +110,7 @@ impl Maps {
             wake_us: &WAKE_US_B,
             kernel_stacks: &KERNEL_STACKS_B,
             user_stacks: &USER_STACKS_B,
+            short_stacks: &SHORT_STACKS_B,
         }
     }
 }
@@ -147,16 +159,30 @@ pub fn add<K>(map: &HashMap<K, u64>, key: &K, amount: u64, full: Loss) -> bool {
 }
 
 /// Stores `scratch`'s stack under `id` (no errno) unless it is there
-/// already; a full map is counted.
+/// already: in `short` when it fits a `ShortStack`, else in `stacks`. A
+/// full map is counted.
 #[inline(always)]
-pub fn insert_stack(stacks: &HashMap<i64, Stack>, scratch: &PerCpuArray<Stack>, id: i64) {
+pub fn insert_stack(
+    stacks: &HashMap<i64, Stack>,
+    short: &HashMap<i64, ShortStack>,
+    scratch: &PerCpuArray<Stack>,
+    id: i64,
+) {
     if id < 0 {
         return;
     }
     let Some(stack) = scratch.get_ptr(0) else {
         return;
     };
-    match stacks.insert(&id, unsafe { &*stack }, u64::from(BPF_NOEXIST)) {
+    let stack = unsafe { &*stack };
+    let stored = if stack.len as usize <= SHORT_STACK_DEPTH {
+        // A `ShortStack` is the head of a `Stack`: same layout.
+        let head = unsafe { &*(stack as *const Stack).cast::<ShortStack>() };
+        short.insert(&id, head, u64::from(BPF_NOEXIST))
+    } else {
+        stacks.insert(&id, stack, u64::from(BPF_NOEXIST))
+    };
+    match stored {
         Ok(()) => {}
         Err(err) if -err == EEXIST => {}
         Err(err) => errors::refused!(Loss::StackMapFull, "a stack map", err),

@@ -200,5 +200,10 @@ pub extern "C" fn unwind_one_frame(tgid: u32, process: u32, slot: u32) -> i32 {
 /// is there already.
 #[inline(always)]
 pub fn store(id: i64, set: MapSet) {
-    with_set!(set, |maps| insert_stack(maps.user_stacks, &WALK, id));
+    with_set!(set, |maps| insert_stack(
+        maps.user_stacks,
+        maps.short_stacks,
+        &WALK,
+        id
+    ));
 }

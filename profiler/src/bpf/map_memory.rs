@@ -177,6 +177,15 @@ pub(crate) fn sizing(config: &Config) -> Vec<Sizing> {
         .flatten()
         .map(|map| of(SizeFlag::StackMapSize, map, sizes.stack_map))
         .collect();
+    // Short stacks of both kinds share one map per set: room for as many
+    // as the kernel and user maps together.
+    maps.extend(names::SHORT_STACKS.map(|map| {
+        of(
+            SizeFlag::StackMapSize,
+            map,
+            sizes.stack_map.saturating_mul(2),
+        )
+    }));
     for set in 0..2 {
         maps.extend([
             of(SizeFlag::MaxStacks, names::COUNTS[set], sizes.max_stacks),
@@ -322,6 +331,7 @@ mod tests {
             .iter()
             .map(|s| {
                 let (key_size, value_size) = match s.map {
+                    m if m.starts_with("SHORT_STACKS") => (8, 192),
                     m if m.contains("STACKS") => (8, 1024),
                     m if m.starts_with("UNWIND") => (4, 16),
                     _ => (48, 8),
@@ -366,7 +376,7 @@ mod tests {
         let big = config(&["--stack-map-size", "16777216", "--max-stacks", "16777216"]);
         let err = check(&big, &costs(&big), 24 * GIB).unwrap_err();
         assert!(
-            err.starts_with("--stack-map-size 16777216: its BPF maps would take up to 64.5 GiB"),
+            err.starts_with("--stack-map-size 16777216: its BPF maps would take up to 77.0 GiB"),
             "{err}"
         );
         assert!(

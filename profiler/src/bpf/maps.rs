@@ -11,8 +11,8 @@ use aya::{
     maps::{Array, ArrayOfMaps, HashMap, Map, MapData},
 };
 use profiler_common::{
-    OffCpuKey, PendingBlock, ProcessMappings, Stack, StackKey, UnwindRow, WakeKey, Waker, map_set,
-    names,
+    OffCpuKey, PendingBlock, ProcessMappings, ShortStack, Stack, StackKey, UnwindRow, WakeKey,
+    Waker, map_set, names,
 };
 
 use super::{Collector, batch};
@@ -42,12 +42,14 @@ impl Collector {
         let [
             Some(kernel_stacks),
             Some(user_stacks),
+            Some(short_stacks),
             Some(counts),
             Some(off_us),
             Some(wake_us),
         ] = self.ebpf.maps_disjoint_mut([
             names::KERNEL_STACKS[set],
             names::USER_STACKS[set],
+            names::SHORT_STACKS[set],
             names::COUNTS[set],
             names::OFF_US[set],
             names::WAKE_US[set],
@@ -59,6 +61,7 @@ impl Collector {
         Ok(MapSet {
             kernel_stacks,
             user_stacks,
+            short_stacks,
             counts,
             off_us,
             wake_us,
@@ -112,6 +115,7 @@ impl Collector {
 pub(crate) struct MapSet<'a> {
     kernel_stacks: &'a mut Map,
     user_stacks: &'a mut Map,
+    short_stacks: &'a mut Map,
     counts: &'a mut Map,
     off_us: &'a mut Map,
     wake_us: &'a mut Map,
@@ -120,11 +124,14 @@ pub(crate) struct MapSet<'a> {
 /// Every map of the set is read and emptied by one of these, while nothing
 /// writes to it (the set is not the active one).
 impl MapSet<'_> {
-    /// Empties the kernel stack map, then the user one, passing each stack
-    /// by its id to `each`.
+    /// Empties the kernel stack map, the user one and the short one,
+    /// passing each stack by its id to `each`.
     pub(crate) fn take_stacks(&mut self, mut each: impl FnMut(i64, &Stack)) -> Result<()> {
         batch::take_all::<i64, Stack>(self.kernel_stacks, &mut each)?;
-        batch::take_all::<i64, Stack>(self.user_stacks, &mut each)
+        batch::take_all::<i64, Stack>(self.user_stacks, &mut each)?;
+        batch::take_all::<i64, ShortStack>(self.short_stacks, &mut |id, short| {
+            each(id, &short.to_stack())
+        })
     }
 
     /// On-CPU sample counts.
