@@ -1,0 +1,201 @@
+//! Unwind tables as a run holds them, end to end on the real kernel: one
+//! per binary within the --unwind-rows budget (a binary that does not fit
+//! is named), kept between runs in a root-only cache that is used only
+//! whole, and the stacks walked before a table was loaded counted.
+
+use std::{
+    fs,
+    os::unix::fs::{DirBuilderExt, PermissionsExt},
+    path::{Path, PathBuf},
+    process::{Child, Command},
+    thread,
+    time::Duration,
+};
+
+use integration_tests::{Run, Workload, output_dir, profile, require_bpf};
+
+/// Profiles wl-qsort (its time is in libc) for a second with `extra`.
+fn profile_qsort(test: &str, extra: &[&str]) -> Run {
+    let running = Workload::start("wl-qsort", &[]);
+    let pid = running.pid().to_string();
+    let mut args = vec!["-v", "--pid", &pid, "-d", "1", "-F", "299"];
+    args.extend_from_slice(extra);
+    let run = profile(test, &args);
+    run.assert_success();
+    run
+}
+
+/// The "N binaries (M from the cache)" of -v's unwind-table line.
+fn binaries_and_cached(run: &Run) -> (u64, u64) {
+    let stderr = run.stderr();
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("bpfprof: unwind tables: "))
+        .unwrap_or_else(|| panic!("no unwind-table line in:\n{stderr}"));
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let number = |i: usize| words[i].trim_start_matches('(').parse::<u64>().unwrap();
+    (number(3), number(5))
+}
+
+#[test]
+#[ignore = "needs root and BPF"]
+fn a_binary_whose_table_does_not_fit_is_named_and_the_rest_load() {
+    let _bpf = require_bpf();
+    let cache = ["--unwind-cache", "none"];
+    let whole = profile_qsort("tables-fit", &cache);
+    assert_eq!(whole.report()["errors"]["unwind_tables_not_loaded"], 0);
+    // libc's table is far larger than this budget; the workload's own and
+    // the loader's are not.
+    let run = profile_qsort(
+        "tables-full",
+        &["--unwind-rows", "5000", cache[0], cache[1]],
+    );
+    let errors = &run.report()["errors"];
+    assert_eq!(errors["unwind_tables_not_loaded"], 1, "{errors}");
+    let named = errors["unwind_tables_not_loaded_by_binary"]
+        .as_object()
+        .unwrap();
+    assert!(
+        named.keys().all(|path| path.ends_with("/libc.so.6")),
+        "{named:?}"
+    );
+    let stderr = run.stderr();
+    assert!(
+        stderr.lines().any(
+            |l| l.starts_with("bpfprof: unwind table not loaded: /") && l.contains("libc.so.6")
+        ),
+        "{stderr}"
+    );
+    let stdout = run.stdout();
+    let quality = stdout.split("\nQuality\n").nth(1).unwrap_or_default();
+    assert!(
+        quality.contains("binaries without unwind tables (full)") && quality.contains("libc.so.6"),
+        "{stdout}"
+    );
+    let (binaries, _) = binaries_and_cached(&run);
+    assert!(binaries >= 2, "the tables that fit were loaded: {stderr}");
+}
+
+/// A root-only directory for a test's cache, removed when dropped.
+struct CacheDir(PathBuf);
+
+impl CacheDir {
+    fn new(test: &str) -> CacheDir {
+        let base = output_dir(test);
+        fs::DirBuilder::new().mode(0o700).create(&base).unwrap();
+        CacheDir(base)
+    }
+
+    /// The --unwind-cache directory, two levels under the private base.
+    fn tables(&self) -> PathBuf {
+        self.0.join("bpfprof").join("unwind")
+    }
+}
+
+impl Drop for CacheDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn table_files(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut files: Vec<(PathBuf, u64)> = fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| (e.path(), e.metadata().unwrap().len()))
+        .collect();
+    files.sort_by_key(|(_, len)| std::cmp::Reverse(*len));
+    files
+}
+
+#[test]
+#[ignore = "needs root and BPF"]
+fn tables_are_kept_between_runs_and_a_damaged_one_is_made_anew() {
+    let _bpf = require_bpf();
+    let cache = CacheDir::new("tables-cache");
+    let dir = cache.tables();
+    let flag = ["--unwind-cache", dir.to_str().unwrap()];
+    let first = profile_qsort("tables-cache-1", &flag);
+    let (binaries, cached) = binaries_and_cached(&first);
+    assert!(binaries >= 3 && cached == 0, "{}", first.stderr());
+    let files = table_files(&dir);
+    assert_eq!(files.len() as u64, binaries, "{files:?}");
+    let mode = fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o700, "the cache is root's alone");
+
+    let second = profile_qsort("tables-cache-2", &flag);
+    assert_eq!(binaries_and_cached(&second), (binaries, binaries));
+
+    // The largest table (libc's), one byte changed: not used, made anew.
+    let (largest, len) = files[0].clone();
+    let mut bytes = fs::read(&largest).unwrap();
+    bytes[len as usize / 2] ^= 0x40;
+    fs::write(&largest, &bytes).unwrap();
+    let third = profile_qsort("tables-cache-3", &flag);
+    assert_eq!(binaries_and_cached(&third), (binaries, binaries - 1));
+    assert_ne!(fs::read(&largest).unwrap(), bytes, "rewritten whole");
+
+    // A cache others could write to is not used, and a warning says why.
+    let base = dir.parent().unwrap();
+    fs::set_permissions(base, fs::Permissions::from_mode(0o777)).unwrap();
+    let open = profile_qsort("tables-cache-4", &flag);
+    assert_eq!(binaries_and_cached(&open), (binaries, 0));
+    assert!(
+        open.stderr().contains(&format!(
+            "warning: {} can be written by others",
+            base.display()
+        )),
+        "{}",
+        open.stderr()
+    );
+}
+
+/// node, spinning in JavaScript: its own table is large (a few hundred
+/// thousand rows), so reading it takes a while after the capture starts.
+fn spinning_node() -> Child {
+    let child = Command::new("node")
+        .args(["-e", "let x = 0; for (;;) { x = (x * 31 + 7) % 1000003; }"])
+        .spawn()
+        .expect("starting node");
+    thread::sleep(Duration::from_millis(300));
+    child
+}
+
+#[test]
+#[ignore = "needs root and BPF"]
+fn stacks_walked_before_their_tables_loaded_are_counted() {
+    let _bpf = require_bpf();
+    let mut node = spinning_node();
+    let pid = node.id().to_string();
+    let run = profile(
+        "tables-pending",
+        &[
+            "--pid",
+            &pid,
+            "-d",
+            "2",
+            "-F",
+            "999",
+            "--unwind-cache",
+            "none",
+        ],
+    );
+    let _ = node.kill();
+    let _ = node.wait();
+    run.assert_success();
+    let errors = &run.report()["errors"];
+    let samples = errors["samples"].as_u64().unwrap();
+    let early = errors["stacks_walked_before_unwind_tables"]
+        .as_u64()
+        .unwrap();
+    assert!(samples >= 1000, "{errors}");
+    // Some before node's table was read (it is not cached), and the rest
+    // after: counted only while it was not there.
+    assert!(early > 0 && early < samples / 2, "{early} of {samples}");
+    assert!(
+        run.stdout()
+            .contains("stacks walked before unwind tables loaded"),
+        "{}",
+        run.stdout()
+    );
+}
