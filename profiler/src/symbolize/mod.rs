@@ -6,6 +6,7 @@
 //! JIT code through `perf_map`). `sites` turns the named addresses into the
 //! profile's stack sites.
 
+mod build_id;
 mod kallsyms;
 mod kernel;
 mod perf_map;
