@@ -172,10 +172,12 @@ impl Symbolizer {
     pub fn remember(&mut self, tgid: u32) {
         self.perf_maps.refresh(tgid);
         let mappings = procfs::mappings(tgid);
+        // Known from here on (kernel threads too), so that `forget_exited`
+        // drops all it keeps about it once it is gone.
+        let cached = self.cached.entry(tgid).or_default();
         if mappings.is_empty() {
             return;
         }
-        let cached = self.cached.entry(tgid).or_default();
         cached.drains_gone = 0;
         cached.name = procfs::process_name(tgid).or(cached.name.take());
         if cached.mappings == mappings {
