@@ -4,12 +4,14 @@
 //! kernel addresses and one per process for its user addresses, whatever
 //! kind of stack (on-CPU, off-CPU, waker) they come from (`kernel`, `user`;
 //! JIT code through `perf_map`). `sites` turns the named addresses into the
-//! profile's stack sites.
+//! profile's stack sites; `resident` gives back, after each batch, the pages
+//! of the files blazesym keeps mapped.
 
 mod build_id;
 mod kallsyms;
 mod kernel;
 mod perf_map;
+mod resident;
 mod sites;
 mod user;
 
@@ -160,6 +162,7 @@ impl Symbolizer {
                 wake.blocked.us,
             );
         }
+        resident::release_mapped_files();
     }
 
     /// Snapshots a live process's memory maps (and JIT perf map), so its
