@@ -138,6 +138,10 @@ fn run(config: &cli::Config, out: &OutDir, object: ObjectBytes) -> anyhow::Resul
         // From the end of sampling: the final drain and symbolization count.
         let ms = capture.stopped.elapsed().as_secs_f64() * 1000.0;
         eprintln!("bpfprof: outputs written in {ms:.0} ms after the capture ended");
+        if let Some(kib) = procfs::own_peak_rss_kib() {
+            let mib = kib as f64 / 1024.0;
+            eprintln!("bpfprof: peak memory {mib:.1} MiB resident (VmHWM)");
+        }
     }
     let printed = stdout::print(&rendered.stdout);
     // bpfprof's status is about bpfprof; the command's is in report.json.

@@ -31,6 +31,13 @@ pub(crate) fn is_kernel_thread(tgid: u32) -> Option<bool> {
     Some(flags & PF_KTHREAD != 0)
 }
 
+/// bpfprof's own peak resident memory (VmHWM), in KiB.
+pub(crate) fn own_peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    kib.trim().strip_suffix("kB")?.trim().parse().ok()
+}
+
 pub(crate) fn thread_exists(tgid: u32, tid: u32) -> bool {
     Path::new(&format!("/proc/{tgid}/task/{tid}")).exists()
 }

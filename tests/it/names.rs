@@ -30,6 +30,44 @@ fn short_lived_processes_are_named_after_they_exit() {
     );
 }
 
+/// A process that exited and that its parent has not reaped yet still has
+/// a /proc entry, but no maps: the drain after it exits names its last
+/// samples from the maps it had, not from none.
+#[test]
+#[ignore = "needs root and BPF"]
+fn a_process_not_yet_reaped_is_named() {
+    let _bpf = require_bpf();
+    // The shell forks wl-spin and becomes sleep, which never reaps it:
+    // it stays a zombie through the drains after it exits.
+    let script = format!("{} 1.2 & exec sleep 2.2", workload("wl-spin").display());
+    let run = profile(
+        "zombie",
+        &[
+            "-F",
+            "499",
+            "--interval",
+            "0.5",
+            "--unwind",
+            "fp",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    );
+    run.assert_success();
+    let folded = run.folded();
+    let total = folded.samples_of("wl-spin");
+    let named = folded.chain_samples("wl-spin", &["main", "spin_loop", "spin_leaf"]);
+    let unnamed: Vec<_> = folded
+        .of_process("wl-spin")
+        .filter(|(frames, _)| frames.iter().any(|f| f.starts_with("[unknown")))
+        .collect();
+    assert!(total >= 300, "only {total} samples of wl-spin");
+    assert!(unnamed.is_empty(), "unnamed: {unnamed:?}");
+    assert!(named * 10 >= total * 9, "{named} of {total} named");
+}
+
 #[test]
 #[ignore = "needs root and BPF"]
 fn draining_loses_no_samples() {

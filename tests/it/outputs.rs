@@ -3,12 +3,15 @@
 //! ownership under sudo, doctor, completions and the man page.
 
 use std::{
+    io::Read,
     os::unix::fs::MetadataExt,
     process::Command,
     time::{Duration, Instant},
 };
 
-use integration_tests::{Workload, bpfprof_bin, output_dir, profile, require_bpf, spawn_profiler};
+use integration_tests::{
+    Workload, bpfprof_bin, output_dir, profile, require_bpf, spawn_profiler, workload,
+};
 
 fn bpfprof(args: &[&str]) -> std::process::Output {
     Command::new(bpfprof_bin())
@@ -69,6 +72,72 @@ fn writes_pprof_and_speedscope_and_json_on_stdout() {
             .sum::<u64>()
             >= 50
     );
+}
+
+/// pprof's mappings carry each binary's build id, read from its notes: a
+/// binary of hundreds of megabytes (as libLLVM is) is not read whole.
+#[test]
+#[ignore = "needs root and BPF"]
+fn pprof_build_ids_are_read_without_reading_whole_binaries() {
+    let _bpf = require_bpf();
+    let dir = output_dir("big-binary");
+    std::fs::create_dir_all(&dir).unwrap();
+    let big = dir.join("wl-spin-big");
+    // A sparse tail, which the loader ignores and a whole read would not.
+    // Written by other processes: an executable this one held open for
+    // writing while another test forks could not be run (ETXTBSY).
+    let sh = format!(
+        "cp {} {big} && truncate -s +256M {big}",
+        workload("wl-spin").display(),
+        big = big.display()
+    );
+    let status = Command::new("sh").args(["-c", &sh]).status().unwrap();
+    assert!(status.success(), "{sh}");
+    let readelf = Command::new("readelf")
+        .arg("-n")
+        .arg(&big)
+        .output()
+        .unwrap();
+    let notes = String::from_utf8_lossy(&readelf.stdout);
+    let build_id = notes
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Build ID: "))
+        .expect("the workload has a build id")
+        .to_string();
+    // Frame pointers: the unwind tables are read another way.
+    let run = profile(
+        "build-ids",
+        &[
+            "-v",
+            "--unwind",
+            "fp",
+            "--format",
+            "pprof",
+            "--",
+            big.to_str().unwrap(),
+            "1",
+        ],
+    );
+    run.assert_success();
+    let mut pprof = Vec::new();
+    flate2::read::GzDecoder::new(&std::fs::read(run.dir.join("profile.pb.gz")).unwrap()[..])
+        .read_to_end(&mut pprof)
+        .unwrap();
+    assert!(
+        pprof
+            .windows(build_id.len())
+            .any(|w| w == build_id.as_bytes()),
+        "no mapping carries the build id {build_id}"
+    );
+    let stderr = run.stderr();
+    let peak: f64 = stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("bpfprof: peak memory "))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|mib| mib.parse().ok())
+        .unwrap_or_else(|| panic!("-v names the peak memory:\n{stderr}"));
+    assert!(peak < 128.0, "peak memory {peak} MiB:\n{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -66,6 +66,9 @@ pub struct FrameTable {
     ids: HashMap<Frame, FrameId>,
     /// The full path of each module (frames keep only its file name).
     module_paths: BTreeMap<String, String>,
+    /// The GNU build id of each module that has one, in hex, read while
+    /// the run could still reach the file its frames were named from.
+    build_ids: BTreeMap<String, String>,
 }
 
 impl FrameTable {
@@ -97,6 +100,24 @@ impl FrameTable {
             let path = printable(path).into_owned();
             self.module_paths.insert(name.into_owned(), path);
         }
+    }
+
+    /// Whether a module's path is noted already (its frames are stored by
+    /// its printable name).
+    pub(crate) fn knows_module(&self, name: &str) -> bool {
+        self.module_paths.contains_key(printable(name).as_ref())
+    }
+
+    /// Notes a module's build id (hex), the first one given.
+    pub(crate) fn note_build_id(&mut self, name: &str, build_id: &str) {
+        let name = printable(name).into_owned();
+        let build_id = printable(build_id).into_owned();
+        self.build_ids.entry(name).or_insert(build_id);
+    }
+
+    /// The build id of a module, by its (printable) file name.
+    pub(crate) fn build_id(&self, name: &str) -> Option<&str> {
+        self.build_ids.get(name).map(String::as_str)
     }
 
     /// Modules seen, by file name, with their full paths.
@@ -286,6 +307,9 @@ impl Profile {
             .collect();
         for (name, path) in other.frames.module_paths() {
             self.frames.note_module_path(name, path);
+        }
+        for (name, build_id) in &other.frames.build_ids {
+            self.frames.note_build_id(name, build_id);
         }
         let mut pid_of: HashMap<u32, u32> = HashMap::new();
         for (&tgid, info) in &other.processes {

@@ -4,11 +4,14 @@
 //! kernel addresses and one per process for its user addresses, whatever
 //! kind of stack (on-CPU, off-CPU, waker) they come from (`kernel`, `user`;
 //! JIT code through `perf_map`). `sites` turns the named addresses into the
-//! profile's stack sites.
+//! profile's stack sites; `resident` gives back, after each batch, the pages
+//! of the files blazesym keeps mapped.
 
+mod build_id;
 mod kallsyms;
 mod kernel;
 mod perf_map;
+mod resident;
 mod sites;
 mod user;
 
@@ -159,38 +162,69 @@ impl Symbolizer {
                 wake.blocked.us,
             );
         }
+        resident::release_mapped_files();
     }
 
     /// Snapshots a live process's memory maps (and JIT perf map), so its
     /// addresses can be named after it exits. Called when BPF first sees
-    /// the process and after each exec; a process already gone is skipped.
+    /// the process, after each exec, and at each drain that has its
+    /// samples. A process with no maps (gone, or exited and not yet reaped
+    /// by its parent) keeps the snapshot it had: taking one now would
+    /// replace it with nothing. Maps unchanged since are not snapshotted
+    /// again.
     pub fn remember(&mut self, tgid: u32) {
         self.perf_maps.refresh(tgid);
+        let mappings = procfs::mappings(tgid);
+        // Known from here on (kernel threads too), so that `forget_exited`
+        // drops all it keeps about it once it is gone.
+        let cached = self.cached.entry(tgid).or_default();
+        if mappings.is_empty() {
+            return;
+        }
+        cached.drains_gone = 0;
+        cached.name = procfs::process_name(tgid).or(cached.name.take());
+        if cached.mappings == mappings {
+            return;
+        }
         let mut snapshot = cache::Process::new(Pid::from(tgid));
         snapshot.cache_perf_map = false;
-        if self.blazesym.cache(&Cache::Process(snapshot)).is_ok() {
-            let cached = self.cached.entry(tgid).or_default();
-            cached.drains_gone = 0;
-            cached.name = procfs::process_name(tgid).or(cached.name.take());
-            cached.mappings = procfs::mappings(tgid);
-            for m in &cached.mappings {
-                cached.map_files.insert(m.map_files_path(tgid));
+        if self.blazesym.cache(&Cache::Process(snapshot)).is_err() {
+            return;
+        }
+        // Exiting is for good: maps read after blazesym's snapshot were
+        // there before it, so that snapshot is not empty.
+        if procfs::mappings(tgid).is_empty() {
+            // It exited in between: blazesym's snapshot may hold nothing.
+            // Ours, read before, still names addresses by file.
+            let _ = self
+                .blazesym
+                .evict(&Evict::Process(evict::Process::new(Pid::from(tgid))));
+        }
+        cached.mappings = mappings;
+        for m in &cached.mappings {
+            cached.map_files.insert(m.map_files_path(tgid));
+        }
+        self.open_unreachable_binaries(tgid);
+    }
+
+    /// A binary deleted or in another mount namespace can only be opened
+    /// while the process lives: open them all now (pinned in blazesym's
+    /// cache), in case it exits before the next drain.
+    fn open_unreachable_binaries(&mut self, tgid: u32) {
+        let Some(cached) = self.cached.get_mut(&tgid) else {
+            return;
+        };
+        let executable = || cached.mappings.iter().filter(|m| m.executable);
+        if executable().any(|m| m.path.starts_with('/') && !m.reachable(tgid)) {
+            for m in executable() {
+                let path = m.map_files_path(tgid);
+                let _ = self.blazesym.cache(&Cache::Elf(cache::Elf::new(path)));
             }
-            // A binary deleted or in another mount namespace can only be
-            // opened while the process lives: open them all now (pinned in
-            // blazesym's cache), in case it exits before the next drain.
-            let executable = || cached.mappings.iter().filter(|m| m.executable);
-            if executable().any(|m| m.path.starts_with('/') && !m.reachable(tgid)) {
-                for m in executable() {
-                    let path = m.map_files_path(tgid);
-                    let _ = self.blazesym.cache(&Cache::Elf(cache::Elf::new(path)));
-                }
-                // Their debug info (found through each binary) too.
-                let starts: Vec<u64> = executable().map(|m| m.start).collect();
-                let source = Source::Process(Process::new(Pid::from(tgid)));
-                let _ = self.blazesym.symbolize(&source, Input::AbsAddr(&starts));
-                cached.binaries_opened = true;
-            }
+            // Their debug info (found through each binary) too.
+            let starts: Vec<u64> = executable().map(|m| m.start).collect();
+            let source = Source::Process(Process::new(Pid::from(tgid)));
+            let _ = self.blazesym.symbolize(&source, Input::AbsAddr(&starts));
+            cached.binaries_opened = true;
         }
     }
 

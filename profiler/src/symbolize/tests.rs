@@ -174,3 +174,47 @@ fn a_process_exiting_while_named_is_named_from_its_snapshot() {
     assert_ne!(frame.kind, FrameKind::Unknown, "{frame:?}");
     assert_eq!(frame.module.as_deref(), Some("libc.so.6"), "{frame:?}");
 }
+
+/// A process that exited and is not reaped yet (a zombie: /proc/PID is
+/// there, its maps are not) keeps the snapshot it had when a drain looks
+/// at it again; the module named carries its build id. Run as root.
+#[test]
+#[ignore = "needs root"]
+fn a_process_not_yet_reaped_keeps_its_snapshot() {
+    let mut child = std::process::Command::new("sleep")
+        .arg("30")
+        .spawn()
+        .unwrap();
+    let tgid = child.id();
+    let text = (0..200)
+        .find_map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            procfs::mappings(tgid)
+                .into_iter()
+                .find(|m| m.executable && m.path.contains("libc.so"))
+        })
+        .expect("sleep maps libc");
+    let mut symbolizer = Symbolizer::default();
+    symbolizer.remember(tgid);
+    child.kill().unwrap();
+    // Not waited for yet: a zombie once its maps are gone.
+    assert!(
+        (0..200).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(10));
+            procfs::mappings(tgid).is_empty()
+        }),
+        "the killed child's maps went"
+    );
+    assert!(procfs::exists(tgid));
+    // What the next drain does: refresh, then name.
+    symbolizer.remember(tgid);
+    let mut profile = Profile::default();
+    let addr = text.start + 0x1000;
+    let names = symbolizer.name_user_addrs(tgid, &[addr], true, &mut profile.frames);
+    child.wait().unwrap();
+    let frame = profile.frames.get(names[&addr][0]);
+    assert_ne!(frame.kind, FrameKind::Unknown, "{frame:?}");
+    assert_eq!(frame.module.as_deref(), Some("libc.so.6"), "{frame:?}");
+    let build_id = profile.frames.build_id("libc.so.6").unwrap_or_default();
+    assert_eq!(build_id.len(), 40, "libc's build id: {build_id:?}");
+}

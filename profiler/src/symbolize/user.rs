@@ -11,7 +11,7 @@ use blazesym::{
     },
 };
 
-use super::{Names, Symbolizer, clean, file_name, unique_lookup_addrs};
+use super::{Names, Symbolizer, build_id, clean, file_name, unique_lookup_addrs};
 use crate::{
     drain::RawStacks,
     procfs,
@@ -70,8 +70,14 @@ impl Symbolizer {
                 Some(Symbolized::Sym(sym)) => {
                     let path = sym.module.as_deref().map(|m| m.to_string_lossy());
                     let module = path.as_deref().map(file_name);
-                    if let (Some(name), Some(path)) = (&module, &path) {
+                    if let (Some(name), Some(path)) = (&module, &path)
+                        && !table.knows_module(name)
+                    {
                         table.note_module_path(name, path);
+                        let mapping = procfs::find_mapping(mappings, *addr);
+                        if let Some(id) = module_build_id(tgid, mapping, path) {
+                            table.note_build_id(name, &id);
+                        }
                     }
                     let mut ids = vec![table.intern(Frame {
                         name: clean(&sym.name),
@@ -124,4 +130,15 @@ impl Symbolizer {
             .symbolize(&Source::Process(source), Input::AbsAddr(addrs))
             .ok()
     }
+}
+
+/// The build id of the binary an address was named from: through the
+/// mapping itself while the process lives (the very file, whatever its
+/// path holds now), else through its path.
+fn module_build_id(tgid: u32, mapping: Option<&procfs::Mapping>, path: &str) -> Option<String> {
+    let mapped = mapping
+        .filter(|m| m.path == path)
+        .and_then(|m| build_id::read(&m.map_files_path(tgid), true));
+    // A process gone before its first drain: its path names the file.
+    mapped.or_else(|| build_id::read(std::path::Path::new(path), false))
 }

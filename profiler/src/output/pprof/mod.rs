@@ -252,8 +252,9 @@ impl<'a> Builder<'a> {
         if let Some(&id) = self.mapping_ids.get(&module) {
             return id;
         }
-        let path = self.profile.frames.module_paths().get(&module).cloned();
-        let build_id = path.as_deref().and_then(build_id_of).unwrap_or_default();
+        let frames = &self.profile.frames;
+        let path = frames.module_paths().get(&module).cloned();
+        let build_id = frames.build_id(&module).unwrap_or_default().to_string();
         let filename = self.string(path.as_deref().unwrap_or(&module));
         let build_id = self.string(&build_id);
         let id = self.mappings.len() as u64 + 1;
@@ -268,15 +269,6 @@ impl<'a> Builder<'a> {
         self.mapping_ids.insert(module, id);
         id
     }
-}
-
-/// The GNU build id of an ELF file, in hex, when the file is readable.
-pub(crate) fn build_id_of(path: &str) -> Option<String> {
-    use object::Object;
-    let data = std::fs::read(path).ok()?;
-    let file = object::File::parse(&*data).ok()?;
-    let id = file.build_id().ok()??;
-    Some(id.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 #[cfg(test)]
