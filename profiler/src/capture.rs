@@ -62,6 +62,12 @@ async fn capture(config: &Config, out: &OutDir, object: ObjectBytes) -> Result<C
     capture
 }
 
+/// How long the start waits for the tables of the processes `--pid` names
+/// (parsing the largest binaries takes a fraction of a second; from the
+/// cache, milliseconds): past it, sampling starts and the rest load as
+/// they come.
+const TABLES_BEFORE_SAMPLING: Duration = Duration::from_secs(5);
+
 /// A capture under way: what is attached, and what it collected so far.
 struct Session<'a> {
     config: &'a Config,
@@ -116,6 +122,7 @@ impl<'a> Session<'a> {
             for &pid in pids {
                 unwinder.load_process(&mut collector, pid)?;
             }
+            unwinder.settle(&mut collector, TABLES_BEFORE_SAMPLING);
         }
         collector.attach(config.freq)?;
         // After attaching: records BPF makes from here on win over seeded ones.

@@ -11,12 +11,16 @@
 //! are known and which processes wait on them, and where processes go
 //! (their slots); `bpf` writes the maps.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::{
+    collections::{BTreeMap, HashMap, HashSet},
+    time::{Duration, Instant},
+};
 
 use anyhow::Result;
 use profiler_common::{
     MAX_UNWIND_MAPPINGS, ProcessMappings, UnwindMapping, UnwindRow, table_state,
 };
+use tokio::sync::mpsc::error::TryRecvError;
 
 use super::{
     binary::Layout,
@@ -175,6 +179,25 @@ impl UnwindLoader {
             Binary::Pending(Vec::new())
         } else {
             Binary::NoTable
+        }
+    }
+
+    /// Waits, up to `limit`, until no binary is pending: the processes
+    /// named by `--pid` have their tables before sampling starts.
+    pub(crate) fn settle(&mut self, collector: &mut Collector, limit: Duration) {
+        let deadline = Instant::now() + limit;
+        let pending = |loader: &UnwindLoader| {
+            loader
+                .binaries
+                .values()
+                .any(|b| matches!(b, Binary::Pending(_)))
+        };
+        while pending(self) && Instant::now() < deadline {
+            match self.worker.replies.try_recv() {
+                Ok(reply) => self.on_reply(collector, reply),
+                Err(TryRecvError::Empty) => std::thread::sleep(Duration::from_millis(2)),
+                Err(TryRecvError::Disconnected) => return,
+            }
         }
     }
 
