@@ -122,7 +122,10 @@ impl Bench {
             cmd.current_dir(&demo).env_remove("CARGO_TARGET_DIR");
             cmd
         };
-        run_checked(cargo().args(["fetch", "-q"]), "fetching the demo crate's dependencies")?;
+        run_checked(
+            cargo().args(["fetch", "-q"]),
+            "fetching the demo crate's dependencies",
+        )?;
         run_checked(
             cargo().args(["build", "--release", "--offline", "-q"]),
             "building the demo crate",
@@ -213,7 +216,8 @@ impl Prepared {
         {
             let map = PathBuf::from(format!("/tmp/perf-{pid}.map"));
             if map.exists() {
-                std::fs::remove_file(&map).with_context(|| format!("removing {}", map.display()))?;
+                std::fs::remove_file(&map)
+                    .with_context(|| format!("removing {}", map.display()))?;
             }
         }
         Ok(())

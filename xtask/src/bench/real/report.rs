@@ -131,23 +131,31 @@ fn targets(out: &mut String, real: &Value) {
 fn unnamed_by_process(out: &mut String, real: &Value) {
     let _ = writeln!(
         out,
-        "Samples with an unnamed frame by process, over all runs (bpfprof: process names; perf: thread names):\n"
+        "Samples with an unnamed frame by process, of all that process's samples, over all runs: the machine is shared, so other processes are sampled too (bpfprof names processes; perf, threads):\n"
     );
     for row in real["workloads"].as_array().into_iter().flatten() {
         for key in ["bpfprof", "perf_dwarf", "perf_fp"] {
-            let mut top: Vec<(&String, u64)> = row[key]["unnamed_samples_by_process"]
+            let count = |v: &Value, key: &str| v[key].as_u64().unwrap_or(0);
+            let mut top: Vec<(&String, u64, u64)> = row[key]["unnamed_samples_by_process"]
                 .as_object()
                 .into_iter()
                 .flatten()
-                .map(|(p, n)| (p, n.as_u64().unwrap_or(0)))
+                .map(|(p, v)| (p, count(v, "unnamed"), count(v, "samples")))
                 .collect();
             top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-            let top: Vec<String> = top.iter().map(|(p, n)| format!("{p} {n}")).collect();
+            let top: Vec<String> = top
+                .iter()
+                .map(|(p, unnamed, samples)| format!("{p} {unnamed} of {samples}"))
+                .collect();
             let _ = writeln!(
                 out,
                 "- {}, {key}: {}",
                 row["workload"].as_str().unwrap_or(""),
-                if top.is_empty() { "none".into() } else { top.join(", ") }
+                if top.is_empty() {
+                    "none".into()
+                } else {
+                    top.join(", ")
+                }
             );
         }
     }

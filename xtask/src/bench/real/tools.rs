@@ -1,12 +1,7 @@
 //! The three tools on one run of a workload, and the figures each gives:
 //! bpfprof's from its outputs and `-v`, perf's from `perf script`.
 
-use std::{
-    collections::BTreeMap,
-    path::Path,
-    process::Command,
-    time::Duration,
-};
+use std::{collections::BTreeMap, path::Path, process::Command, time::Duration};
 
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
@@ -19,8 +14,9 @@ use super::{
 use crate::bench::{Bench, cases::bpf_ns_per_run, run::Series};
 
 /// How long `perf script` may take to name inlined frames (perf's
-/// default) before it is given up on.
+/// default) before it is given up on, in a full run and with --quick.
 const INLINE_LIMIT: Duration = Duration::from_secs(120);
+const INLINE_LIMIT_QUICK: Duration = Duration::from_secs(30);
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Tool {
@@ -55,7 +51,7 @@ struct ToolFigures {
     unnamed: Tally,
     /// perf script with inlined frames named, first run only: seconds, or
     /// None when it did not finish within the limit.
-    inline_seconds: Option<Option<f64>>,
+    inline_seconds: Option<Result<f64, u64>>,
 }
 
 impl ToolFigures {
@@ -66,11 +62,7 @@ impl ToolFigures {
     fn add_unnamed(&mut self, tally: &Tally) {
         self.push("samples", tally.samples as f64);
         self.push("unnamed_percent", tally.percent());
-        self.unnamed.samples += tally.samples;
-        self.unnamed.unnamed += tally.unnamed;
-        for (process, n) in &tally.by_process {
-            *self.unnamed.by_process.entry(process.clone()).or_default() += n;
-        }
+        self.unnamed.merge(tally);
     }
 
     fn json(&self) -> Value {
@@ -83,14 +75,16 @@ impl ToolFigures {
             .unnamed
             .top(5)
             .into_iter()
-            .map(|(p, n)| (p, json!(n)))
+            .map(|(p, (unnamed, samples))| (p, json!({ "unnamed": unnamed, "samples": samples })))
             .collect();
         out.insert("unnamed_samples_by_process".into(), Value::Object(top));
         if let Some(inline) = self.inline_seconds {
-            let limit = INLINE_LIMIT.as_secs();
             out.insert(
                 "script_inline_seconds".into(),
-                inline.map_or_else(|| json!(format!("did not finish in {limit} s")), |s| json!(s)),
+                match inline {
+                    Ok(seconds) => json!(seconds),
+                    Err(limit) => json!(format!("did not finish in {limit} s")),
+                },
             );
         }
         Value::Object(out)
@@ -147,7 +141,10 @@ impl Bench {
             &std::fs::read_to_string(dir.join("report.json")).context("bpfprof's report.json")?,
         )?;
         let errors = &report["errors"];
-        let own = errors["samples_with_unknown_frames"].as_f64().unwrap_or(f64::NAN) * 100.0
+        let own = errors["samples_with_unknown_frames"]
+            .as_f64()
+            .unwrap_or(f64::NAN)
+            * 100.0
             / errors["samples"].as_f64().unwrap_or(f64::NAN).max(1.0);
         let f = figures.of(Tool::Bpfprof);
         f.add_unnamed(&unnamed::folded(&folded));
@@ -179,7 +176,11 @@ impl Bench {
             _ => profiler.arg("-g"),
         };
         profiler.arg("-o").arg(&data);
-        let run = capture(&mut profiler, Ready::After(Duration::from_secs(1)), workload)?;
+        let run = capture(
+            &mut profiler,
+            Ready::After(Duration::from_secs(1)),
+            workload,
+        )?;
         figures.last_pid = Some(run.workload_pid);
         let (script, text) = measure_lossy(perf_script(&data).arg("--no-inline"))?;
         let f = figures.of(tool);
@@ -189,10 +190,18 @@ impl Bench {
         f.push("record_peak_rss_mib", run.cost.max_rss_kb as f64 / 1024.0);
         f.push("script_peak_rss_mib", script.max_rss_kb as f64 / 1024.0);
         f.push("cpu_seconds", run.cost.cpu + script.cpu);
-        f.push("data_mib", std::fs::metadata(&data)?.len() as f64 / (1 << 20) as f64);
+        f.push(
+            "data_mib",
+            std::fs::metadata(&data)?.len() as f64 / (1 << 20) as f64,
+        );
         if first {
-            let inline = bounded(&mut perf_script(&data), INLINE_LIMIT)?;
-            f.inline_seconds = Some(inline.map(|cost| cost.wall));
+            let limit = if self.quick {
+                INLINE_LIMIT_QUICK
+            } else {
+                INLINE_LIMIT
+            };
+            let inline = bounded(&mut perf_script(&data), limit)?;
+            f.inline_seconds = Some(inline.map(|cost| cost.wall).ok_or(limit.as_secs()));
         }
         Ok(())
     }

@@ -9,20 +9,34 @@
 
 use std::collections::BTreeMap;
 
-/// Samples, those with an unnamed frame, and those per process name.
+/// Samples, those with an unnamed frame, and both per process name.
 #[derive(Debug, Default)]
 pub(super) struct Tally {
     pub samples: u64,
     pub unnamed: u64,
-    pub by_process: BTreeMap<String, u64>,
+    /// Per process name: (samples with an unnamed frame, samples).
+    pub by_process: BTreeMap<String, (u64, u64)>,
 }
 
 impl Tally {
     fn add(&mut self, process: &str, count: u64, unnamed: bool) {
         self.samples += count;
+        let entry = self.by_process.entry(process.to_string()).or_default();
+        entry.1 += count;
         if unnamed {
             self.unnamed += count;
-            *self.by_process.entry(process.to_string()).or_default() += count;
+            entry.0 += count;
+        }
+    }
+
+    /// Adds another run's counts.
+    pub fn merge(&mut self, other: &Tally) {
+        self.samples += other.samples;
+        self.unnamed += other.unnamed;
+        for (process, (unnamed, samples)) in &other.by_process {
+            let entry = self.by_process.entry(process.clone()).or_default();
+            entry.0 += unnamed;
+            entry.1 += samples;
         }
     }
 
@@ -30,10 +44,16 @@ impl Tally {
         self.unnamed as f64 * 100.0 / self.samples.max(1) as f64
     }
 
-    /// The processes with the most samples with an unnamed frame.
-    pub fn top(&self, n: usize) -> Vec<(String, u64)> {
-        let mut v: Vec<_> = self.by_process.clone().into_iter().collect();
-        v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    /// The processes with the most samples with an unnamed frame, with
+    /// those and all their samples.
+    pub fn top(&self, n: usize) -> Vec<(String, (u64, u64))> {
+        let mut v: Vec<_> = self
+            .by_process
+            .iter()
+            .filter(|(_, counts)| counts.0 > 0)
+            .map(|(p, counts)| (p.clone(), *counts))
+            .collect();
+        v.sort_by(|a, b| b.1.0.cmp(&a.1.0).then_with(|| a.0.cmp(&b.0)));
         v.truncate(n);
         v
     }
@@ -91,7 +111,10 @@ pub(super) fn perf_script(text: &str, skip_pid: u32) -> Tally {
         }
         if !line.starts_with(char::is_whitespace) {
             flush(&mut current);
-            let (comm, ids) = line.trim_end().rsplit_once(char::is_whitespace).unwrap_or(("", line));
+            let (comm, ids) = line
+                .trim_end()
+                .rsplit_once(char::is_whitespace)
+                .unwrap_or(("", line));
             let pid: Option<u32> = ids.split('/').next().and_then(|p| p.parse().ok());
             let counts = pid.is_some_and(|p| p != 0 && p != skip_pid);
             current = Some((comm.trim().to_string(), counts, false));
