@@ -35,7 +35,7 @@ pub(in crate::bench) fn section(out: &mut String, real: &Value) {
     );
     let _ = writeln!(
         out,
-        "**Unnamed**: the share of samples with at least one frame, kernel or user, the tool could not name: `[unknown]`, a bare address, or bpfprof's `[file+0xoffset]` (from bpfprof's on-cpu.folded; from `perf script --no-inline` for perf). Both tools' samples of the idle task and of the profiler itself are left out. Stacks recorded only part way (`[truncated]`, perf's DWARF copy of 8 KiB of stack) are not counted: this is about naming, not completeness. **Post-processing**: bpfprof, from the end of the capture to its outputs written (`-v`); perf, `perf script --no-inline` to text, and once with perf's default of naming inlined frames (given up after a bound). **Peak RSS**: wait4's for bpfprof; for perf, `perf record`'s / `perf script`'s.\n"
+        "**Unnamed**: the share of samples with at least one frame, kernel or user, the tool could not name: `[unknown]`, a bare address, or bpfprof's `[file+0xoffset]` (from bpfprof's on-cpu.folded; from `perf script --no-inline` for perf). Both tools' samples of the idle task and of the profiler itself are left out. Stacks recorded only part way are not counted (bpfprof's `[truncated]`; perf's `ffffffffffffffff [unknown]` where a DWARF walk ends, at the end of its 8 KiB copy of the stack, is not a frame): this is about naming, not completeness. **Post-processing**: bpfprof, from the end of the capture to its outputs written (`-v`); perf, `perf script --no-inline` to text, and once with perf's default of naming inlined frames (given up after a bound). **Peak RSS**: wait4's for bpfprof; for perf, `perf record`'s / `perf script`'s.\n"
     );
     let _ = writeln!(
         out,

@@ -90,6 +90,13 @@ pub(super) fn folded(text: &str) -> Tally {
     tally
 }
 
+/// Addresses from here up are not frames but perf's markers: the
+/// context markers, and -1 where a DWARF walk ended (the end of the
+/// stack copy), printed as `ffffffffffffffff [unknown]`. Counting them
+/// would count stacks recorded part way, which bpfprof marks
+/// `[truncated]`, as unnamed.
+const PERF_MARKERS: u64 = 0xffff_ffff_ffff_f000;
+
 /// `perf script -F comm,pid,tid,ip,sym,dso`: a header line per sample
 /// (`comm pid/tid`, the name may hold spaces), then one indented line per
 /// frame (`ip symbol (dso)`, the symbol may hold spaces), a blank line
@@ -120,9 +127,12 @@ pub(super) fn perf_script(text: &str, skip_pid: u32) -> Tally {
             current = Some((comm.trim().to_string(), counts, false));
             continue;
         }
-        let Some((_ip, rest)) = line.trim().split_once(char::is_whitespace) else {
+        let Some((ip, rest)) = line.trim().split_once(char::is_whitespace) else {
             continue;
         };
+        if u64::from_str_radix(ip, 16).is_ok_and(|ip| ip >= PERF_MARKERS) {
+            continue;
+        }
         let symbol = rest.rsplit_once(" (").map_or(rest, |(s, _)| s).trim();
         if let Some(sample) = &mut current {
             sample.2 |= is_unnamed(symbol);
