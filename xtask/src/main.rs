@@ -28,7 +28,8 @@ tasks:
   soak [MINUTES]        build, then the continuous-mode soak test (default 10 min)
   bench [--quick]       build, then bpfprof side by side with perf and bpftrace;
                         writes docs/benchmarks.md and docs/benchmarks.json
-        [--only CASE]   just one case (e.g. unwind_cost), printed, docs untouched";
+        [--only CASE]   just one case (e.g. unwind_cost), printed, docs untouched
+        [--update-docs] with --only: that case's results put into docs/";
 
 fn main() -> ExitCode {
     match run(env::args().skip(1).collect()) {
@@ -75,8 +76,9 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
                 .position(|a| a == "--only")
                 .and_then(|i| rest.get(i + 1))
                 .map(String::as_str);
+            let update_docs = rest.iter().any(|a| a == "--update-docs");
             let bin = build(&root)?;
-            bench::run(&root, &bin, quick, only)
+            bench::run(&root, &bin, quick, only, update_docs)
         }
         "install" => {
             let bin = build(&root)?;

@@ -5,6 +5,7 @@
 //! docs/benchmarks.json. Not part of `test`.
 
 mod cases;
+mod real;
 mod report;
 mod run;
 mod unwind;
@@ -26,30 +27,42 @@ pub struct Bench {
     workloads: PathBuf,
     scratch: PathBuf,
     runs: usize,
+    quick: bool,
     cpus: usize,
     capture_seconds: u64,
 }
 
-/// `only`: run just that case and print its JSON, leaving docs/ alone.
-pub fn run(root: &Path, bpfprof: &Path, quick: bool, only: Option<&str>) -> Result<ExitCode> {
+/// `only`: run just that case and print its JSON, leaving docs/ alone,
+/// unless `update_docs`: then its results replace that case's in
+/// docs/benchmarks.json, the others' kept, and docs/benchmarks.md is
+/// written anew from them.
+pub fn run(
+    root: &Path,
+    bpfprof: &Path,
+    quick: bool,
+    only: Option<&str>,
+    update_docs: bool,
+) -> Result<ExitCode> {
     ensure_tools()?;
     let bench = Bench {
         bpfprof: bpfprof.to_path_buf(),
         workloads: build_workloads(root)?,
         scratch: std::env::temp_dir().join("bpfprof-bench"),
         runs: if quick { 3 } else { 5 },
+        quick,
         cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
         capture_seconds: if quick { 10 } else { 30 },
     };
     std::fs::create_dir_all(&bench.scratch)?;
     let mut results = serde_json::Map::new();
-    let cases: [Case; 6] = [
+    let cases: [Case; 7] = [
         ("off_cpu_cost", Bench::off_cpu_cost),
         ("sampling_cost", Bench::sampling_cost),
         ("accuracy", Bench::accuracy),
         ("report_time_and_memory", Bench::report_time_and_memory),
         ("scale", Bench::scale),
         ("unwind_cost", Bench::unwind_cost),
+        ("real_workloads", Bench::real_workloads),
     ];
     if let Some(only) = only {
         anyhow::ensure!(
@@ -66,6 +79,9 @@ pub fn run(root: &Path, bpfprof: &Path, quick: bool, only: Option<&str>) -> Resu
         let value = case(&bench).with_context(|| format!("bench case {name}"))?;
         if only.is_some() {
             println!("{}", serde_json::to_string_pretty(&value)?);
+            if update_docs {
+                update_one(root, name, value)?;
+            }
             return Ok(ExitCode::SUCCESS);
         }
         results.insert(name.into(), value);
@@ -86,8 +102,27 @@ pub fn run(root: &Path, bpfprof: &Path, quick: bool, only: Option<&str>) -> Resu
     Ok(ExitCode::SUCCESS)
 }
 
-/// perf and bpftrace from Debian's packages, inferno's command-line tools
-/// for perf's post-processing.
+/// Puts one case's results into docs/benchmarks.json and writes
+/// docs/benchmarks.md anew from all the results there.
+fn update_one(root: &Path, name: &str, value: serde_json::Value) -> Result<()> {
+    let docs = root.join("docs");
+    let path = docs.join("benchmarks.json");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: run the whole bench first", path.display()))?;
+    let mut all: serde_json::Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    all["results"][name] = value;
+    std::fs::write(&path, serde_json::to_string_pretty(&all)? + "\n")?;
+    let quick = all["machine"]["quick"].as_bool().unwrap_or(false);
+    std::fs::write(docs.join("benchmarks.md"), report::markdown(&all, quick))?;
+    progress(&format!(
+        "bench: {name} written into docs/benchmarks.md and docs/benchmarks.json"
+    ));
+    Ok(())
+}
+
+/// perf, bpftrace, g++ and OpenJDK 17 (the real workloads) from Debian's
+/// packages, inferno's command-line tools for perf's post-processing.
 fn ensure_tools() -> Result<()> {
     let missing = |tool: &str| {
         !Command::new("sh")
@@ -95,11 +130,17 @@ fn ensure_tools() -> Result<()> {
             .output()
             .is_ok_and(|o| o.status.success())
     };
-    let packages: Vec<&str> = [("perf", "linux-perf"), ("bpftrace", "bpftrace")]
-        .into_iter()
-        .filter(|(tool, _)| missing(tool))
-        .map(|(_, package)| package)
-        .collect();
+    let java = format!("{}/bin/javac", real::JAVA_HOME);
+    let packages: Vec<&str> = [
+        ("perf", "linux-perf"),
+        ("bpftrace", "bpftrace"),
+        ("g++", "g++"),
+        (java.as_str(), "openjdk-17-jdk-headless"),
+    ]
+    .into_iter()
+    .filter(|(tool, _)| missing(tool))
+    .map(|(_, package)| package)
+    .collect();
     if !packages.is_empty() {
         anyhow::ensure!(
             is_root(),

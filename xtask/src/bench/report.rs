@@ -8,21 +8,23 @@ use serde_json::{Value, json};
 
 use super::Bench;
 
+/// The first line a command prints when given `arg` (its version).
+pub fn version(cmd: &str, arg: &str) -> String {
+    Command::new(cmd)
+        .arg(arg)
+        .output()
+        .map(|o| {
+            String::from_utf8_lossy(&o.stdout)
+                .lines()
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_default()
+}
+
 pub fn machine(bench: &Bench) -> Result<Value> {
-    let version = |cmd: &str, arg: &str| {
-        Command::new(cmd)
-            .arg(arg)
-            .output()
-            .map(|o| {
-                String::from_utf8_lossy(&o.stdout)
-                    .lines()
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_string()
-            })
-            .unwrap_or_default()
-    };
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {
@@ -40,20 +42,21 @@ pub fn machine(bench: &Bench) -> Result<Value> {
         "cpu": cpu,
         "cpus": bench.cpus,
         "runs": bench.runs,
+        "quick": bench.quick,
         "bpfprof": version(&bench.bpfprof.display().to_string(), "--version"),
         "perf": version("perf", "--version"),
         "bpftrace": version("bpftrace", "--version"),
     }))
 }
 
-fn show(v: &Value, digits: usize) -> String {
+pub(super) fn show(v: &Value, digits: usize) -> String {
     match (v["median"].as_f64(), v["min"].as_f64(), v["max"].as_f64()) {
         (Some(m), Some(lo), Some(hi)) => format!("{m:.digits$} ({lo:.digits$}–{hi:.digits$})"),
         _ => "–".into(),
     }
 }
 
-fn verdict(met: bool) -> &'static str {
+pub(super) fn verdict(met: bool) -> &'static str {
     if met { "**met**" } else { "**missed**" }
 }
 
@@ -223,6 +226,7 @@ pub fn markdown(all: &Value, quick: bool) -> String {
     );
 
     unwind_section(&mut out, &r["unwind_cost"]);
+    super::real::report::section(&mut out, &r["real_workloads"]);
 
     let _ = writeln!(
         out,
