@@ -7,9 +7,6 @@ use std::{
     fs,
     os::unix::fs::{DirBuilderExt, PermissionsExt},
     path::{Path, PathBuf},
-    process::{Child, Command},
-    thread,
-    time::Duration,
 };
 
 use integration_tests::{Run, Workload, output_dir, profile, require_bpf};
@@ -150,38 +147,28 @@ fn tables_are_kept_between_runs_and_a_damaged_one_is_made_anew() {
     );
 }
 
-/// node, spinning in JavaScript: its own table is large (a few hundred
-/// thousand rows), so reading it takes a while after the capture starts.
-fn spinning_node() -> Child {
-    let child = Command::new("node")
-        .args(["-e", "let x = 0; for (;;) { x = (x * 31 + 7) % 1000003; }"])
-        .spawn()
-        .expect("starting node");
-    thread::sleep(Duration::from_millis(300));
-    child
-}
-
 #[test]
 #[ignore = "needs root and BPF"]
 fn stacks_walked_before_their_tables_loaded_are_counted() {
     let _bpf = require_bpf();
-    let mut node = spinning_node();
-    let pid = node.id().to_string();
+    // node, started by bpfprof and spinning in JavaScript: its own table is
+    // large (a few hundred thousand rows) and, with no cache, is parsed
+    // while the capture runs. (With --pid, tables load before sampling.)
+    let spin = "const end = Date.now() + 2000; let x = 0; \
+                while (Date.now() < end) { x = (x * 31 + 7) % 1000003; }";
     let run = profile(
         "tables-pending",
         &[
-            "--pid",
-            &pid,
-            "-d",
-            "2",
             "-F",
             "999",
             "--unwind-cache",
             "none",
+            "--",
+            "node",
+            "-e",
+            spin,
         ],
     );
-    let _ = node.kill();
-    let _ = node.wait();
     run.assert_success();
     let errors = &run.report()["errors"];
     let samples = errors["samples"].as_u64().unwrap();
@@ -189,8 +176,8 @@ fn stacks_walked_before_their_tables_loaded_are_counted() {
         .as_u64()
         .unwrap();
     assert!(samples >= 1000, "{errors}");
-    // Some before node's table was read (it is not cached), and the rest
-    // after: counted only while it was not there.
+    // Some before node's table was read, and the rest after: counted only
+    // while it was not there.
     assert!(early > 0 && early < samples / 2, "{early} of {samples}");
     assert!(
         run.stdout()
