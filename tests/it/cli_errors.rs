@@ -84,6 +84,11 @@ fn bad_flags_get_one_line_and_exit_2() {
         (&["--pid", "x"], "--pid"),
         (&["--interval", "0"], "--interval"),
         (&["--top", "0"], "--top"),
+        (
+            &["--unwind-cache", "tables"],
+            "--unwind-cache tables: must be `none` or an absolute path",
+        ),
+        (&["--unwind-cache", "/"], "--unwind-cache /: must be"),
         (&["--no-such-flag"], "--no-such-flag"),
         (
             &["--", "bpfprof-no-such-command"],
