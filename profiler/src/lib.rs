@@ -38,6 +38,7 @@ mod cli;
 mod commands;
 mod drain;
 mod entry;
+mod fnv;
 mod meta;
 mod output;
 mod ownership;

@@ -84,13 +84,6 @@ impl PrivateDir {
     }
 }
 
-/// 64-bit FNV-1a: enough to tell a damaged file from a whole one.
-pub(crate) fn fnv64(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
-        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 /// Writes `path` whole or not at all: a concurrent run reads either the
 /// old file or the new one. The rename replaces whatever was there (a
 /// link itself, not what it points to).

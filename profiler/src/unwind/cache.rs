@@ -23,11 +23,9 @@ use std::{
 
 use profiler_common::UnwindRow;
 
-use super::{
-    binary::{Image, Layout},
-    elf::Fnv,
-};
+use super::binary::{Image, Layout};
 use crate::{
+    fnv::fnv64,
     private_dir::{PrivateDir, Unusable, write_atomically},
     untrusted_file,
 };
@@ -149,9 +147,8 @@ fn encode(image: &Image, digest: u64) -> Vec<u8> {
         bytes.extend_from_slice(&entry.pc.to_le_bytes());
         bytes.extend_from_slice(&entry.rule.to_le_bytes());
     }
-    let mut checksum = Fnv::default();
-    checksum.add(&bytes);
-    bytes.extend_from_slice(&checksum.0.to_le_bytes());
+    let checksum = fnv64(&bytes);
+    bytes.extend_from_slice(&checksum.to_le_bytes());
     bytes
 }
 
@@ -159,9 +156,7 @@ fn encode(image: &Image, digest: u64) -> Vec<u8> {
 /// `digest`.
 fn decode(bytes: &[u8], digest: u64) -> Option<Image> {
     let (body, checksum) = bytes.split_last_chunk::<8>()?;
-    let mut sum = Fnv::default();
-    sum.add(body);
-    if sum.0 != u64::from_le_bytes(*checksum) {
+    if fnv64(body) != u64::from_le_bytes(*checksum) {
         return None;
     }
     let mut reader = Reader(body);

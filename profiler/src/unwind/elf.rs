@@ -8,6 +8,8 @@ use std::fs::File;
 
 use object::{Object, ObjectSection, ObjectSegment, ReadCache, ReadRef, SegmentFlags};
 
+use crate::fnv::Fnv;
+
 /// Far above any real binary's call-frame section (LLVM's is a few MiB).
 const MAX_SECTION_BYTES: u64 = 128 << 20;
 
@@ -99,27 +101,4 @@ fn executable_segments<'a, R: ReadRef<'a>>(file: &object::File<'a, R>) -> Vec<Se
             (offset, size, s.address().wrapping_sub(offset))
         })
         .collect()
-}
-
-/// 64-bit FNV-1a, eight bytes at a time where it can.
-pub(crate) struct Fnv(pub(crate) u64);
-
-impl Default for Fnv {
-    fn default() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Fnv {
-    pub(crate) fn add(&mut self, bytes: &[u8]) {
-        const PRIME: u64 = 0x0100_0000_01b3;
-        let mut words = bytes.chunks_exact(8);
-        for word in &mut words {
-            let word = u64::from_le_bytes(word.try_into().expect("8 bytes"));
-            self.0 = (self.0 ^ word).wrapping_mul(PRIME);
-        }
-        for &byte in words.remainder() {
-            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(PRIME);
-        }
-    }
 }

@@ -23,7 +23,8 @@ use std::{
 use super::{CoreText, core_symbols};
 pub(crate) use crate::private_dir::write_atomically;
 use crate::{
-    private_dir::{PrivateDir, Unusable, fnv64},
+    fnv::fnv64,
+    private_dir::{PrivateDir, Unusable},
     untrusted_file,
 };
 
