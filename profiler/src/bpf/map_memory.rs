@@ -248,7 +248,6 @@ pub(crate) fn planned(config: &Config, object: &aya_obj::Object, cpus: u64) -> V
             Some(MapCost::new(name, &shape, cpus))
         })
         .collect();
-    costs.retain(|c| c.name != names::UNWIND_TABLES);
     costs.push(unwind_tables_cost(config));
     costs.sort_by(|a, b| a.name.cmp(&b.name));
     costs
