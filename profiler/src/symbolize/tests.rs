@@ -142,18 +142,14 @@ fn comms_stop_at_the_first_nul() {
     assert_eq!(comm_to_string(b"sixteen-chars-xx"), "sixteen-chars-xx");
 }
 
-/// A process that exits between the drain's look at /proc and the naming
-/// of its addresses (its map_files gone) is named from its snapshot, not
-/// left all unknown. Run as root: map_files needs CAP_SYS_ADMIN.
-#[test]
-#[ignore = "needs root"]
-fn a_process_exiting_while_named_is_named_from_its_snapshot() {
-    let mut child = std::process::Command::new("sleep")
+/// A `sleep 30`, once its own image with libc is mapped, and libc's
+/// executable mapping.
+fn sleep_with_libc() -> (std::process::Child, procfs::Mapping) {
+    let child = std::process::Command::new("sleep")
         .arg("30")
         .spawn()
         .unwrap();
     let tgid = child.id();
-    // Wait for sleep's own image, with libc mapped.
     let text = (0..200)
         .find_map(|_| {
             std::thread::sleep(std::time::Duration::from_millis(10));
@@ -162,6 +158,17 @@ fn a_process_exiting_while_named_is_named_from_its_snapshot() {
                 .find(|m| m.executable && m.path.contains("libc.so"))
         })
         .expect("sleep maps libc");
+    (child, text)
+}
+
+/// A process that exits between the drain's look at /proc and the naming
+/// of its addresses (its map_files gone) is named from its snapshot, not
+/// left all unknown. Run as root: map_files needs CAP_SYS_ADMIN.
+#[test]
+#[ignore = "needs root"]
+fn a_process_exiting_while_named_is_named_from_its_snapshot() {
+    let (mut child, text) = sleep_with_libc();
+    let tgid = child.id();
     let mut symbolizer = Symbolizer::default();
     symbolizer.remember(tgid);
     child.kill().unwrap();
@@ -181,19 +188,8 @@ fn a_process_exiting_while_named_is_named_from_its_snapshot() {
 #[test]
 #[ignore = "needs root"]
 fn a_process_not_yet_reaped_keeps_its_snapshot() {
-    let mut child = std::process::Command::new("sleep")
-        .arg("30")
-        .spawn()
-        .unwrap();
+    let (mut child, text) = sleep_with_libc();
     let tgid = child.id();
-    let text = (0..200)
-        .find_map(|_| {
-            std::thread::sleep(std::time::Duration::from_millis(10));
-            procfs::mappings(tgid)
-                .into_iter()
-                .find(|m| m.executable && m.path.contains("libc.so"))
-        })
-        .expect("sleep maps libc");
     let mut symbolizer = Symbolizer::default();
     symbolizer.remember(tgid);
     child.kill().unwrap();
