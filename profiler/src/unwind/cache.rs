@@ -15,8 +15,7 @@
 //! bounded: past `MAX_TOTAL_BYTES`, the files used least lately go.
 
 use std::{
-    fs::{self, File},
-    os::unix::fs::OpenOptionsExt,
+    fs,
     path::{Path, PathBuf},
     time::SystemTime,
 };
@@ -69,16 +68,12 @@ impl TableCache {
             return None;
         }
         let file = untrusted_file::open(&path, false).ok()?;
+        let used = file.try_clone().ok()?;
         let bytes = untrusted_file::read_whole(file, MAX_FILE_BYTES).ok()?;
         let image = decode(&bytes, digest)?;
-        // Used lately: the last to go when the directory is full.
-        if let Ok(file) = File::options()
-            .write(true)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&path)
-        {
-            let _ = file.set_modified(SystemTime::now());
-        }
+        // Used lately: the last to go when the directory is full (root, the
+        // owner, may set the time through a read-only descriptor).
+        let _ = used.set_modified(SystemTime::now());
         Some(image)
     }
 

@@ -2,7 +2,7 @@
 //! tests, who stands for root).
 
 use std::{
-    fs,
+    fs::{self, File},
     os::unix::fs::{DirBuilderExt, PermissionsExt, symlink},
     path::PathBuf,
 };
