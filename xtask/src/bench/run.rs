@@ -45,16 +45,29 @@ pub fn wait(child: Child, started: Instant) -> Result<(Cost, i32)> {
 
 /// Runs a command to completion, with its stdout captured.
 pub fn measure(cmd: &mut Command) -> Result<(Cost, String)> {
+    let (cost, out) = measure_bytes(cmd)?;
+    let out = String::from_utf8(out).with_context(|| format!("{cmd:?} wrote other than UTF-8"))?;
+    Ok((cost, out))
+}
+
+/// The same, bytes that are not UTF-8 replaced (names in binaries need
+/// not be UTF-8).
+pub fn measure_lossy(cmd: &mut Command) -> Result<(Cost, String)> {
+    let (cost, out) = measure_bytes(cmd)?;
+    Ok((cost, String::from_utf8_lossy(&out).into_owned()))
+}
+
+fn measure_bytes(cmd: &mut Command) -> Result<(Cost, Vec<u8>)> {
     let started = Instant::now();
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .with_context(|| format!("starting {cmd:?}"))?;
-    let mut out = String::new();
+    let mut out = Vec::new();
     if let Some(mut stdout) = child.stdout.take() {
         use std::io::Read;
-        stdout.read_to_string(&mut out)?;
+        stdout.read_to_end(&mut out)?;
     }
     let (cost, code) = wait(child, started)?;
     if code != 0 {

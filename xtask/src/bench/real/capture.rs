@@ -5,7 +5,7 @@
 
 use std::{
     fs::File,
-    io::{BufRead, BufReader, Read},
+    io::{BufRead, BufReader},
     os::{fd::AsRawFd, unix::fs::OpenOptionsExt},
     process::{Command, Stdio},
     sync::mpsc,
@@ -169,24 +169,4 @@ pub(super) fn bounded(cmd: &mut Command, limit: Duration) -> Result<Option<Cost>
         124 => Ok(None),
         _ => bail!("{cmd:?} exited with {code}"),
     }
-}
-
-/// Runs a command to its end: its cost and its stdout, bytes that are not
-/// UTF-8 replaced (names in binaries need not be UTF-8).
-pub(super) fn measure_lossy(cmd: &mut Command) -> Result<(Cost, String)> {
-    let started = Instant::now();
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {cmd:?}"))?;
-    let mut out = Vec::new();
-    if let Some(mut stdout) = child.stdout.take() {
-        stdout.read_to_end(&mut out)?;
-    }
-    let (cost, code) = wait(child, started)?;
-    if code != 0 {
-        bail!("{cmd:?} exited with {code}");
-    }
-    Ok((cost, String::from_utf8_lossy(&out).into_owned()))
 }

@@ -8,10 +8,14 @@ use serde_json::{Value, json};
 
 use super::{
     Workload,
-    capture::{Ready, bounded, capture, measure_lossy},
+    capture::{Ready, bounded, capture},
     unnamed::{self, Tally},
 };
-use crate::bench::{Bench, cases::bpf_ns_per_run, run::Series};
+use crate::bench::{
+    Bench,
+    cases::bpf_ns_per_run,
+    run::{Series, measure_lossy},
+};
 
 /// How long `perf script` may take to name inlined frames (perf's
 /// default) before it is given up on, in a full run and with --quick.
