@@ -121,8 +121,9 @@ fn update_one(root: &Path, name: &str, value: serde_json::Value) -> Result<()> {
     Ok(())
 }
 
-/// perf, bpftrace, g++ and OpenJDK 17 (the real workloads) from Debian's
-/// packages, inferno's command-line tools for perf's post-processing.
+/// perf, bpftrace, bpftool (for bpftrace's programs' costs), g++ and
+/// OpenJDK 17 (the real workloads) from Debian's packages, inferno's
+/// command-line tools for perf's post-processing.
 fn ensure_tools() -> Result<()> {
     let missing = |tool: &str| {
         !Command::new("sh")
@@ -134,6 +135,7 @@ fn ensure_tools() -> Result<()> {
     let packages: Vec<&str> = [
         ("perf", "linux-perf"),
         ("bpftrace", "bpftrace"),
+        ("bpftool", "bpftool"),
         ("g++", "g++"),
         (java.as_str(), "openjdk-17-jdk-headless"),
     ]

@@ -302,7 +302,7 @@ fn unwind_section(out: &mut String, rows: &Value) {
     }
     let _ = writeln!(
         out,
-        "\nTargets: dwarf within 3x the BPF cost per sample of fp at each rate: {}; within the memory target (64 MiB RSS): {} ({max_rss:.1} MiB at most). A frame-pointer walk costs less partly because it stops early: it finds fewer frames per sample on these workloads. The unwind tables themselves live in BPF arrays (16 bytes a row; -v prints their use).\n",
+        "\nTargets: dwarf within 3x the BPF cost per sample of fp at each rate: {}; within the memory target (64 MiB RSS): {} ({max_rss:.1} MiB at most). A frame-pointer walk costs less partly because it stops early: it finds fewer frames per sample on these workloads. The unwind tables themselves live in BPF arrays, one per binary (8 bytes a row; -v prints their use).\n",
         verdict(within_cost),
         verdict(max_rss <= 64.0)
     );

@@ -15,6 +15,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
+use super::reference::{ReferenceCosts, References};
 use crate::bench::run::{Cost, wait};
 
 /// The lock the test suite's users take around a run on the real kernel.
@@ -56,22 +57,30 @@ pub(super) enum Ready {
 }
 
 /// What one capture gave: the profiler's cost and stderr, the workload's
-/// wall seconds and pid.
+/// wall seconds and pid, and the reference programs' costs when they ran
+/// beside the profiler.
 pub(super) struct Captured {
     pub cost: Cost,
+    pub references: Option<ReferenceCosts>,
     pub stderr: String,
     pub workload_seconds: f64,
     pub workload_pid: u32,
     pub profiler_pid: u32,
 }
 
-/// Runs `workload` under `profiler`, under the capture lock.
+/// Runs `workload` under `profiler`, under the capture lock; `with_references`:
+/// with bpftrace's reference programs beside it (see `reference`), read as
+/// the workload ends. A reference that fails is said, and left out.
 pub(super) fn capture(
     profiler: &mut Command,
     ready: Ready,
     workload: &mut Command,
+    with_references: bool,
 ) -> Result<Captured> {
     let _lock = CaptureLock::take()?;
+    let references = with_references
+        .then(|| References::start().inspect_err(|e| said("reference programs", e)))
+        .and_then(Result::ok);
     let started = Instant::now();
     let mut child = profiler
         .stdout(Stdio::null())
@@ -112,6 +121,12 @@ pub(super) fn capture(
     } else {
         Err(anyhow::anyhow!("{profiler:?} did not start sampling"))
     };
+    let reference_costs = references.as_ref().and_then(|r| {
+        r.read()
+            .inspect_err(|e| said("reading the reference programs", e))
+            .ok()
+    });
+    drop(references);
     thread::sleep(TAIL);
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -129,11 +144,16 @@ pub(super) fn capture(
     }
     Ok(Captured {
         cost,
+        references: reference_costs,
         stderr: text,
         workload_seconds,
         workload_pid,
         profiler_pid,
     })
+}
+
+fn said(what: &str, error: &anyhow::Error) {
+    crate::progress(&format!("bench: {what}: {error:#} (left out)"));
 }
 
 /// Runs the workload to its end: its wall seconds and pid.

@@ -6,6 +6,7 @@
 //! run. The workloads' sources are in xtask/workloads/.
 
 mod capture;
+mod reference;
 pub(super) mod report;
 mod tools;
 mod unnamed;

@@ -137,7 +137,12 @@ impl Bench {
         let dir = self.tmp("real-bpfprof");
         let mut profiler = Command::new(&self.bpfprof);
         profiler.args(["-v", "-F", "99", "--force", "-o"]).arg(&dir);
-        let run = capture(&mut profiler, Ready::Line("bpfprof: sampling"), workload)?;
+        let run = capture(
+            &mut profiler,
+            Ready::Line("bpfprof: sampling"),
+            workload,
+            true,
+        )?;
         figures.last_pid = Some(run.workload_pid);
         let folded = std::fs::read_to_string(dir.join("on-cpu.folded"))
             .context("bpfprof wrote no on-cpu.folded")?;
@@ -158,6 +163,12 @@ impl Bench {
         f.push("cpu_seconds", run.cost.cpu);
         if let Some(ns) = bpf_ns_per_run(&run.stderr, "on_cpu_sample") {
             f.push("bpf_ns_per_sample", ns);
+            if let Some(r) = run.references {
+                f.push("bpftrace_floor_ns_per_sample", r.floor_ns);
+                f.push("bpftrace_stacks_ns_per_sample", r.stacks_ns);
+                f.push("bpf_ns_over_floor", ns / r.floor_ns);
+                f.push("bpf_ns_over_bpftrace_stacks", ns / r.stacks_ns);
+            }
         }
         if let Some(ms) = outputs_ms(&run.stderr) {
             f.push("outputs_ms", ms);
@@ -184,6 +195,7 @@ impl Bench {
             &mut profiler,
             Ready::After(Duration::from_secs(1)),
             workload,
+            false,
         )?;
         figures.last_pid = Some(run.workload_pid);
         let (script, text) = measure_lossy(perf_script(&data).arg("--no-inline"))?;
