@@ -72,20 +72,43 @@ fn a_process_not_yet_reaped_is_named() {
 #[ignore = "needs root and BPF"]
 fn draining_loses_no_samples() {
     let _bpf = require_bpf();
-    let spin = Workload::start("wl-spin", &[]);
-    let pid = spin.pid().to_string();
-    // 40 drains in 4 s: one busy thread at 199 Hz gives 796 samples.
+    // wl-spin for 4 s under a shell that then prints its children's CPU
+    // time: bpfprof samples the command from its first instruction to its
+    // exit, so the samples must match the CPU time wl-spin was given, which
+    // a busy machine lowers for both alike. 40 drains on the way.
+    let script = format!("{} 4; times >&2", workload("wl-spin").display());
     let run = profile(
         "drain",
-        &["--pid", &pid, "-F", "199", "-d", "4", "--interval", "0.1"],
+        &["-F", "199", "--interval", "0.1", "--", "sh", "-c", &script],
     );
     run.assert_success();
-    let samples = run.folded().samples_of("wl-spin");
+    let cpu_seconds = children_cpu_seconds(&run.stderr());
+    assert!(cpu_seconds >= 1.0, "wl-spin ran {cpu_seconds} s of its 4");
+    let expected = cpu_seconds * 199.0;
+    let samples = run.folded().samples_of("wl-spin") as f64;
     assert!(
-        (756..=836).contains(&samples),
-        "{samples} samples, expected 796 ± 5%"
+        (samples - expected).abs() <= expected * 0.05,
+        "{samples} samples for {cpu_seconds:.2} CPU seconds at 199 Hz: expected {expected:.0} ± 5%"
     );
     assert_eq!(run.report()["errors"]["stacks_lost_in_drain"], 0);
+}
+
+/// User plus system seconds of the shell's children, from the second line
+/// of the `times` builtin ("0m3.990000s 0m0.004000s").
+fn children_cpu_seconds(stderr: &str) -> f64 {
+    let seconds = |field: &str| -> Option<f64> {
+        let (minutes, rest) = field.split_once('m')?;
+        Some(minutes.parse::<f64>().ok()? * 60.0 + rest.strip_suffix('s')?.parse::<f64>().ok()?)
+    };
+    let times: Vec<f64> = stderr
+        .lines()
+        .filter_map(|line| {
+            let (user, system) = line.trim().split_once(' ')?;
+            Some(seconds(user)? + seconds(system)?)
+        })
+        .collect();
+    assert_eq!(times.len(), 2, "no `times` output in:\n{stderr}");
+    times[1]
 }
 
 #[test]
