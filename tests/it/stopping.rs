@@ -59,7 +59,23 @@ fn sighup_stops_the_capture_and_keeps_the_outputs() {
     let _bpf = require_bpf();
     let spin = Workload::start("wl-spin", &[]);
     let dir = output_dir("sighup");
-    let profiler = spawn_profiler(&dir, &["--pid", &spin.pid().to_string()]);
+    // SIGHUP as a terminal leaves it, whatever this test was started with
+    // (under nohup, bpfprof rightly keeps it ignored: the test below).
+    let mut command = Command::new(bpfprof_bin());
+    command
+        .args(["--output", dir.to_str().unwrap()])
+        .args(["--pid", &spin.pid().to_string()])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: only signal(), which is async-signal-safe, between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    let profiler = command.spawn().unwrap();
     assert!(
         wait_for(&dir, Duration::from_secs(5)),
         "no {}",
