@@ -48,6 +48,27 @@ fn assert_outputs(dir: &Path, output: &Output, what: &str) {
     }
 }
 
+/// Starts bpfprof as `spawn_profiler` does, with SIGHUP's disposition set
+/// to `disposition` (`SIG_DFL` or `SIG_IGN`) whatever this test inherited.
+fn spawn_with_sighup(dir: &Path, args: &[&str], disposition: libc::sighandler_t) -> Child {
+    let mut command = Command::new(bpfprof_bin());
+    command
+        .arg("--output")
+        .arg(dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    // SAFETY: only signal(), which is async-signal-safe, between fork and exec.
+    unsafe {
+        command.pre_exec(move || {
+            libc::signal(libc::SIGHUP, disposition);
+            Ok(())
+        });
+    }
+    command.spawn().expect("starting bpfprof")
+}
+
 fn signal(child: &Child, signal: libc::c_int) {
     // SAFETY: sends a signal to our own child.
     assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
@@ -61,21 +82,7 @@ fn sighup_stops_the_capture_and_keeps_the_outputs() {
     let dir = output_dir("sighup");
     // SIGHUP as a terminal leaves it, whatever this test was started with
     // (under nohup, bpfprof rightly keeps it ignored: the test below).
-    let mut command = Command::new(bpfprof_bin());
-    command
-        .args(["--output", dir.to_str().unwrap()])
-        .args(["--pid", &spin.pid().to_string()])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // SAFETY: only signal(), which is async-signal-safe, between fork and exec.
-    unsafe {
-        command.pre_exec(|| {
-            libc::signal(libc::SIGHUP, libc::SIG_DFL);
-            Ok(())
-        });
-    }
-    let profiler = command.spawn().unwrap();
+    let profiler = spawn_with_sighup(&dir, &["--pid", &spin.pid().to_string()], libc::SIG_DFL);
     assert!(
         wait_for(&dir, Duration::from_secs(5)),
         "no {}",
@@ -128,21 +135,11 @@ fn sighup_stays_ignored_under_nohup() {
     let _bpf = require_bpf();
     let spin = Workload::start("wl-spin", &[]);
     let dir = output_dir("nohup");
-    let mut command = Command::new(bpfprof_bin());
-    command
-        .args(["--output", dir.to_str().unwrap()])
-        .args(["--pid", &spin.pid().to_string(), "-d", "2"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    // SAFETY: only signal(), which is async-signal-safe, between fork and exec.
-    unsafe {
-        command.pre_exec(|| {
-            libc::signal(libc::SIGHUP, libc::SIG_IGN);
-            Ok(())
-        });
-    }
-    let profiler = command.spawn().unwrap();
+    let profiler = spawn_with_sighup(
+        &dir,
+        &["--pid", &spin.pid().to_string(), "-d", "2"],
+        libc::SIG_IGN,
+    );
     assert!(
         wait_for(&dir, Duration::from_secs(5)),
         "no {}",
