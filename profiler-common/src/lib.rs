@@ -41,13 +41,15 @@ const _: () = assert!(core::mem::size_of::<StackKey>() == 40);
 pub struct Stack {
     pub len: u32,
     /// `USER_STACK_*` flags.
-    pub flags: u32,
+    pub flags: u16,
+    /// The image a user stack's addresses belong to (see [`ProcessEvent`]).
+    pub image: u16,
     pub ips: [u64; MAX_STACK_DEPTH],
 }
 
 /// The walk stopped part way: no rule for a frame, or memory it could not
 /// read. The stack is shown with a `[truncated]` root.
-pub const USER_STACK_INCOMPLETE: u32 = 1;
+pub const USER_STACK_INCOMPLETE: u16 = 1;
 
 const _: () = assert!(core::mem::size_of::<Stack>() == 1024);
 
@@ -65,7 +67,8 @@ pub const SHORT_STACK_DEPTH: usize = 23;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ShortStack {
     pub len: u32,
-    pub flags: u32,
+    pub flags: u16,
+    pub image: u16,
     pub ips: [u64; SHORT_STACK_DEPTH],
 }
 
@@ -77,6 +80,7 @@ impl ShortStack {
         let mut stack = Stack {
             len: self.len.min(SHORT_STACK_DEPTH as u32),
             flags: self.flags,
+            image: self.image,
             ips: [0; MAX_STACK_DEPTH],
         };
         stack.ips[..SHORT_STACK_DEPTH].copy_from_slice(&self.ips);
@@ -117,17 +121,32 @@ pub const fn fnv_mix(hash: u64, word: u64) -> u64 {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct ProcessEvent {
     pub tgid: u32,
-    /// `PROCESS_FIRST_SAMPLE` or `PROCESS_EXEC`.
-    pub kind: u32,
+    /// `PROCESS_FIRST_SAMPLE`, `PROCESS_EXEC` or `PROCESS_MAPS_STALE`.
+    pub kind: u16,
+    /// The process's image when the event was made: the low bits of the
+    /// kernel's `task_struct.self_exec_id`, which each exec raises by one
+    /// and a fork copies, so the stacks a process walked before an exec
+    /// (a forked child still running its parent's code, say) are told from
+    /// those of its new image. 0 everywhere when the kernel's BTF lacks it.
+    pub image: u16,
+}
+
+const _: () = assert!(core::mem::size_of::<ProcessEvent>() == 8);
+
+/// True when `image` came before `current` in one line of execs (wrapping:
+/// only the low bits are kept, and a process execs far fewer times than
+/// half their range between two drains).
+pub const fn image_is_older(image: u16, current: u16) -> bool {
+    (current.wrapping_sub(image) as i16) > 0
 }
 
 /// The first sample of a process this run (or since it left the LRU).
-pub const PROCESS_FIRST_SAMPLE: u32 = 0;
+pub const PROCESS_FIRST_SAMPLE: u16 = 0;
 /// The process replaced its image: its old maps are void.
-pub const PROCESS_EXEC: u32 = 1;
+pub const PROCESS_EXEC: u16 = 1;
 /// A user-stack walk met an address outside the process's known mappings
 /// (a library loaded since they were read): reread them.
-pub const PROCESS_MAPS_STALE: u32 = 2;
+pub const PROCESS_MAPS_STALE: u16 = 2;
 
 /// `ACTIVE` holds the drain generation; BPF writes to map set
 /// `generation & 1`. Userspace bumps it, then drains the other set while

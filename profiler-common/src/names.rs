@@ -46,6 +46,7 @@ pub const RECORD_WAKERS: &str = "RECORD_WAKERS";
 pub const FORK_CHILD_PID_OFFSET: &str = "FORK_CHILD_PID_OFFSET";
 pub const REUSE_STACKS: &str = "REUSE_STACKS";
 pub const UNWIND_MODE: &str = "UNWIND_MODE";
+pub const TASK_EXEC_ID_OFFSET: &str = "TASK_EXEC_ID_OFFSET";
 /// aya-log-ebpf's level: records above it are not made (declared by that
 /// crate; 0 turns the BPF log off).
 pub const AYA_LOG_LEVEL: &str = "AYA_LOG_LEVEL";
@@ -85,7 +86,7 @@ pub const ALL_MAPS: [&str; 30] = [
 ];
 
 /// Every global, for the check against the built object.
-pub const ALL_GLOBALS: [&str; 12] = [
+pub const ALL_GLOBALS: [&str; 13] = [
     SELF_TGID,
     FILTER_TGIDS,
     SWITCH_PREV_STATE_OFFSET,
@@ -97,5 +98,6 @@ pub const ALL_GLOBALS: [&str; 12] = [
     FORK_CHILD_PID_OFFSET,
     REUSE_STACKS,
     UNWIND_MODE,
+    TASK_EXEC_ID_OFFSET,
     AYA_LOG_LEVEL,
 ];

@@ -10,7 +10,7 @@ use aya_ebpf::{
 };
 use profiler_common::{Loss, PROCESS_FIRST_SAMPLE, ProcessEvent};
 
-use crate::errors;
+use crate::{errors, process::current_image};
 
 /// Processes already announced on `PROCESS_EVENTS`; value unused.
 #[map]
@@ -67,8 +67,13 @@ pub fn forget(tgid: u32) {
 }
 
 #[inline(always)]
-pub fn announce(tgid: u32, kind: u32) {
-    if let Err(err) = PROCESS_EVENTS.output(ProcessEvent { tgid, kind }, 0) {
+pub fn announce(tgid: u32, kind: u16) {
+    let event = ProcessEvent {
+        tgid,
+        kind,
+        image: current_image(),
+    };
+    if let Err(err) = PROCESS_EVENTS.output(event, 0) {
         errors::refused!(Loss::ProcessEventLost, "PROCESS_EVENTS", err);
     }
 }

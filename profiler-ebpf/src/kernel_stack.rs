@@ -49,6 +49,7 @@ pub fn kernel_stack<C: EbpfContext>(ctx: &C) -> i64 {
     let len = (bytes as usize / 8).min(MAX_STACK_DEPTH);
     stack.len = len as u32;
     stack.flags = 0;
+    stack.image = 0;
     let mut hash = FNV_OFFSET;
     for i in 0..MAX_STACK_DEPTH {
         if i >= len {

@@ -30,6 +30,7 @@ use profiler_common::{
 
 use crate::{
     errors::{self, EFAULT},
+    process::current_image,
     store::{MapSet, insert_stack, with_set},
     unwind::{Frame, NO_SLOT, Step, UNWIND_PROCESSES, process_slot, step, tables_wanted},
 };
@@ -129,11 +130,17 @@ pub fn walk(regs: &UserRegs) -> i64 {
     }
     stack.len = len as u32;
     stack.flags = flags;
+    // The same addresses mean other code in another image: they are
+    // named by the image they were walked in.
+    stack.image = current_image();
     // A process BPF saw before userspace loaded its tables has no slot yet.
     if cursor.table_pending != 0 || (process == NO_SLOT && tables_wanted()) {
         errors::count(Loss::UnwindTablePending);
     }
-    user_stack_id(fnv_mix(cursor.hash, u64::from(flags)))
+    user_stack_id(fnv_mix(
+        cursor.hash,
+        u64::from(flags) | u64::from(stack.image) << 16,
+    ))
 }
 
 /// One step of the walk in progress on this CPU: the caller of the

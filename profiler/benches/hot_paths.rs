@@ -39,6 +39,7 @@ fn batch() -> Batch {
                     user_stack_id: (i % 100) as i64,
                     ..StackKey::default()
                 },
+                user_image: Some(0),
                 user: RawStack::Frames(
                     (0..8)
                         .map(|d| functions[((i + d) % 3) as usize] + 1 + (i % 100) % 16)

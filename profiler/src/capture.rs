@@ -195,6 +195,7 @@ impl<'a> Session<'a> {
     /// their maps are snapshotted for names and their unwind tables loaded.
     fn on_process_events(&mut self, events: Vec<ProcessEvent>) {
         for event in events {
+            self.symbolizer.note_image(event.tgid, event.image);
             // Stale maps (a library loaded since) are reread for names as
             // for unwinding; an exec voids the old ones.
             match event.kind {
@@ -224,6 +225,10 @@ impl<'a> Session<'a> {
     /// Every interval: drains and symbolizes, prunes what exited processes
     /// and old stacks left, and closes the window when it is due.
     fn tick(&mut self) -> Result<()> {
+        // Events made before the drain are applied before it: an exec it
+        // will bring samples from both sides of is known at naming time.
+        let events = self.process_events.pending();
+        self.on_process_events(events);
         let batch = self.drainer.drain(&mut self.collector)?;
         self.symbolizer.add_batch(batch, self.profiles.current());
         if self.config.off_cpu.is_some() {
@@ -296,6 +301,7 @@ impl<'a> Session<'a> {
         }
         self.collector.detach();
         for event in self.process_events.pending() {
+            self.symbolizer.note_image(event.tgid, event.image);
             self.symbolizer.remember(event.tgid);
         }
         let mut batch = self.drainer.drain_all(&mut self.collector)?;

@@ -68,6 +68,61 @@ fn a_process_not_yet_reaped_is_named() {
     assert!(named * 10 >= total * 9, "{named} of {total} named");
 }
 
+/// A process that execs another program: what it ran before the exec and
+/// was drained after it is never named by the new image's maps, where its
+/// addresses mean nothing (or other code); it says whose code it was. The
+/// rest of each image is named by its own maps.
+#[test]
+#[ignore = "needs root and BPF"]
+fn samples_from_before_an_exec_are_not_named_by_the_new_image() {
+    let _bpf = require_bpf();
+    let (spin, short) = (workload("wl-spin"), workload("wl-short"));
+    // One pid: 1 s in spin_leaf, then exec wl-short for 1 s. Drains come
+    // every 0.3 s, so the exec falls between two of them and the second
+    // brings samples of both images.
+    let run = profile(
+        "exec",
+        &[
+            "-F",
+            "499",
+            "--interval",
+            "0.3",
+            "--",
+            spin.to_str().unwrap(),
+            "1",
+            short.to_str().unwrap(),
+            "1",
+        ],
+    );
+    run.assert_success();
+    let folded = run.folded();
+    // The process keeps the name it was first seen with.
+    let total = folded.samples_of("wl-spin");
+    let spin_named = folded.chain_samples("wl-spin", &["main", "spin_loop", "spin_leaf"]);
+    let short_named = folded.chain_samples("wl-spin", &["main", "short_lived_work"]);
+    let before_exec: u64 = folded
+        .of_process("wl-spin")
+        .filter(|(frames, _)| frames[1].ends_with(" before exec]"))
+        .map(|(_, n)| n)
+        .sum();
+    let unnamed: Vec<_> = folded
+        .of_process("wl-spin")
+        .filter(|(frames, _)| frames.iter().any(|f| f.starts_with("[unknown")))
+        .collect();
+    assert!(unnamed.is_empty(), "unnamed: {unnamed:?}");
+    assert!(spin_named >= 100, "{spin_named} samples named in wl-spin");
+    assert!(
+        short_named >= 100,
+        "{short_named} samples named in wl-short"
+    );
+    // Start-up (the dynamic loader) and exit are the only other samples.
+    let accounted = spin_named + short_named + before_exec;
+    assert!(
+        accounted * 100 >= total * 97,
+        "{accounted} of {total} samples in either image's chain or before exec"
+    );
+}
+
 #[test]
 #[ignore = "needs root and BPF"]
 fn draining_loses_no_samples() {

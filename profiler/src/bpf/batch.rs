@@ -161,6 +161,7 @@ mod tests {
         let mut stack = Stack {
             len: 3,
             flags: 0,
+            image: 0,
             ips: [0; profiler_common::MAX_STACK_DEPTH],
         };
         stack.ips[..3].copy_from_slice(&[id as u64, 2 * id as u64, 3 * id as u64]);

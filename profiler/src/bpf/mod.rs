@@ -9,6 +9,7 @@
 //! stack.
 
 mod batch;
+pub(crate) mod btf;
 pub(crate) mod log;
 pub(crate) mod map_memory;
 mod maps;
@@ -127,6 +128,16 @@ impl Collector {
         let reuse_stacks = u32::from(reuse);
         let unwind_mode = config.unwind.mode();
         let record_wakers = u32::from(wakers);
+        // Without it every stack is of image 0, and a stack walked before
+        // an exec but drained after it is named by the new image.
+        let exec_id_offset = btf::KernelTypes::load()
+            .and_then(|types| types.member_offset("task_struct", &["self_exec_id"]))
+            .unwrap_or_else(|err| {
+                if config.verbose > 0 {
+                    eprintln!("bpfprof: stacks are not told apart by exec: {err:#}");
+                }
+                0
+            });
         let mut loader = EbpfLoader::new();
         for sizing in map_memory::sizing(config) {
             loader.map_max_entries(sizing.map, sizing.entries);
@@ -142,7 +153,8 @@ impl Collector {
             .override_global(names::MAX_BLOCK_US, &max_block_us, true)
             .override_global(names::RECORD_WAKERS, &record_wakers, true)
             .override_global(names::REUSE_STACKS, &reuse_stacks, true)
-            .override_global(names::UNWIND_MODE, &unwind_mode, true);
+            .override_global(names::UNWIND_MODE, &unwind_mode, true)
+            .override_global(names::TASK_EXEC_ID_OFFSET, &exec_id_offset, true);
         log::configure(&mut loader, config.verbose);
         let Some(object) = object else {
             bail!(

@@ -18,7 +18,7 @@ use std::{collections::HashMap, thread, time::Duration};
 use anyhow::Result;
 use profiler_common::{OffCpuKey, STACK_ID_BEFORE_RUN, Stack, StackKey, USER_STACK_INCOMPLETE};
 
-pub(crate) use self::stacks::{Seeded, StackRef, StackStore, StacksById};
+pub(crate) use self::stacks::{Seeded, StackRef, StackStore, StacksById, StoredStack};
 use crate::bpf::Collector;
 
 /// A BPF program that read the old generation is still writing for at most
@@ -55,6 +55,9 @@ impl RawStack {
 pub struct RawStacks {
     pub key: StackKey,
     pub user: RawStack,
+    /// The image the user stack was walked in (see `ProcessEvent::image`);
+    /// None for a stack BPF did not walk.
+    pub user_image: Option<u16>,
     pub kernel: RawStack,
 }
 
@@ -166,7 +169,7 @@ impl Drainer {
         // Nothing writes to this set now, so its contents are stable.
         let mut ids = StacksById::new();
         set.take_stacks(|id, stack| {
-            ids.insert(id, frames(stack));
+            ids.insert(id, stored(stack));
         })?;
         self.stacks.add_generation(generation, ids);
 
@@ -195,15 +198,18 @@ impl Drainer {
     }
 }
 
-/// A stack's frames as stored for resolving, a walk that stopped part way
-/// marked at its end.
-fn frames(stack: &Stack) -> Vec<u64> {
+/// A stack as stored for resolving, a walk that stopped part way marked
+/// at its end.
+fn stored(stack: &Stack) -> StoredStack {
     let len = (stack.len as usize).min(stack.ips.len());
     let mut ips = stack.ips[..len].to_vec();
     if stack.flags & USER_STACK_INCOMPLETE != 0 {
         ips.push(INCOMPLETE_MARK);
     }
-    ips
+    StoredStack {
+        ips,
+        image: stack.image,
+    }
 }
 
 /// Ends the stored frames of a walk that stopped part way (no address is

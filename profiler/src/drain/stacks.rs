@@ -21,7 +21,21 @@ pub(crate) type StackRef = (u32, i64);
 
 /// Stacks by id: kernel ids (bit 61 set) and user ids (bit 62 set), both
 /// hashes of the frames made in BPF, never meet, so one map holds both.
-pub(crate) type StacksById = HashMap<i64, Vec<u64>>;
+pub(crate) type StacksById = HashMap<i64, StoredStack>;
+
+/// A stack as drained: its frames (a walk that stopped part way marked at
+/// the end) and, for a user stack, the image they belong to.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct StoredStack {
+    pub(crate) ips: Vec<u64>,
+    pub(crate) image: u16,
+}
+
+impl From<Vec<u64>> for StoredStack {
+    fn from(ips: Vec<u64>) -> StoredStack {
+        StoredStack { ips, image: 0 }
+    }
+}
 
 pub(crate) struct StackStore {
     generations: BTreeMap<u32, StacksById>,
@@ -55,6 +69,11 @@ impl StackStore {
         RawStacks {
             key: *key,
             user: self.stack(key, key.user_stack_id, generation, false),
+            user_image: self
+                .generations
+                .get(&generation)
+                .and_then(|g| g.get(&key.user_stack_id))
+                .map(|s| s.image),
             kernel: self.stack(key, key.kern_stack_id, generation, true),
         }
     }
@@ -77,9 +96,9 @@ impl StackStore {
             return RawStack::Failed(i32::try_from(-id).unwrap_or(i32::MAX));
         }
         match self.generations.get(&generation).and_then(|g| g.get(&id)) {
-            Some(ips) => match ips.split_last() {
+            Some(stored) => match stored.ips.split_last() {
                 Some((&INCOMPLETE_MARK, walked)) => RawStack::Partial(walked.to_vec()),
-                _ => RawStack::Frames(ips.clone()),
+                _ => RawStack::Frames(stored.ips.clone()),
             },
             None => RawStack::Lost,
         }
@@ -124,8 +143,8 @@ mod tests {
     #[test]
     fn resolves_ids_in_their_own_generation() {
         let mut store = StackStore::new(HashMap::new());
-        store.add_generation(0, HashMap::from([(5, vec![0xa])]));
-        store.add_generation(1, HashMap::from([(5, vec![0xb])]));
+        store.add_generation(0, HashMap::from([(5, vec![0xa].into())]));
+        store.add_generation(1, HashMap::from([(5, vec![0xb].into())]));
         assert_eq!(
             store.resolve(&key(5, -14), 0).user,
             RawStack::Frames(vec![0xa])
@@ -148,7 +167,10 @@ mod tests {
         let mut store = StackStore::new(HashMap::new());
         store.add_generation(
             0,
-            HashMap::from([(5, vec![0xffff_ffff_8100_0000]), (user, vec![0xa])]),
+            HashMap::from([
+                (5, vec![0xffff_ffff_8100_0000].into()),
+                (user, vec![0xa].into()),
+            ]),
         );
         let stacks = store.resolve(&key(user, 5), 0);
         assert_eq!(stacks.user, RawStack::Frames(vec![0xa]));
@@ -159,7 +181,10 @@ mod tests {
     fn pruning_keeps_referenced_stacks_for_one_more_round() {
         let mut store = StackStore::new(HashMap::new());
         for generation in 0..4 {
-            store.add_generation(generation, HashMap::from([(1, vec![1]), (2, vec![2])]));
+            store.add_generation(
+                generation,
+                HashMap::from([(1, vec![1].into()), (2, vec![2].into())]),
+            );
         }
         store.prune(3, HashSet::from([(0, 1)]));
         assert_eq!(

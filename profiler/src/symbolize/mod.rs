@@ -34,6 +34,8 @@ use blazesym::{
     },
 };
 
+use profiler_common::image_is_older;
+
 use crate::{
     cli::Naming,
     drain::{Batch, RawStack, RawStacks},
@@ -72,6 +74,9 @@ struct CachedProcess {
     /// Its binaries were opened through map_files while it ran, because
     /// some cannot be reached by path: name it through them after exit.
     binaries_opened: bool,
+    /// Its image, as its newest process event gave it: user stacks of an
+    /// older one ran code that the maps read now no longer hold.
+    image: Option<u16>,
 }
 
 /// Frames per address, for one batch: outermost first (inlined last).
@@ -121,7 +126,16 @@ impl Symbolizer {
             by_process.entry(stacks.key.tgid).or_default().push(stacks);
         }
         let mut user: HashMap<u32, Names> = HashMap::new();
+        let mut images = HashMap::new();
         for (&tgid, stacks) in &by_process {
+            let image = self.cached.get(&tgid).and_then(|c| c.image);
+            if let Some(image) = image {
+                images.insert(tgid, image);
+            }
+            // Stacks of an image since replaced are not named by the maps
+            // of the one that replaced it (nor do they name its threads).
+            let (current, before_exec): (Vec<&RawStacks>, Vec<&RawStacks>) =
+                stacks.iter().partition(|s| !ran_before_exec(s, image));
             // Gone: the name it had at its last snapshot (after its last
             // exec), else a comm its main thread's stacks carry.
             let snapshot_name = self.cached.get(&tgid).and_then(|c| c.name.clone());
@@ -130,17 +144,21 @@ impl Symbolizer {
                     .or(snapshot_name)
                     .unwrap_or_else(|| main_thread_comm(tgid, stacks))
             });
-            for s in stacks {
+            for s in current.iter().chain(&before_exec) {
                 profile.name_thread(tgid, s.key.tid, || comm_to_string(&s.key.comm));
             }
-            if !self.is_kernel_thread(tgid) {
+            if !current.is_empty() && !self.is_kernel_thread(tgid) {
                 user.insert(
                     tgid,
-                    self.symbolize_process(tgid, stacks, &mut profile.frames),
+                    self.symbolize_process(tgid, &current, &mut profile.frames),
                 );
             }
         }
-        let names = BatchNames { kernel, user };
+        let names = BatchNames {
+            kernel,
+            user,
+            images,
+        };
         for sample in &batch.on_cpu {
             let site = names.site(&sample.stacks, profile, Some(sample.count));
             profile.add(site, sample.count);
@@ -228,6 +246,15 @@ impl Symbolizer {
         }
     }
 
+    /// The image `tgid` has according to a process event: the newest one
+    /// seen, since events of one process come in the order it made them.
+    pub(crate) fn note_image(&mut self, tgid: u32, image: u16) {
+        let cached = self.cached.entry(tgid).or_default();
+        if cached.image.is_none_or(|now| !image_is_older(image, now)) {
+            cached.image = Some(image);
+        }
+    }
+
     /// After an exec the old image's maps are void: they are dropped before
     /// the new ones are read, so that a process that exits before they can
     /// be read is left unnamed rather than named from the wrong binary.
@@ -288,6 +315,15 @@ impl Symbolizer {
         self.kernel_threads.insert(tgid, kernel);
         kernel
     }
+}
+
+/// Whether a stack's user frames ran in an image older than `current`:
+/// a process's code before it exec'd, a forked child's its parent's.
+fn ran_before_exec(stacks: &RawStacks, current: Option<u16>) -> bool {
+    matches!(
+        (stacks.user_image, current),
+        (Some(image), Some(current)) if image_is_older(image, current)
+    )
 }
 
 /// Frame 0 is where the sample landed; every other frame is a return

@@ -3,9 +3,11 @@
 //! and the quality counts (truncation, unnamed frames) of on-CPU samples;
 //! and the names of frames, modules and threads as the outputs show them.
 
+use std::collections::HashMap;
+
 use profiler_common::{Loss, MAX_STACK_DEPTH};
 
-use super::{EEXIST, EFAULT, ENOENT, ENOMEM, Names, lookup_addrs};
+use super::{EEXIST, EFAULT, ENOENT, ENOMEM, Names, lookup_addrs, ran_before_exec};
 use crate::{
     drain::{RawStack, RawStacks},
     profile::{Frame, FrameId, FrameKind, Profile, StackSite},
@@ -14,7 +16,9 @@ use crate::{
 /// The names of one batch: kernel addresses, and user addresses per process.
 pub(super) struct BatchNames {
     pub(crate) kernel: Names,
-    pub(crate) user: std::collections::HashMap<u32, Names>,
+    pub(crate) user: HashMap<u32, Names>,
+    /// Each process's image now (see `ProcessEvent::image`).
+    pub(crate) images: HashMap<u32, u16>,
 }
 
 impl BatchNames {
@@ -45,7 +49,20 @@ impl BatchNames {
         if too_deep || incomplete {
             pseudo(&mut site, profile, "[truncated]");
         }
+        let current_image = self.images.get(&stacks.key.tgid).copied();
         match &stacks.user {
+            // Code of an image since replaced, whose maps are gone: one
+            // unnamed frame that says whose it was.
+            RawStack::Frames(_) | RawStack::Partial(_)
+                if ran_before_exec(stacks, current_image) =>
+            {
+                let frame = profile.frames.intern(Frame {
+                    name: format!("[{} before exec]", comm_to_string(&stacks.key.comm)),
+                    module: None,
+                    kind: FrameKind::Unknown,
+                });
+                site.push(frame, 0);
+            }
             RawStack::Frames(ips) | RawStack::Partial(ips) => push_named(&mut site, ips, user),
             // Kernel threads have no user stack.
             RawStack::Failed(EFAULT) if user.is_none() => {}

@@ -18,6 +18,7 @@ fn sample_with_user_stack(ips: Vec<u64>) -> RawSample {
         stacks: RawStacks {
             key,
             user: RawStack::Frames(ips),
+            user_image: Some(0),
             kernel: RawStack::Failed(EFAULT),
         },
         count: 3,
