@@ -186,3 +186,73 @@ fn stacks_walked_before_their_tables_loaded_are_counted() {
         run.stdout()
     );
 }
+
+/// The "M rows" of -v's unwind-table line: the entries loaded at the end.
+fn rows_loaded(run: &Run) -> u64 {
+    let stderr = run.stderr();
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("bpfprof: unwind tables: "))
+        .unwrap_or_else(|| panic!("no unwind-table line in:\n{stderr}"));
+    line.split_whitespace().nth(9).unwrap().parse().unwrap()
+}
+
+/// Two pyenv interpreters, one after the other under one shell: each
+/// spins 1.5 s in Python code, so its stacks run through libpython.
+fn two_pythons(test: &str, extra: &[&str], pythons: &[&str]) -> Run {
+    let spin = "import time\ne = time.time() + 1.5\nwhile time.time() < e: sum(range(1000))";
+    let script: Vec<String> = pythons
+        .iter()
+        .map(|p| {
+            let path = format!("/root/.pyenv/versions/{p}");
+            assert!(Path::new(&path).exists(), "{path} is missing");
+            format!("{path} -c '{spin}'")
+        })
+        .collect();
+    let script = script.join("; ");
+    let mut args = vec!["-v", "-F", "299", "--interval", "0.2"];
+    args.extend_from_slice(&["--unwind-cache", "none"]);
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["--", "sh", "-c", &script]);
+    let run = profile(test, &args);
+    run.assert_success();
+    run
+}
+
+/// Within a budget that holds one interpreter's tables but not two, the
+/// second's libpython does not fit while the first runs; once the first
+/// has exited its tables are freed, and the second's is loaded: its
+/// stacks are walked whole, to `Py_BytesMain`, as the first's were.
+#[test]
+#[ignore = "needs root and BPF"]
+fn tables_no_process_uses_make_room_for_those_that_did_not_fit() {
+    let _bpf = require_bpf();
+    let (first, second) = ("3.12.1/bin/python3.12", "3.13.0/bin/python3.13");
+    let alone = [first, second].map(|p| rows_loaded(&two_pythons("tables-alone", &[], &[p])));
+    let budget = (alone[0].max(alone[1]) + 2000).to_string();
+    let run = two_pythons(
+        "tables-freed",
+        &["--unwind-rows", &budget],
+        &[first, second],
+    );
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains(" 1 freed when no process used them")
+            || stderr.contains(" 2 freed when no process used them"),
+        "{stderr}"
+    );
+    let folded = run.folded();
+    for python in ["python3.12", "python3.13"] {
+        let total = folded.samples_of(python);
+        let whole = folded
+            .of_process(python)
+            .filter(|(frames, _)| frames.iter().any(|f| f == "Py_BytesMain"))
+            .map(|(_, n)| n)
+            .sum::<u64>();
+        assert!(total >= 150, "only {total} samples of {python}");
+        assert!(
+            whole * 100 >= total * 85,
+            "{whole} of {total} stacks of {python} walked to Py_BytesMain\n{stderr}"
+        );
+    }
+}

@@ -1,8 +1,9 @@
-//! The batched map syscall aya does not wrap: reading and emptying a whole
-//! hash map (`BPF_MAP_LOOKUP_AND_DELETE_BATCH`, for the drain). One call
-//! moves many entries where one entry each took three syscalls (next key,
-//! lookup, delete). It falls back to entries one by one where the kernel
-//! refuses the batch.
+//! The map syscalls aya does not wrap: reading and emptying a whole hash
+//! map (`BPF_MAP_LOOKUP_AND_DELETE_BATCH`, for the drain), and emptying an
+//! entry of an array of maps (`BPF_MAP_DELETE_ELEM`, to free an unwind
+//! table). One batch call moves many entries where one entry each took
+//! three syscalls (next key, lookup, delete). It falls back to entries one
+//! by one where the kernel refuses the batch.
 
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
 
@@ -13,6 +14,41 @@ use aya::{
 };
 
 const BPF_MAP_LOOKUP_AND_DELETE_BATCH: libc::c_long = 25;
+const BPF_MAP_DELETE_ELEM: libc::c_long = 3;
+
+/// Empties entry `index` of an array of maps: the kernel drops its
+/// reference to the inner map, freed once no program is using it.
+pub(super) fn delete_map_of_maps_entry(fd: BorrowedFd, index: u32) -> std::io::Result<()> {
+    /// The `map_elem` member of `union bpf_attr`.
+    #[repr(C)]
+    struct ElemAttr {
+        map_fd: u32,
+        _pad: u32,
+        key: u64,
+        value: u64,
+        flags: u64,
+    }
+    let mut attr = ElemAttr {
+        map_fd: fd.as_raw_fd() as u32,
+        _pad: 0,
+        key: std::ptr::from_ref(&index) as u64,
+        value: 0,
+        flags: 0,
+    };
+    // SAFETY: the key points at `index`, alive for the call.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_DELETE_ELEM,
+            &mut attr as *mut ElemAttr,
+            size_of::<ElemAttr>(),
+        )
+    };
+    if rc < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
 
 /// Entries per lookup-and-delete call: few calls per drain, and a buffer
 /// of a MiB for the largest values (stacks).

@@ -244,6 +244,16 @@ impl UnwindTables<'_> {
             .context("loading an unwind table")
     }
 
+    /// Frees table `index` of `UNWIND_TABLES`: no process refers to it.
+    pub(crate) fn remove_table(&mut self, index: u32) -> Result<()> {
+        let map = self.0.map_mut(names::UNWIND_TABLES)?;
+        let Map::ArrayOfMaps(data) = map else {
+            anyhow::bail!("{} is not an array of maps", names::UNWIND_TABLES);
+        };
+        super::batch::delete_map_of_maps_entry(data.fd().as_fd(), index)
+            .with_context(|| format!("freeing unwind table {index}"))
+    }
+
     /// Gives process `tgid` its mappings, in `slot`: the mappings first,
     /// then the slot BPF finds them by.
     pub(crate) fn set_process(

@@ -29,6 +29,13 @@ pub(crate) struct Layout {
     pub(crate) segments: Vec<Segment>,
 }
 
+impl Layout {
+    /// The table's entries (page index and rows), as the budget counts them.
+    pub(crate) fn entries(&self) -> u64 {
+        u64::from(self.page_count) + 1 + u64::from(self.rows_len)
+    }
+}
+
 impl Image {
     /// The table of `rows`; None when there are none.
     pub(crate) fn new(rows: &[Row], segments: Vec<Segment>) -> Option<Image> {

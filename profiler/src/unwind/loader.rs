@@ -45,6 +45,9 @@ pub(crate) struct UnwindStats {
     pub(crate) seconds: f64,
     /// Processes left to frame pointers: every slot was taken.
     pub(crate) processes_not_loaded: u64,
+    /// Tables freed when the last process using them exited (`binaries`
+    /// and `rows` are what is loaded now).
+    pub(crate) freed: u64,
 }
 
 /// Processes with tables at once: the entries of `UNWIND_PROCESSES`.
@@ -58,6 +61,12 @@ enum Binary {
         index: u32,
         layout: Layout,
     },
+    /// Its table (of `rows` entries) did not fit; the processes to load
+    /// again if room is made.
+    DidNotFit {
+        waiting: Vec<u32>,
+        rows: u64,
+    },
     NoTable,
 }
 
@@ -67,6 +76,11 @@ pub(crate) struct UnwindLoader {
     /// Each loaded process's slot in `UNWIND_PROCESSES`, and the free ones.
     slots: HashMap<u32, u32>,
     free_slots: Vec<u32>,
+    /// The tables each loaded process's mappings point at: a table no
+    /// process points at is freed.
+    tables_in_use: HashMap<u32, HashSet<u32>>,
+    /// The entries all tables together may hold (`--unwind-rows`).
+    rows_budget: u64,
     /// Processes whose walks met an unknown address, reloaded at once (a
     /// new process's libraries are mapped just after its exec, when it is
     /// first loaded); those reloaded so this interval, and those whose
@@ -93,6 +107,8 @@ impl UnwindLoader {
             worker: Worker::start(rows_budget, cache),
             slots: HashMap::new(),
             free_slots: (0..PROCESS_SLOTS).rev().collect(),
+            tables_in_use: HashMap::new(),
+            rows_budget,
             reloaded: HashSet::new(),
             stale: HashSet::new(),
             loads: 0,
@@ -129,6 +145,11 @@ impl UnwindLoader {
             self.stats.processes_not_loaded += 1;
             return Ok(());
         };
+        let tables = mappings
+            .iter()
+            .filter(|m| m.state == table_state::READY)
+            .map(|m| m.table);
+        self.tables_in_use.insert(tgid, tables.collect());
         collector.unwind_tables().set_process(tgid, slot, &value)
     }
 
@@ -163,6 +184,9 @@ impl UnwindLoader {
                     waiting.push(tgid);
                 }
                 unwind.state = table_state::PENDING;
+            }
+            Some(Binary::DidNotFit { waiting, .. }) if !waiting.contains(&tgid) => {
+                waiting.push(tgid)
             }
             _ => {}
         }
@@ -212,7 +236,7 @@ impl UnwindLoader {
     /// Plugs in a table the worker made, then loads again every process
     /// that waited on it.
     pub(crate) fn on_reply(&mut self, collector: &mut Collector, reply: Reply) {
-        let ready = match reply.outcome {
+        let state = match reply.outcome {
             Outcome::New {
                 index,
                 table,
@@ -223,22 +247,35 @@ impl UnwindLoader {
                 let plugged = collector.unwind_tables().set_table(index, &table).is_ok();
                 self.stats.binaries += u64::from(plugged);
                 self.stats.from_cache += u64::from(plugged && cached);
-                self.stats.rows += u64::from(layout.page_count) + 1 + u64::from(layout.rows_len);
+                self.stats.rows += layout.entries();
                 self.stats.seconds += took.as_secs_f64();
-                plugged.then_some(Binary::Ready { index, layout })
+                match plugged {
+                    true => Binary::Ready { index, layout },
+                    false => Binary::NoTable,
+                }
             }
-            Outcome::Shared { index, layout } => Some(Binary::Ready { index, layout }),
-            Outcome::NoTable => None,
+            Outcome::Shared { index, layout } => Binary::Ready { index, layout },
+            Outcome::NoTable => Binary::NoTable,
             Outcome::NotLoaded { rows } => {
                 self.not_loaded.insert(reply.name.clone(), rows);
                 self.not_loaded_unsettled.insert(reply.name, rows);
-                None
+                Binary::DidNotFit {
+                    waiting: Vec::new(),
+                    rows,
+                }
             }
         };
-        let state = ready.unwrap_or(Binary::NoTable);
-        let Some(Binary::Pending(waiting)) = self.binaries.insert(reply.key, state) else {
+        let Some(Binary::Pending(waiting)) = self.binaries.remove(&reply.key) else {
+            self.binaries.insert(reply.key, state);
             return;
         };
+        if let Binary::DidNotFit { rows, .. } = state {
+            // Loaded again, with its table, when room is made.
+            self.binaries
+                .insert(reply.key, Binary::DidNotFit { waiting, rows });
+            return;
+        }
+        self.binaries.insert(reply.key, state);
         for tgid in waiting {
             // A process gone meanwhile is no loss.
             if self.slots.contains_key(&tgid) || procfs::exists(tgid) {
@@ -277,7 +314,8 @@ impl UnwindLoader {
         }
     }
 
-    /// Drops the mappings of processes that have exited.
+    /// Drops the mappings of processes that have exited, and the tables
+    /// nothing uses when others wait for room (`free_unused_tables`).
     pub(crate) fn forget_exited(&mut self, collector: &mut Collector) -> Result<()> {
         let gone: Vec<u32> = self
             .slots
@@ -285,16 +323,73 @@ impl UnwindLoader {
             .copied()
             .filter(|&tgid| !procfs::exists(tgid))
             .collect();
-        if gone.is_empty() {
-            return Ok(());
+        if !gone.is_empty() {
+            collector.unwind_tables().remove_processes(&gone)?;
         }
-        collector.unwind_tables().remove_processes(&gone)?;
         for tgid in gone {
             if let Some(slot) = self.slots.remove(&tgid) {
                 self.free_slots.push(slot);
             }
+            self.tables_in_use.remove(&tgid);
         }
+        self.free_unused_tables(collector);
         Ok(())
+    }
+
+    /// When a table did not fit, frees the tables no loaded process points
+    /// at (a long run keeps the tables of the binaries in use, not of every
+    /// binary it met), then loads again the processes of those that now
+    /// fit. Only under that pressure, so that a binary whose processes come
+    /// and go (a compiler) keeps its table; and only while no table is
+    /// being read, since a reply under way may name a table freed here.
+    fn free_unused_tables(&mut self, collector: &mut Collector) {
+        let pressure = self
+            .binaries
+            .values()
+            .any(|b| matches!(b, Binary::DidNotFit { .. }));
+        let reading = self
+            .binaries
+            .values()
+            .any(|b| matches!(b, Binary::Pending(_)));
+        if !pressure || reading {
+            return;
+        }
+        let in_use: HashSet<u32> = self.tables_in_use.values().flatten().copied().collect();
+        let mut unused = HashMap::new();
+        self.binaries.retain(|_, binary| match binary {
+            Binary::Ready { index, layout } if !in_use.contains(index) => {
+                unused.insert(*index, layout.entries());
+                false
+            }
+            _ => true,
+        });
+        for (index, entries) in unused {
+            if collector.unwind_tables().remove_table(index).is_ok() {
+                self.worker.release(index);
+                self.stats.freed += 1;
+                self.stats.binaries -= 1;
+                self.stats.rows -= entries;
+            }
+        }
+        let mut room = self.rows_budget.saturating_sub(self.stats.rows);
+        let mut waiting = Vec::new();
+        self.binaries.retain(|_, binary| match binary {
+            Binary::DidNotFit {
+                waiting: tgids,
+                rows,
+            } if *rows <= room => {
+                room -= *rows;
+                waiting.append(tgids);
+                false
+            }
+            _ => true,
+        });
+        waiting.sort_unstable();
+        waiting.dedup();
+        for tgid in waiting {
+            // A process gone meanwhile is no loss.
+            let _ = self.load_process(collector, tgid);
+        }
     }
 
     /// What the tables hold and cost (-v), against the row budget.
@@ -302,13 +397,14 @@ impl UnwindLoader {
         let s = &self.stats;
         let mib = |rows: u64| (rows * size_of::<UnwindRow>() as u64) as f64 / f64::from(1 << 20);
         let mut lines = vec![format!(
-            "unwind tables: {} binaries ({} from the cache), {} rows ({:.1} of {:.1} MiB), {:.2} s reading them off the capture's loop; {} did not fit (--unwind-rows)",
+            "unwind tables: {} binaries ({} from the cache), {} rows ({:.1} of {:.1} MiB), {:.2} s reading them off the capture's loop; {} freed when no process used them; {} did not fit (--unwind-rows)",
             s.binaries,
             s.from_cache,
             s.rows,
             mib(s.rows),
             mib(u64::from(budget)),
             s.seconds,
+            s.freed,
             self.not_loaded.len()
         )];
         for (name, rows) in &self.not_loaded {

@@ -9,7 +9,7 @@
 //! digest of what tables are made from (the same library in every
 //! process, or a binary under two paths; many binaries, such as Rust's
 //! toolchain, have no build id), and the budget all tables together must
-//! fit in.
+//! fit in, to which a table no process uses any more is given back.
 
 use std::{
     collections::HashMap,
@@ -70,9 +70,17 @@ pub(crate) enum Outcome {
     NotLoaded { rows: u64 },
 }
 
+/// What the loop asks of the thread, in order.
+enum Request {
+    Read(Job),
+    /// No process uses the table in this slot of `UNWIND_TABLES` any more:
+    /// its rows go back to the budget and the slot to the free ones.
+    Release(u32),
+}
+
 /// The thread's end of the loop: jobs in, replies out.
 pub(crate) struct Worker {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::Sender<Request>,
     pub(crate) replies: UnboundedReceiver<Reply>,
 }
 
@@ -87,7 +95,9 @@ impl Worker {
             rows_budget,
             rows_used: 0,
             next_index: 0,
+            free_indices: Vec::new(),
             by_digest: HashMap::new(),
+            placed: HashMap::new(),
         };
         // Detached: at the end of a capture a parse under way is not waited
         // for, and its table would be of no use.
@@ -99,7 +109,12 @@ impl Worker {
 
     /// Queues a binary; false when the thread is gone.
     pub(crate) fn submit(&self, job: Job) -> bool {
-        self.jobs.send(job).is_ok()
+        self.jobs.send(Request::Read(job)).is_ok()
+    }
+
+    /// Gives back table `index`, which BPF no longer has.
+    pub(crate) fn release(&self, index: u32) {
+        let _ = self.jobs.send(Request::Release(index));
     }
 }
 
@@ -108,12 +123,23 @@ struct Reader {
     rows_budget: u64,
     rows_used: u64,
     next_index: u32,
+    /// Slots of released tables, used again before new ones.
+    free_indices: Vec<u32>,
     by_digest: HashMap<u64, (u32, Layout)>,
+    /// Each placed table's digest and rows, by slot, for its release.
+    placed: HashMap<u32, (u64, u64)>,
 }
 
 impl Reader {
-    fn serve(&mut self, jobs: mpsc::Receiver<Job>, replies: UnboundedSender<Reply>) {
-        for job in jobs {
+    fn serve(&mut self, requests: mpsc::Receiver<Request>, replies: UnboundedSender<Reply>) {
+        for request in requests {
+            let job = match request {
+                Request::Read(job) => job,
+                Request::Release(index) => {
+                    self.release(index);
+                    continue;
+                }
+            };
             let outcome = self.read(job.source);
             let reply = Reply {
                 key: job.key,
@@ -160,10 +186,19 @@ impl Reader {
         self.place(image, digest, from_cache, started)
     }
 
+    fn release(&mut self, index: u32) {
+        if let Some((digest, rows)) = self.placed.remove(&index) {
+            self.by_digest.remove(&digest);
+            self.rows_used -= rows;
+            self.free_indices.push(index);
+        }
+    }
+
     /// Makes the BPF table of `image` where the budget and slots allow.
     fn place(&mut self, image: Image, digest: u64, from_cache: bool, started: Instant) -> Outcome {
         let rows = image.entries.len() as u64;
-        if self.rows_used + rows > self.rows_budget || self.next_index >= MAX_UNWIND_TABLES {
+        let slot_free = !self.free_indices.is_empty() || self.next_index < MAX_UNWIND_TABLES;
+        if self.rows_used + rows > self.rows_budget || !slot_free {
             return Outcome::NotLoaded { rows };
         }
         let Ok(table) = UnwindTable::new(&image.entries) else {
@@ -172,10 +207,13 @@ impl Reader {
         if let (Some(cache), false) = (&self.cache, from_cache) {
             cache.store(digest, &image);
         }
-        let index = self.next_index;
-        self.next_index += 1;
+        let index = self.free_indices.pop().unwrap_or_else(|| {
+            self.next_index += 1;
+            self.next_index - 1
+        });
         self.rows_used += rows;
         self.by_digest.insert(digest, (index, image.layout.clone()));
+        self.placed.insert(index, (digest, rows));
         Outcome::New {
             index,
             table,
