@@ -6,6 +6,7 @@
 
 pub mod loss;
 pub mod names;
+pub mod python;
 
 pub use loss::Loss;
 
@@ -366,4 +367,5 @@ mod pod {
     unsafe impl aya::Pod for super::UnwindRow {}
     unsafe impl aya::Pod for super::UnwindMapping {}
     unsafe impl aya::Pod for super::ProcessMappings {}
+    unsafe impl aya::Pod for super::python::PythonProcess {}
 }

@@ -1,0 +1,6 @@
+//! CPython: finding the interpreter in a process and what BPF needs to
+//! walk its frames (`process`, from the per-version `offsets`), and naming
+//! the frames BPF recorded (`code`: code objects, their names and line
+//! tables), all through the process's memory (`memory`).
+
+pub(crate) mod memory;
