@@ -4,3 +4,5 @@
 //! tables), all through the process's memory (`memory`).
 
 pub(crate) mod memory;
+pub(crate) mod offsets;
+pub(crate) mod process;
