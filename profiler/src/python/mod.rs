@@ -3,6 +3,8 @@
 //! the frames BPF recorded (`code`: code objects, their names and line
 //! tables), all through the process's memory (`memory`).
 
+pub(crate) mod code;
+pub(crate) mod lines;
 pub(crate) mod memory;
 pub(crate) mod offsets;
 pub(crate) mod process;
