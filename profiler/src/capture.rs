@@ -125,13 +125,15 @@ impl<'a> Session<'a> {
             unwinder.settle(&mut collector, TABLES_BEFORE_SAMPLING);
         }
         collector.attach(config.freq)?;
+        // The run's window starts with sampling, not once the start-up
+        // after it (seeding blocked threads, the command's release) is done.
+        let (started, start) = (SystemTime::now(), Instant::now());
         // After attaching: records BPF makes from here on win over seeded ones.
         let seeded = match config.off_cpu {
             Some(_) => blocked::seed(&mut collector, &config.target)?,
             None => Default::default(),
         };
         let stop_signals = StopSignals::watch();
-        let (started, start) = (SystemTime::now(), Instant::now());
         // A command whose run was stopped during start-up is never started:
         // dropping its gate ends it before exec.
         if let (Some(child), None) = (&mut child, stop_signals::received()) {
@@ -292,6 +294,8 @@ impl<'a> Session<'a> {
         if let (Stop::Signal, Some(signal)) = (stop, stop_signals::received()) {
             say_stopping(signal);
         }
+        // Before the detach: past it a thread that wakes is not seen to,
+        // and would be credited as blocked until the end.
         let elapsed = self.start.elapsed();
         let end_ns = blocked::monotonic_ns();
         if self.config.verbose > 0 {

@@ -5,6 +5,18 @@ use integration_tests::{Folded, Workload, profile, require_bpf, thread_times};
 
 const SECOND_US: f64 = 1e6;
 
+/// The microseconds a run sampled, from its report: the window from the
+/// attach to the detach, a little longer than `-d` asked (more so on a
+/// busy machine), and what each thread's on- and off-CPU time add up to.
+fn sampled_us(run: &integration_tests::Run, duration: f64) -> f64 {
+    let secs = run.report()["run"]["duration_secs"].as_f64().unwrap();
+    assert!(
+        (duration..duration + 0.5).contains(&secs),
+        "sampled {secs} s for -d {duration}"
+    );
+    secs * SECOND_US
+}
+
 fn assert_near(what: &str, value: f64, expected: f64, tolerance: f64) {
     assert!(
         (value - expected).abs() <= expected * tolerance,
@@ -58,7 +70,7 @@ fn splits_off_cpu_time_between_a_20ms_and_a_10ms_sleep() {
         .count();
     assert!(chain > 0, "sleep_long without its caller main");
     let total: u64 = folded.samples_of("wl-sleeps");
-    assert_near("total off-CPU time", total as f64, 3.0 * SECOND_US, 0.10);
+    assert_near("total off-CPU time", total as f64, sampled_us(&run, 3.0), 0.10);
 
     let report = run.report();
     let sites = report["off_cpu"]["wait_sites"].as_array().unwrap();
@@ -172,7 +184,7 @@ fn cpu_contention_shows_as_preempted_time() {
         assert_near(
             "contender wall time",
             t.wall_us as f64,
-            3.0 * SECOND_US,
+            sampled_us(&run, 3.0),
             0.05,
         );
     }
@@ -228,7 +240,7 @@ fn the_wall_view_of_a_thread_adds_up_to_the_duration() {
     assert_near(
         "on-CPU + off-CPU",
         (t.on_cpu_us + t.off_total()) as f64,
-        3.0 * SECOND_US,
+        sampled_us(&run, 3.0),
         0.05,
     );
     assert!(
@@ -245,7 +257,7 @@ fn the_wall_view_of_a_thread_adds_up_to_the_duration() {
     assert_near(
         "wall.folded total",
         wall.samples_of("wl-mixed") as f64,
-        3.0 * SECOND_US,
+        sampled_us(&run, 3.0),
         0.05,
     );
 }
@@ -271,7 +283,7 @@ fn a_thread_asleep_for_the_whole_run_is_credited_with_the_whole_run() {
     assert_near(
         "sleeping time",
         threads[0].off_us[0] as f64,
-        2.0 * SECOND_US,
+        sampled_us(&run, 2.0),
         0.05,
     );
     let folded = Folded::read(&run.dir.join("off-cpu.folded"));
