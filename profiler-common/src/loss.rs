@@ -30,6 +30,10 @@ pub enum Loss {
     /// binary's unwind table was not loaded yet (or, for a process, could
     /// not be: every process slot was taken).
     UnwindTablePending,
+    /// Python frames that could not be read where the eval loop ran them
+    /// (a thread state or frame that was unreadable or not there): the
+    /// stack keeps its native frames.
+    PythonFramesUnread,
     // Counted by userspace.
     /// Samples with at least one frame no symbol names.
     UnknownFrames,
@@ -58,14 +62,15 @@ pub enum Loss {
 
 impl Loss {
     /// How many are counted by BPF: the size of the `ERRORS` array.
-    pub const BPF_COUNT: u32 = Loss::UnwindTablePending as u32 + 1;
+    pub const BPF_COUNT: u32 = Loss::PythonFramesUnread as u32 + 1;
 
     /// Every counter, in the order the Quality block lists them.
-    pub const ALL: [Loss; 19] = [
+    pub const ALL: [Loss; 20] = [
         Loss::UnknownFrames,
         Loss::TruncatedStacks,
         Loss::IncompleteUnwinds,
         Loss::UnwindTablePending,
+        Loss::PythonFramesUnread,
         Loss::UnwindTablesNotLoaded,
         Loss::PerfMapsIgnored,
         Loss::PerfMapLinesSkipped,
@@ -105,6 +110,7 @@ impl Loss {
             Loss::WakersMapFull => "wakers_map_full",
             Loss::StackReuseMismatch => "stack_reuse_mismatches",
             Loss::UnwindTablePending => "stacks_walked_before_unwind_tables",
+            Loss::PythonFramesUnread => "python_frames_unread",
             Loss::UnwindTablesNotLoaded => "unwind_tables_not_loaded",
             Loss::UnknownFrames => "samples_with_unknown_frames",
             Loss::TruncatedStacks => "truncated_stacks",
@@ -130,6 +136,7 @@ impl Loss {
             Loss::WakersMapFull => "wakers not recorded (map full)",
             Loss::StackReuseMismatch => "off-CPU stack reuse mismatches",
             Loss::UnwindTablePending => "stacks walked before unwind tables loaded",
+            Loss::PythonFramesUnread => "Python stacks not read where the eval loop ran",
             Loss::UnwindTablesNotLoaded => "binaries without unwind tables (full)",
             Loss::UnknownFrames => "samples with unnamed frames",
             Loss::TruncatedStacks => "stacks truncated at 127 frames",

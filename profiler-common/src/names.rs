@@ -31,6 +31,9 @@ pub const ROW_CACHE: &str = "ROW_CACHE";
 pub const KERNEL_WALK: &str = "KERNEL_WALK";
 pub const WALK: &str = "WALK";
 pub const CURSOR: &str = "CURSOR";
+pub const PYTHON_PROCESSES: &str = "PYTHON_PROCESSES";
+pub const PYTHON_WALK: &str = "PYTHON_WALK";
+pub const WINDOWS: &str = "WINDOWS";
 /// aya-log-ebpf's ring of log records (declared by that crate).
 pub const AYA_LOGS: &str = "AYA_LOGS";
 
@@ -47,12 +50,13 @@ pub const FORK_CHILD_PID_OFFSET: &str = "FORK_CHILD_PID_OFFSET";
 pub const REUSE_STACKS: &str = "REUSE_STACKS";
 pub const UNWIND_MODE: &str = "UNWIND_MODE";
 pub const TASK_EXEC_ID_OFFSET: &str = "TASK_EXEC_ID_OFFSET";
+pub const TASK_FSBASE_OFFSET: &str = "TASK_FSBASE_OFFSET";
 /// aya-log-ebpf's level: records above it are not made (declared by that
 /// crate; 0 turns the BPF log off).
 pub const AYA_LOG_LEVEL: &str = "AYA_LOG_LEVEL";
 
 /// Every map, for the check against the built object.
-pub const ALL_MAPS: [&str; 30] = [
+pub const ALL_MAPS: [&str; 33] = [
     COUNTS[0],
     COUNTS[1],
     KERNEL_STACKS[0],
@@ -82,11 +86,14 @@ pub const ALL_MAPS: [&str; 30] = [
     KERNEL_WALK,
     WALK,
     CURSOR,
+    PYTHON_PROCESSES,
+    PYTHON_WALK,
+    WINDOWS,
     AYA_LOGS,
 ];
 
 /// Every global, for the check against the built object.
-pub const ALL_GLOBALS: [&str; 13] = [
+pub const ALL_GLOBALS: [&str; 14] = [
     SELF_TGID,
     FILTER_TGIDS,
     SWITCH_PREV_STATE_OFFSET,
@@ -99,5 +106,6 @@ pub const ALL_GLOBALS: [&str; 13] = [
     REUSE_STACKS,
     UNWIND_MODE,
     TASK_EXEC_ID_OFFSET,
+    TASK_FSBASE_OFFSET,
     AYA_LOG_LEVEL,
 ];

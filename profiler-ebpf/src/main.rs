@@ -8,8 +8,9 @@
 //! - `store`: the two map sets records go to; `by_set` and `with_set!`
 //!   pick one.
 //! - `unwind`: one step of a user-stack walk, by unwind table or frame
-//!   pointer; `user_stack` and `kernel_stack`: the walks and their scratch
-//!   stacks; `stacks`: both stacks of a task, as `StackIds`.
+//!   pointer; `python`: the Python frames of an eval-loop activation;
+//!   `user_stack` and `kernel_stack`: the walks and their scratch stacks;
+//!   `stacks`: both stacks of a task, as `StackIds`.
 //! - `reuse`: off-CPU stack ids reused while a thread blocks at one site.
 //! - The programs: `on_cpu` (stack sampling on the CPU clock), `off_cpu`
 //!   (blocked time from `sched_switch`, wakers from `sched_waking`),
@@ -25,6 +26,7 @@ mod kernel_stack;
 mod off_cpu;
 mod on_cpu;
 mod process;
+mod python;
 mod reuse;
 mod stacks;
 mod store;

@@ -31,6 +31,7 @@ use profiler_common::{
 use crate::{
     errors::{self, EFAULT},
     process::current_image,
+    python,
     store::{MapSet, insert_stack, with_set},
     unwind::{Frame, NO_SLOT, Step, UNWIND_PROCESSES, process_slot, step, tables_wanted},
 };
@@ -86,6 +87,8 @@ struct Cursor {
     /// Set when a step went by frame pointers for want of a table still
     /// being loaded.
     table_pending: u64,
+    /// Words written to the scratch stack so far.
+    len: u64,
 }
 
 #[map]
@@ -98,7 +101,9 @@ const STOPPED_INCOMPLETE: i32 = 2;
 
 /// Walks the user stack from `regs` into this CPU's scratch stack and
 /// returns its id (see `user_stack_id`). Each step is `unwind_one_frame`:
-/// by unwind table or frame pointer, as `--unwind` says.
+/// by unwind table or frame pointer, as `--unwind` says. In a Python
+/// process, where a frame is in the eval loop, `python_emit_run` first
+/// writes the Python frames that activation runs.
 #[inline(always)]
 pub fn walk(regs: &UserRegs) -> i64 {
     let (Some(stack), Some(cursor)) = (WALK.get_ptr_mut(0), CURSOR.get_ptr_mut(0)) else {
@@ -109,18 +114,19 @@ pub fn walk(regs: &UserRegs) -> i64 {
         pc: regs.ip,
         sp: regs.sp,
         bp: regs.bp,
-        hash: fnv_mix(FNV_OFFSET, regs.ip),
+        hash: FNV_OFFSET,
         exact: 1,
         table_pending: 0,
+        len: 0,
     };
-    stack.ips[0] = regs.ip;
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let python = python::begin(tgid);
+    reach(regs.ip, python);
     let process = process_slot(tgid);
-    let mut len = 1;
     let mut flags = 0;
-    for slot in 1..MAX_STACK_DEPTH {
-        match unwind_one_frame(tgid, process, slot as u32) {
-            STEPPED => len = slot + 1,
+    for _ in 1..MAX_STACK_DEPTH {
+        match walk_step(tgid, process, u32::from(python)) {
+            STEPPED => {}
             STOPPED_INCOMPLETE => {
                 flags = USER_STACK_INCOMPLETE;
                 break;
@@ -128,7 +134,11 @@ pub fn walk(regs: &UserRegs) -> i64 {
             _ => break,
         }
     }
-    stack.len = len as u32;
+    // A run the walk ended in (or the room ran out in) ends here.
+    if python && python_run_open() {
+        close_python_run();
+    }
+    stack.len = cursor.len.min(MAX_STACK_DEPTH as u64) as u32;
     stack.flags = flags;
     // The same addresses mean other code in another image: they are
     // named by the image they were walked in.
@@ -143,19 +153,96 @@ pub fn walk(regs: &UserRegs) -> i64 {
     ))
 }
 
-/// One step of the walk in progress on this CPU: the caller of the
-/// cursor's frame goes to `slot` of the scratch stack. `process` is the
-/// process's slot in `UNWIND_PROCESSES` (`NO_SLOT`: frame pointers). A
-/// global function, so the verifier checks it once, on its own; inlined
-/// into the frame loop it would be checked once per frame, 126 times, past
-/// its budget. A step that fails is logged (`-vv` only: see `errors`).
+/// One step of the walk in progress on this CPU: the next frames of an
+/// open Python run, or else the native caller (`unwind_one_frame`). A
+/// global function, so the verifier checks it once, not per frame.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn unwind_one_frame(tgid: u32, process: u32, slot: u32) -> i32 {
+pub extern "C" fn walk_step(tgid: u32, process: u32, python: u32) -> i32 {
+    let python = python != 0;
+    if python && python_run_open() {
+        let len = CURSOR.get_ptr(0).map_or(MAX_STACK_DEPTH as u64, |c| unsafe { (*c).len });
+        let room = (MAX_STACK_DEPTH as u64).saturating_sub(len) as u32;
+        // One word is kept for the activation's own frame.
+        if python::python_emit_run(room.saturating_sub(1)) == python::RUN_ENDED {
+            close_python_run();
+        }
+        return STEPPED;
+    }
+    let stepped = unwind_one_frame(tgid, process);
+    if stepped == STEPPED
+        && let Some(cursor) = CURSOR.get_ptr(0)
+    {
+        reach(unsafe { (*cursor).pc }, python);
+    }
+    stepped
+}
+
+/// The walk reached a frame at `pc`: written now, or, in the eval loop of
+/// a Python process, after the Python frames of its run.
+#[inline(always)]
+fn reach(pc: u64, python: bool) {
+    if python && let Some(walk) = python::PYTHON_WALK.get_ptr_mut(0) {
+        let walk = unsafe { &mut *walk };
+        if python::in_eval_loop(walk, pc) {
+            walk.run_open = 1;
+            walk.eval_pc = pc;
+            return;
+        }
+    }
+    push(pc);
+}
+
+#[inline(always)]
+fn python_run_open() -> bool {
+    python::PYTHON_WALK
+        .get_ptr(0)
+        .is_some_and(|walk| unsafe { (*walk).run_open } != 0)
+}
+
+/// Ends the open run: the activation's own frame goes after its frames.
+#[inline(always)]
+fn close_python_run() {
+    if let Some(walk) = python::PYTHON_WALK.get_ptr_mut(0) {
+        let walk = unsafe { &mut *walk };
+        walk.run_open = 0;
+        push(walk.eval_pc);
+    }
+}
+
+/// Appends a word to the scratch stack and to its hash (dropped when the
+/// stack is full).
+#[inline(always)]
+pub fn push(word: u64) {
     let (Some(stack), Some(cursor)) = (WALK.get_ptr_mut(0), CURSOR.get_ptr_mut(0)) else {
-        return STOPPED_INCOMPLETE;
+        return;
     };
     let (stack, cursor) = unsafe { (&mut *stack, &mut *cursor) };
+    let Some(slot) = stack.ips.get_mut(cursor.len as usize) else {
+        return;
+    };
+    *slot = word;
+    cursor.len += 1;
+    cursor.hash = fnv_mix(cursor.hash, word);
+}
+
+/// One step of the walk in progress on this CPU: the cursor moves to the
+/// caller of its frame (the caller's pc is written by `reach`). `process`
+/// is the process's slot in `UNWIND_PROCESSES` (`NO_SLOT`: frame
+/// pointers). A global function, so the verifier checks it once, on its
+/// own; inlined into the frame loop it would be checked once per frame,
+/// 126 times, past its budget. A step that fails is logged (`-vv` only:
+/// see `errors`).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn unwind_one_frame(tgid: u32, process: u32) -> i32 {
+    let Some(cursor) = CURSOR.get_ptr_mut(0) else {
+        return STOPPED_INCOMPLETE;
+    };
+    let cursor = unsafe { &mut *cursor };
+    if cursor.len >= MAX_STACK_DEPTH as u64 {
+        return ENDED;
+    }
     let mappings = if process == NO_SLOT {
         None
     } else {
@@ -169,18 +256,10 @@ pub extern "C" fn unwind_one_frame(tgid: u32, process: u32, slot: u32) -> i32 {
     };
     match step(&frame, mappings, tgid, &mut cursor.table_pending) {
         Step::Caller(caller) => {
-            let Some(ip) = stack.ips.get_mut(slot as usize) else {
-                return ENDED;
-            };
-            *ip = caller.pc;
-            *cursor = Cursor {
-                pc: caller.pc,
-                sp: caller.sp,
-                bp: caller.bp,
-                hash: fnv_mix(cursor.hash, caller.pc),
-                exact: u64::from(caller.exact),
-                table_pending: cursor.table_pending,
-            };
+            cursor.pc = caller.pc;
+            cursor.sp = caller.sp;
+            cursor.bp = caller.bp;
+            cursor.exact = u64::from(caller.exact);
             STEPPED
         }
         Step::End | Step::Stop => ENDED,

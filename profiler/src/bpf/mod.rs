@@ -57,6 +57,28 @@ pub(crate) fn preflight() -> Result<()> {
     Ok(())
 }
 
+/// The offsets in `task_struct` of `self_exec_id` and `thread.fsbase`,
+/// from the kernel's BTF; 0 for one not found (said with -v).
+fn task_offsets(verbose: bool) -> (u32, u32) {
+    let types = btf::KernelTypes::load();
+    let offset = |path: &[&str], without: &str| {
+        let found = types
+            .as_ref()
+            .map_err(|e| anyhow!("{e:#}"))
+            .and_then(|types| types.member_offset("task_struct", path));
+        found.unwrap_or_else(|err| {
+            if verbose {
+                eprintln!("bpfprof: {without}: {err:#}");
+            }
+            0
+        })
+    };
+    (
+        offset(&["self_exec_id"], "stacks are not told apart by exec"),
+        offset(&["thread", "fsbase"], "no Python frames"),
+    )
+}
+
 /// Facts of the machine that flag validation depends on.
 pub(crate) fn machine_limits() -> Limits {
     let max_sample_rate = std::fs::read_to_string("/proc/sys/kernel/perf_event_max_sample_rate")
@@ -130,14 +152,8 @@ impl Collector {
         let record_wakers = u32::from(wakers);
         // Without it every stack is of image 0, and a stack walked before
         // an exec but drained after it is named by the new image.
-        let exec_id_offset = btf::KernelTypes::load()
-            .and_then(|types| types.member_offset("task_struct", &["self_exec_id"]))
-            .unwrap_or_else(|err| {
-                if config.verbose > 0 {
-                    eprintln!("bpfprof: stacks are not told apart by exec: {err:#}");
-                }
-                0
-            });
+        // Without this one no Python frames are walked.
+        let (exec_id_offset, fsbase_offset) = task_offsets(config.verbose > 0);
         let mut loader = EbpfLoader::new();
         for sizing in map_memory::sizing(config) {
             loader.map_max_entries(sizing.map, sizing.entries);
@@ -154,7 +170,8 @@ impl Collector {
             .override_global(names::RECORD_WAKERS, &record_wakers, true)
             .override_global(names::REUSE_STACKS, &reuse_stacks, true)
             .override_global(names::UNWIND_MODE, &unwind_mode, true)
-            .override_global(names::TASK_EXEC_ID_OFFSET, &exec_id_offset, true);
+            .override_global(names::TASK_EXEC_ID_OFFSET, &exec_id_offset, true)
+            .override_global(names::TASK_FSBASE_OFFSET, &fsbase_offset, true);
         log::configure(&mut loader, config.verbose);
         let Some(object) = object else {
             bail!(
