@@ -18,6 +18,7 @@ use crate::{
     meta,
     output::dir::OutDir,
     profile::Profile,
+    python,
     status::Status,
     stop_signals::{self, StopSignals},
     symbolize::Symbolizer,
@@ -76,6 +77,8 @@ struct Session<'a> {
     /// Loads unwind tables (not with `--unwind fp`).
     unwinder: Option<UnwindLoader>,
     drainer: Drainer,
+    /// The processes BPF walks Python frames in.
+    pythons: python::tracker::Tracker,
     symbolizer: Symbolizer,
     profiles: Profiles,
     /// BPF's loss counters as of the last time they were taken.
@@ -146,6 +149,7 @@ impl<'a> Session<'a> {
             process_events,
             unwinder,
             drainer: Drainer::new(seeded),
+            pythons: python::tracker::Tracker::default(),
             symbolizer: Symbolizer::new(config.naming),
             profiles: Profiles::new(out, config)?,
             bpf_losses_so_far: [0; Loss::BPF_COUNT as usize],
@@ -198,6 +202,12 @@ impl<'a> Session<'a> {
     fn on_process_events(&mut self, events: Vec<ProcessEvent>) {
         for event in events {
             self.symbolizer.note_image(event.tgid, event.image);
+            if event.kind != PROCESS_MAPS_STALE {
+                self.pythons.on_process(&mut self.collector, event.tgid);
+                if let Some(minor) = self.pythons.minor(event.tgid) {
+                    self.symbolizer.note_python(event.tgid, minor);
+                }
+            }
             // Stale maps (a library loaded since) are reread for names as
             // for unwinding; an exec voids the old ones.
             match event.kind {
@@ -233,6 +243,11 @@ impl<'a> Session<'a> {
         self.on_process_events(events);
         let batch = self.drainer.drain(&mut self.collector)?;
         self.symbolizer.add_batch(batch, self.profiles.current());
+        for tgid in self.pythons.on_drain(&mut self.collector) {
+            if let Some(minor) = self.pythons.minor(tgid) {
+                self.symbolizer.note_python(tgid, minor);
+            }
+        }
         if self.config.off_cpu.is_some() {
             let refs = blocked::stack_refs(&self.collector)?;
             self.drainer.stacks.prune(self.drainer.generation(), refs);

@@ -12,7 +12,7 @@ use aya::{
 };
 use profiler_common::{
     OffCpuKey, PendingBlock, ProcessMappings, ShortStack, Stack, StackKey, UnwindRow, WakeKey,
-    Waker, map_set, names,
+    Waker, map_set, names, python::PythonProcess,
 };
 
 use super::{Collector, batch};
@@ -108,6 +108,25 @@ impl Collector {
     /// The unwind tables BPF walks user stacks with.
     pub(crate) fn unwind_tables(&mut self) -> UnwindTables<'_> {
         UnwindTables(self)
+    }
+
+    /// Gives BPF what it needs to walk process `tgid`'s Python frames.
+    pub(crate) fn set_python_process(&mut self, tgid: u32, process: &PythonProcess) -> Result<()> {
+        let mut processes: HashMap<&mut MapData, u32, PythonProcess> =
+            HashMap::try_from(self.map_mut(names::PYTHON_PROCESSES)?)?;
+        processes
+            .insert(tgid, process, 0)
+            .with_context(|| format!("loading the Python layout of pid {tgid}"))
+    }
+
+    /// Stops walking these processes' Python frames (one not there is skipped).
+    pub(crate) fn remove_python_processes(&mut self, tgids: &[u32]) -> Result<()> {
+        let mut processes: HashMap<&mut MapData, u32, PythonProcess> =
+            HashMap::try_from(self.map_mut(names::PYTHON_PROCESSES)?)?;
+        for tgid in tgids {
+            let _ = processes.remove(tgid);
+        }
+        Ok(())
     }
 }
 

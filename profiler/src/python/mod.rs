@@ -8,3 +8,5 @@ pub(crate) mod lines;
 pub(crate) mod memory;
 pub(crate) mod offsets;
 pub(crate) mod process;
+pub(crate) mod names;
+pub(crate) mod tracker;

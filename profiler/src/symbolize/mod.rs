@@ -11,6 +11,7 @@ mod build_id;
 mod kallsyms;
 mod kernel;
 mod perf_map;
+mod python;
 mod resident;
 mod sites;
 mod user;
@@ -34,9 +35,10 @@ use blazesym::{
     },
 };
 
-use profiler_common::image_is_older;
+use profiler_common::{image_is_older, python::PYTHON_FRAME_TAG};
 
 use crate::{
+    python::names::PythonNames,
     cli::Naming,
     drain::{Batch, RawStack, RawStacks},
     procfs,
@@ -60,6 +62,8 @@ pub struct Symbolizer {
     /// found them gone, and the /proc/PID/map_files paths blazesym opened
     /// for them: it keeps a resolver per path until told to evict it.
     cached: HashMap<u32, CachedProcess>,
+    /// Names of Python processes' frames (see `crate::python::names`).
+    python: PythonNames,
 }
 
 #[derive(Default)]
@@ -82,6 +86,10 @@ struct CachedProcess {
 /// Frames per address, for one batch: outermost first (inlined last).
 type Names = HashMap<u64, Vec<FrameId>>;
 
+/// Python frames per their two words (code object, identity and
+/// position), for one process and batch.
+type PythonIds = HashMap<(u64, u64), FrameId>;
+
 impl Default for Symbolizer {
     fn default() -> Self {
         Symbolizer::new(Naming {
@@ -103,6 +111,7 @@ impl Symbolizer {
             kernel_threads: HashMap::new(),
             perf_maps: perf_map::PerfMaps::default(),
             cached: HashMap::new(),
+            python: PythonNames::default(),
         }
     }
 
@@ -127,6 +136,7 @@ impl Symbolizer {
         }
         let mut user: HashMap<u32, Names> = HashMap::new();
         let mut images = HashMap::new();
+        let mut python = HashMap::new();
         for (&tgid, stacks) in &by_process {
             let image = self.cached.get(&tgid).and_then(|c| c.image);
             if let Some(image) = image {
@@ -152,12 +162,17 @@ impl Symbolizer {
                     tgid,
                     self.symbolize_process(tgid, &current, &mut profile.frames),
                 );
+                let ids = self.name_python(tgid, &current, &mut profile.frames);
+                if !ids.is_empty() {
+                    python.insert(tgid, ids);
+                }
             }
         }
         let names = BatchNames {
             kernel,
             user,
             images,
+            python,
         };
         for sample in &batch.on_cpu {
             let site = names.site(&sample.stacks, profile, Some(sample.count));
@@ -288,6 +303,7 @@ impl Symbolizer {
             let cached = self.cached.remove(&tgid).unwrap_or_default();
             self.kernel_threads.remove(&tgid);
             self.perf_maps.forget(tgid);
+            self.python.forget(tgid);
             let _ = self
                 .blazesym
                 .evict(&Evict::Process(evict::Process::new(Pid::from(tgid))));
@@ -326,13 +342,45 @@ fn ran_before_exec(stacks: &RawStacks, current: Option<u16>) -> bool {
     )
 }
 
-/// Frame 0 is where the sample landed; every other frame is a return
-/// address, whose call instruction is the byte before it. Looking up
-/// `ip - 1` names the caller's line and inlining correctly, as perf does.
-fn lookup_addrs(ips: &[u64]) -> impl Iterator<Item = u64> + '_ {
-    ips.iter()
-        .enumerate()
-        .map(|(i, &ip)| if i == 0 { ip } else { ip.saturating_sub(1) })
+/// A word of a user stack, leaf first: an instruction address, or a
+/// Python frame (two words in the stack: see `profiler_common::python`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Word {
+    /// The address, and the address to look it up by.
+    Native { ip: u64, lookup: u64 },
+    Python { code: u64, meta: u64 },
+}
+
+/// The words of a stack. The first address is where the sample landed;
+/// every later one is a return address, whose call instruction is the byte
+/// before it: looking up `ip - 1` names the caller's line and inlining
+/// correctly, as perf does.
+fn words(ips: &[u64]) -> Vec<Word> {
+    let mut words = Vec::with_capacity(ips.len());
+    let mut i = 0;
+    while i < ips.len() {
+        let word = ips[i];
+        if word & PYTHON_FRAME_TAG != 0 && word != u64::MAX && i + 1 < ips.len() {
+            words.push(Word::Python {
+                code: word & !PYTHON_FRAME_TAG,
+                meta: ips[i + 1],
+            });
+            i += 2;
+            continue;
+        }
+        let first = !words.iter().any(|w| matches!(w, Word::Native { .. }));
+        let lookup = if first { word } else { word.saturating_sub(1) };
+        words.push(Word::Native { ip: word, lookup });
+        i += 1;
+    }
+    words
+}
+
+fn lookup_addrs(ips: &[u64]) -> impl Iterator<Item = u64> {
+    words(ips).into_iter().filter_map(|w| match w {
+        Word::Native { lookup, .. } => Some(lookup),
+        Word::Python { .. } => None,
+    })
 }
 
 fn unique_lookup_addrs<'a>(stacks: impl Iterator<Item = &'a RawStack>) -> Vec<u64> {

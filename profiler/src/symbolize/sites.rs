@@ -7,7 +7,7 @@ use std::collections::HashMap;
 
 use profiler_common::{Loss, MAX_STACK_DEPTH};
 
-use super::{EEXIST, EFAULT, ENOENT, ENOMEM, Names, lookup_addrs, ran_before_exec};
+use super::{EEXIST, EFAULT, ENOENT, ENOMEM, Names, PythonIds, Word, ran_before_exec, words};
 use crate::{
     drain::{RawStack, RawStacks},
     profile::{Frame, FrameId, FrameKind, Profile, StackSite},
@@ -19,6 +19,8 @@ pub(super) struct BatchNames {
     pub(crate) user: HashMap<u32, Names>,
     /// Each process's image now (see `ProcessEvent::image`).
     pub(crate) images: HashMap<u32, u16>,
+    /// The Python frames of each process, by their two words.
+    pub(crate) python: HashMap<u32, PythonIds>,
 }
 
 impl BatchNames {
@@ -63,7 +65,10 @@ impl BatchNames {
                 });
                 site.push(frame, 0);
             }
-            RawStack::Frames(ips) | RawStack::Partial(ips) => push_named(&mut site, ips, user),
+            RawStack::Frames(ips) | RawStack::Partial(ips) => {
+                let python = self.python.get(&stacks.key.tgid);
+                push_named(&mut site, ips, user, python)
+            }
             // Kernel threads have no user stack.
             RawStack::Failed(EFAULT) if user.is_none() => {}
             RawStack::Failed(EFAULT) => {
@@ -76,7 +81,7 @@ impl BatchNames {
             other => site.push(loss_frame(other, profile), 0),
         }
         match &stacks.kernel {
-            RawStack::Frames(ips) => push_named(&mut site, ips, Some(&self.kernel)),
+            RawStack::Frames(ips) => push_named(&mut site, ips, Some(&self.kernel), None),
             RawStack::KernelNames(names) => {
                 for name in names.iter().rev() {
                     let frame = profile.frames.intern(Frame {
@@ -132,13 +137,20 @@ fn count_quality(frames: &[FrameId], truncated: bool, count: u64, profile: &mut 
 }
 
 /// Appends the frames of a leaf-first stack, outermost first, each with
-/// the address the kernel recorded for it.
-fn push_named(site: &mut StackSite, ips: &[u64], names: Option<&Names>) {
-    let Some(names) = names else { return };
-    let addrs: Vec<u64> = lookup_addrs(ips).collect();
-    for (ip, addr) in ips.iter().zip(addrs).rev() {
-        for &frame in names.get(&addr).into_iter().flatten() {
-            site.push(frame, *ip);
+/// the address the kernel recorded for it (0 for a Python frame).
+fn push_named(site: &mut StackSite, ips: &[u64], names: Option<&Names>, python: Option<&PythonIds>) {
+    for word in words(ips).into_iter().rev() {
+        match word {
+            Word::Native { ip, lookup } => {
+                for &frame in names.and_then(|n| n.get(&lookup)).into_iter().flatten() {
+                    site.push(frame, ip);
+                }
+            }
+            Word::Python { code, meta } => {
+                if let Some(&frame) = python.and_then(|p| p.get(&(code, meta))) {
+                    site.push(frame, 0);
+                }
+            }
         }
     }
 }

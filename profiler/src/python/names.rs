@@ -1,0 +1,85 @@
+//! Names of the Python frames BPF recorded: each code object read once
+//! per process from its memory (`code`), kept while the process lives,
+//! and trusted only while it reads as the object BPF saw (its identity):
+//! a code object freed and another made at its address is read anew, and
+//! one that does not match is left unnamed rather than misnamed.
+
+use std::collections::HashMap;
+
+use super::{
+    code::{CodeLayout, CodeObject, code_layout, read_code},
+    memory::ProcessMemory,
+};
+
+/// A Python frame, named: `name (file:line)` as py-spy shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct PythonFrame {
+    pub(crate) function: String,
+    /// The file's path, as the code object has it.
+    pub(crate) file: String,
+    pub(crate) line: Option<u32>,
+}
+
+#[derive(Default)]
+pub(crate) struct PythonNames {
+    processes: HashMap<u32, ProcessCode>,
+}
+
+struct ProcessCode {
+    layout: CodeLayout,
+    memory: Option<ProcessMemory>,
+    /// Code objects by address, as last read (None: it did not read).
+    code: HashMap<u64, Option<CodeObject>>,
+}
+
+/// Code objects kept per process: a process that makes code without end
+/// (`exec` in a loop) keeps no more than this.
+const MAX_CODE_OBJECTS: usize = 65536;
+
+impl PythonNames {
+    /// Process `tgid` runs CPython 3.`minor`.
+    pub(crate) fn note_process(&mut self, tgid: u32, minor: u32) {
+        let Some(layout) = code_layout(minor) else {
+            return;
+        };
+        self.processes.insert(
+            tgid,
+            ProcessCode {
+                layout,
+                memory: ProcessMemory::open(tgid),
+                code: HashMap::new(),
+            },
+        );
+    }
+
+    /// The frame BPF recorded as `code` and `meta` (identity and
+    /// position) in process `tgid`; None when it cannot be named.
+    pub(crate) fn frame(&mut self, tgid: u32, code: u64, meta: u64) -> Option<PythonFrame> {
+        let process = self.processes.get_mut(&tgid)?;
+        let identity = (meta >> 32) as u32;
+        let position = meta as u32 as i32;
+        let cached = process.code.get(&code).cloned().flatten();
+        let object = match cached {
+            Some(object) if object.identity() == identity => object,
+            _ => {
+                let memory = process.memory.as_ref()?;
+                let read = read_code(memory, &process.layout, code);
+                if process.code.len() >= MAX_CODE_OBJECTS {
+                    process.code.clear();
+                }
+                process.code.insert(code, read.clone());
+                read.filter(|o| o.identity() == identity)?
+            }
+        };
+        Some(PythonFrame {
+            function: object.name.clone(),
+            line: object.line(position),
+            file: object.filename,
+        })
+    }
+
+    /// Drops what is kept for a process that is gone.
+    pub(crate) fn forget(&mut self, tgid: u32) {
+        self.processes.remove(&tgid);
+    }
+}
