@@ -93,6 +93,12 @@ pub fn begin(tgid: u32) -> bool {
     }
 }
 
+/// Whether BPF walks process `tgid`'s Python frames.
+#[inline(always)]
+pub fn is_walked(tgid: u32) -> bool {
+    unsafe { PYTHON_PROCESSES.get(tgid) }.is_some()
+}
+
 /// Whether `pc` is in the eval loop of the process `begin` readied.
 #[inline(always)]
 pub fn in_eval_loop(walk: &PythonWalk, pc: u64) -> bool {
@@ -146,7 +152,8 @@ fn field(window: &[u64; WINDOW], offset: u16, size: u32) -> u64 {
 /// (a map value: too large for the BPF stack).
 #[inline(always)]
 fn read_window(address: u64, window: &mut [u64; WINDOW]) -> bool {
-    let bytes = unsafe { core::slice::from_raw_parts_mut(window.as_mut_ptr().cast::<u8>(), WINDOW * 8) };
+    let bytes =
+        unsafe { core::slice::from_raw_parts_mut(window.as_mut_ptr().cast::<u8>(), WINDOW * 8) };
     unsafe { bpf_probe_read_user_buf(address as *const u8, bytes) }.is_ok()
 }
 

@@ -26,6 +26,7 @@ use profiler_common::{Loss, state};
 use crate::{
     errors,
     events::announce_first_sample,
+    python,
     stacks::{self, StackIds},
     unwind::{NO_SLOT, UNWIND_PROCESSES, process_slot},
     user_stack::{UserRegs, current_user_regs},
@@ -78,7 +79,10 @@ static REUSED_STACKS: LruHashMap<BlockSite, ReusedStacks> = LruHashMap::with_max
 #[inline(always)]
 pub fn blocking_stacks(ctx: &TracePointContext, tid: u32, state: u32, generation: u32) -> StackIds {
     let regs = current_user_regs();
-    if REUSE_STACKS.load() == 0 || state == state::OTHER {
+    // A Python thread blocks at the same native site from any Python
+    // function (3.11+ calls them without growing the C stack): its stacks
+    // are walked every time.
+    if REUSE_STACKS.load() == 0 || state == state::OTHER || python::is_walked(ctx.tgid()) {
         return walk(ctx, regs, generation);
     }
     let Some(site) = block_site(regs, tid, state, generation) else {

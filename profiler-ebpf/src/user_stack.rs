@@ -161,7 +161,9 @@ pub fn walk(regs: &UserRegs) -> i64 {
 pub extern "C" fn walk_step(tgid: u32, process: u32, python: u32) -> i32 {
     let python = python != 0;
     if python && python_run_open() {
-        let len = CURSOR.get_ptr(0).map_or(MAX_STACK_DEPTH as u64, |c| unsafe { (*c).len });
+        let len = CURSOR
+            .get_ptr(0)
+            .map_or(MAX_STACK_DEPTH as u64, |c| unsafe { (*c).len });
         let room = (MAX_STACK_DEPTH as u64).saturating_sub(len) as u32;
         // One word is kept for the activation's own frame.
         if python::python_emit_run(room.saturating_sub(1)) == python::RUN_ENDED {

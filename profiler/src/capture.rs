@@ -202,11 +202,15 @@ impl<'a> Session<'a> {
     fn on_process_events(&mut self, events: Vec<ProcessEvent>) {
         for event in events {
             self.symbolizer.note_image(event.tgid, event.image);
-            if event.kind != PROCESS_MAPS_STALE {
-                self.pythons.on_process(&mut self.collector, event.tgid);
-                if let Some(minor) = self.pythons.minor(event.tgid) {
-                    self.symbolizer.note_python(event.tgid, minor);
-                }
+            // Walked from now on: named from this image's memory.
+            let python = match event.kind {
+                PROCESS_MAPS_STALE => self
+                    .pythons
+                    .on_maps_changed(&mut self.collector, event.tgid),
+                _ => self.pythons.on_process(&mut self.collector, event.tgid),
+            };
+            if let Some(minor) = python {
+                self.symbolizer.note_python(event.tgid, minor);
             }
             // Stale maps (a library loaded since) are reread for names as
             // for unwinding; an exec voids the old ones.

@@ -70,7 +70,12 @@ fn splits_off_cpu_time_between_a_20ms_and_a_10ms_sleep() {
         .count();
     assert!(chain > 0, "sleep_long without its caller main");
     let total: u64 = folded.samples_of("wl-sleeps");
-    assert_near("total off-CPU time", total as f64, sampled_us(&run, 3.0), 0.10);
+    assert_near(
+        "total off-CPU time",
+        total as f64,
+        sampled_us(&run, 3.0),
+        0.10,
+    );
 
     let report = run.report();
     let sites = report["off_cpu"]["wait_sites"].as_array().unwrap();

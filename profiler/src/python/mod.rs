@@ -6,7 +6,7 @@
 pub(crate) mod code;
 pub(crate) mod lines;
 pub(crate) mod memory;
+pub(crate) mod names;
 pub(crate) mod offsets;
 pub(crate) mod process;
-pub(crate) mod names;
 pub(crate) mod tracker;

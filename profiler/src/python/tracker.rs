@@ -11,6 +11,9 @@ use crate::{bpf::Collector, procfs};
 
 /// Drains a process found not yet initialised is tried again at.
 const READY_TRIES: u8 = 20;
+/// Drains a process found not to be Python is tried again at: right after
+/// an exec its libraries are not mapped yet.
+const LOADED_TRIES: u8 = 1;
 
 #[derive(Default)]
 pub(crate) struct Tracker {
@@ -18,23 +21,43 @@ pub(crate) struct Tracker {
     walked: HashMap<u32, u32>,
     /// CPython found before its thread states exist: tries left.
     not_ready: HashMap<u32, u8>,
+    /// Processes found not to be Python, maybe too early: tries left.
+    not_python: HashMap<u32, u8>,
     /// Python processes not walked: by pid, the version and why.
     unsupported: BTreeMap<u32, (String, String)>,
 }
 
 impl Tracker {
-    /// A process BPF saw first, or that exec'd: inspected (again).
-    pub(crate) fn on_process(&mut self, collector: &mut Collector, tgid: u32) {
+    /// A process BPF saw first, or that exec'd: inspected (again). Its
+    /// minor version if it is walked from now on.
+    pub(crate) fn on_process(&mut self, collector: &mut Collector, tgid: u32) -> Option<u32> {
         if self.walked.remove(&tgid).is_some() {
             let _ = collector.remove_python_processes(&[tgid]);
         }
         self.not_ready.remove(&tgid);
         self.unsupported.remove(&tgid);
+        self.not_python.insert(tgid, LOADED_TRIES);
         self.inspect(collector, tgid, READY_TRIES);
+        self.minor(tgid)
+    }
+
+    /// A process whose maps changed (a library loaded since): inspected
+    /// again unless it is walked already (an embedded interpreter loaded
+    /// late).
+    pub(crate) fn on_maps_changed(&mut self, collector: &mut Collector, tgid: u32) -> Option<u32> {
+        if self.walked.contains_key(&tgid) || self.not_ready.contains_key(&tgid) {
+            return None;
+        }
+        self.inspect(collector, tgid, READY_TRIES);
+        self.minor(tgid)
     }
 
     fn inspect(&mut self, collector: &mut Collector, tgid: u32, tries: u8) {
-        match inspect(tgid) {
+        let result = inspect(tgid);
+        if !matches!(result, Interpreter::NotPython) {
+            self.not_python.remove(&tgid);
+        }
+        match result {
             Interpreter::NotPython => {}
             Interpreter::Python(process) => {
                 if collector.set_python_process(tgid, &process).is_ok() {
@@ -58,6 +81,15 @@ impl Tracker {
     /// walked now are returned), and those that exited forgotten.
     pub(crate) fn on_drain(&mut self, collector: &mut Collector) -> Vec<u32> {
         let mut ready = Vec::new();
+        for (tgid, tries) in std::mem::take(&mut self.not_python) {
+            if tries > 0 {
+                self.not_python.insert(tgid, tries - 1);
+            }
+            self.inspect(collector, tgid, READY_TRIES);
+            if self.walked.contains_key(&tgid) {
+                ready.push(tgid);
+            }
+        }
         for (tgid, tries) in std::mem::take(&mut self.not_ready) {
             self.inspect(collector, tgid, tries);
             if self.walked.contains_key(&tgid) {

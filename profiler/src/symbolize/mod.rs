@@ -38,11 +38,11 @@ use blazesym::{
 use profiler_common::{image_is_older, python::PYTHON_FRAME_TAG};
 
 use crate::{
-    python::names::PythonNames,
     cli::Naming,
     drain::{Batch, RawStack, RawStacks},
     procfs,
     profile::{FrameId, OffState, PerfMapLosses, Profile, WakeSite},
+    python::names::PythonNames,
 };
 
 const EEXIST: i32 = 17;
@@ -347,8 +347,14 @@ fn ran_before_exec(stacks: &RawStacks, current: Option<u16>) -> bool {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Word {
     /// The address, and the address to look it up by.
-    Native { ip: u64, lookup: u64 },
-    Python { code: u64, meta: u64 },
+    Native {
+        ip: u64,
+        lookup: u64,
+    },
+    Python {
+        code: u64,
+        meta: u64,
+    },
 }
 
 /// The words of a stack. The first address is where the sample landed;

@@ -138,7 +138,12 @@ fn count_quality(frames: &[FrameId], truncated: bool, count: u64, profile: &mut 
 
 /// Appends the frames of a leaf-first stack, outermost first, each with
 /// the address the kernel recorded for it (0 for a Python frame).
-fn push_named(site: &mut StackSite, ips: &[u64], names: Option<&Names>, python: Option<&PythonIds>) {
+fn push_named(
+    site: &mut StackSite,
+    ips: &[u64],
+    names: Option<&Names>,
+    python: Option<&PythonIds>,
+) {
     for word in words(ips).into_iter().rev() {
         match word {
             Word::Native { ip, lookup } => {

@@ -1,0 +1,201 @@
+//! Python frames end to end, for every CPython on these machines: pyenv's
+//! 3.8–3.13 (shared libpython) and Debian's /usr/bin/python3.11 (static).
+//! The workloads are in tests/workloads/python; their functions are found
+//! in the folded stacks as `function (file.py:line)`.
+
+use std::path::{Path, PathBuf};
+
+use integration_tests::{Folded, Run, profile, require_bpf};
+
+/// A Python frame's function, from its folded name `function (file:line)`.
+fn function(frame: &str) -> Option<&str> {
+    frame.strip_suffix(')')?.split_once(" (").map(|(f, _)| f)
+}
+
+fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("workloads/python")
+        .join(name)
+}
+
+/// Runs `script args` under `python`, profiled with `extra`.
+fn run_python(test: &str, python: &str, extra: &[&str], script_name: &str, args: &[&str]) -> Run {
+    assert!(Path::new(python).exists(), "{python} is missing");
+    let test = format!("{test}-{}", process_name(python));
+    let script = script(script_name);
+    let mut argv: Vec<&str> = extra.to_vec();
+    argv.extend(["--", python, script.to_str().unwrap()]);
+    argv.extend(args);
+    let run = profile(&test, &argv);
+    run.assert_success();
+    run
+}
+
+/// Samples (or µs) of `process` whose stack has each of `functions`, in
+/// this order from the root, with `below` any frames under the last.
+fn chain(folded: &Folded, process: &str, functions: &[&str]) -> u64 {
+    folded
+        .of_process(process)
+        .filter(|(frames, _)| {
+            let mut at = 0;
+            functions.iter().all(|wanted| {
+                let found = frames[at..]
+                    .iter()
+                    .position(|f| function(f) == Some(wanted));
+                found.map(|i| at += i + 1).is_some()
+            })
+        })
+        .map(|(_, n)| n)
+        .sum()
+}
+
+/// The process name bpfprof gives the interpreter: its comm.
+fn process_name(python: &str) -> String {
+    Path::new(python)
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .chars()
+        .take(15)
+        .collect()
+}
+
+fn split_75_25(python: &str) {
+    let _bpf = require_bpf();
+    let run = run_python("py-ratio", python, &["-F", "997"], "ratio.py", &["3"]);
+    let folded = run.folded();
+    let process = process_name(python);
+    let total = folded.samples_of(&process);
+    let a = chain(&folded, &process, &["<module>", "driver", "hot_a", "work"]);
+    let b = chain(&folded, &process, &["<module>", "driver", "hot_b", "work"]);
+    assert!(
+        a + b >= 1000,
+        "too few samples to judge: {a} + {b} of {total}"
+    );
+    let share = a as f64 * 100.0 / (a + b) as f64;
+    assert!(
+        (72.0..=78.0).contains(&share),
+        "hot_a {share:.1}% ({a} / {b})"
+    );
+    // The whole chain: the native frames above the eval loop first.
+    let under_eval = folded
+        .of_process(&process)
+        .filter(|(frames, _)| {
+            let eval = frames.iter().position(|f| f == "_PyEval_EvalFrameDefault");
+            let module = frames.iter().position(|f| function(f) == Some("<module>"));
+            matches!((eval, module), (Some(e), Some(m)) if e < m)
+        })
+        .map(|(_, n)| n)
+        .sum::<u64>();
+    assert!(
+        under_eval * 100 >= (a + b) * 95,
+        "{under_eval} of {} samples have the eval loop above <module>",
+        a + b
+    );
+    assert!(
+        (a + b) * 100 >= total * 90,
+        "{} of {total} samples in hot_a or hot_b under driver",
+        a + b
+    );
+}
+
+macro_rules! for_every_python {
+    ($check:ident: $($name:ident => $python:expr),* $(,)?) => {
+        mod $check {
+            $(
+                #[test]
+                #[ignore = "needs root and BPF"]
+                fn $name() {
+                    super::$check($python);
+                }
+            )*
+        }
+    };
+}
+
+macro_rules! every_python {
+    ($check:ident) => {
+        for_every_python!($check:
+            python_3_8 => "/root/.pyenv/versions/3.8.18/bin/python3.8",
+            python_3_9 => "/root/.pyenv/versions/3.9.18/bin/python3.9",
+            python_3_10 => "/root/.pyenv/versions/3.10.13/bin/python3.10",
+            python_3_11 => "/root/.pyenv/versions/3.11.7/bin/python3.11",
+            python_3_12 => "/root/.pyenv/versions/3.12.1/bin/python3.12",
+            python_3_13 => "/root/.pyenv/versions/3.13.0/bin/python3.13",
+            debian_python_3_11 => "/usr/bin/python3.11",
+        );
+    };
+}
+
+every_python!(split_75_25);
+
+fn four_threads(python: &str) {
+    let _bpf = require_bpf();
+    let run = run_python("py-threads", python, &["-F", "499"], "threads.py", &["2"]);
+    let folded = run.folded();
+    let process = process_name(python);
+    let names = ["thread_north", "thread_south", "thread_east", "thread_west"];
+    let counts = names.map(|f| chain(&folded, &process, &[f, "spin"]));
+    let total: u64 = counts.iter().sum();
+    assert!(total >= 200, "too few samples to judge: {counts:?}");
+    for (name, count) in names.iter().zip(counts) {
+        // Four threads share the GIL: each runs about a quarter of the time.
+        assert!(
+            count * 100 >= total * 15,
+            "{name}: {count} of {total} samples ({counts:?})"
+        );
+    }
+}
+
+fn native_under_python(python: &str) {
+    let _bpf = require_bpf();
+    let run = run_python("py-native", python, &["-F", "499"], "native.py", &["2"]);
+    let folded = run.folded();
+    let process = process_name(python);
+    let total = folded.samples_of(&process);
+    // zlib's deflate, called by compress_all through the zlib module.
+    let native = folded
+        .of_process(&process)
+        .filter(|(frames, _)| {
+            let caller = frames
+                .iter()
+                .position(|f| function(f) == Some("compress_all"));
+            let deflate = frames.iter().rposition(|f| f.starts_with("deflate"));
+            matches!((caller, deflate), (Some(c), Some(d)) if c < d)
+        })
+        .map(|(_, n)| n)
+        .sum::<u64>();
+    assert!(
+        native * 100 >= total * 70,
+        "{native} of {total} samples in deflate under compress_all"
+    );
+}
+
+fn off_cpu_2_to_1(python: &str) {
+    let _bpf = require_bpf();
+    let run = run_python("py-sleeps", python, &["--off-cpu"], "sleeps.py", &["3"]);
+    let folded = Folded::read(&run.dir.join("off-cpu.folded"));
+    let process = process_name(python);
+    let long = chain(&folded, &process, &["driver", "sleep_long"]) as f64;
+    let short = chain(&folded, &process, &["driver", "sleep_short"]) as f64;
+    assert!(short > 0.0, "no off-CPU time under sleep_short");
+    let ratio = long / short;
+    assert!(
+        (1.8..=2.2).contains(&ratio),
+        "sleep_long / sleep_short = {ratio:.2}"
+    );
+}
+
+fn short_lived(python: &str) {
+    let _bpf = require_bpf();
+    let run = run_python("py-short", python, &["-F", "997"], "short.py", &[]);
+    let folded = run.folded();
+    let process = process_name(python);
+    let named = chain(&folded, &process, &["<module>", "short_lived_python"]);
+    assert!(named >= 50, "{named} samples named in a 200 ms process");
+}
+
+every_python!(four_threads);
+every_python!(native_under_python);
+every_python!(off_cpu_2_to_1);
+every_python!(short_lived);
