@@ -368,4 +368,5 @@ mod pod {
     unsafe impl aya::Pod for super::UnwindMapping {}
     unsafe impl aya::Pod for super::ProcessMappings {}
     unsafe impl aya::Pod for super::python::PythonProcess {}
+    unsafe impl aya::Pod for super::python::PythonCodeEvent {}
 }

@@ -34,6 +34,9 @@ pub enum Loss {
     /// (a thread state or frame that was unreadable or not there): the
     /// stack keeps its native frames.
     PythonFramesUnread,
+    /// Code objects not announced to userspace (ring buffer full): frames
+    /// of a process that exits before the next drain may go unnamed.
+    PythonCodeEventLost,
     // Counted by userspace.
     /// Samples with at least one frame no symbol names.
     UnknownFrames,
@@ -62,15 +65,16 @@ pub enum Loss {
 
 impl Loss {
     /// How many are counted by BPF: the size of the `ERRORS` array.
-    pub const BPF_COUNT: u32 = Loss::PythonFramesUnread as u32 + 1;
+    pub const BPF_COUNT: u32 = Loss::PythonCodeEventLost as u32 + 1;
 
     /// Every counter, in the order the Quality block lists them.
-    pub const ALL: [Loss; 20] = [
+    pub const ALL: [Loss; 21] = [
         Loss::UnknownFrames,
         Loss::TruncatedStacks,
         Loss::IncompleteUnwinds,
         Loss::UnwindTablePending,
         Loss::PythonFramesUnread,
+        Loss::PythonCodeEventLost,
         Loss::UnwindTablesNotLoaded,
         Loss::PerfMapsIgnored,
         Loss::PerfMapLinesSkipped,
@@ -111,6 +115,7 @@ impl Loss {
             Loss::StackReuseMismatch => "stack_reuse_mismatches",
             Loss::UnwindTablePending => "stacks_walked_before_unwind_tables",
             Loss::PythonFramesUnread => "python_frames_unread",
+            Loss::PythonCodeEventLost => "python_code_events_lost",
             Loss::UnwindTablesNotLoaded => "unwind_tables_not_loaded",
             Loss::UnknownFrames => "samples_with_unknown_frames",
             Loss::TruncatedStacks => "truncated_stacks",
@@ -137,6 +142,7 @@ impl Loss {
             Loss::StackReuseMismatch => "off-CPU stack reuse mismatches",
             Loss::UnwindTablePending => "stacks walked before unwind tables loaded",
             Loss::PythonFramesUnread => "Python stacks not read where the eval loop ran",
+            Loss::PythonCodeEventLost => "Python code objects not announced (ring full)",
             Loss::UnwindTablesNotLoaded => "binaries without unwind tables (full)",
             Loss::UnknownFrames => "samples with unnamed frames",
             Loss::TruncatedStacks => "stacks truncated at 127 frames",

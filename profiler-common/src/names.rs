@@ -34,6 +34,8 @@ pub const CURSOR: &str = "CURSOR";
 pub const PYTHON_PROCESSES: &str = "PYTHON_PROCESSES";
 pub const PYTHON_WALK: &str = "PYTHON_WALK";
 pub const WINDOWS: &str = "WINDOWS";
+pub const CODE_SEEN: &str = "CODE_SEEN";
+pub const PYTHON_CODE_EVENTS: &str = "PYTHON_CODE_EVENTS";
 /// aya-log-ebpf's ring of log records (declared by that crate).
 pub const AYA_LOGS: &str = "AYA_LOGS";
 
@@ -56,7 +58,7 @@ pub const TASK_FSBASE_OFFSET: &str = "TASK_FSBASE_OFFSET";
 pub const AYA_LOG_LEVEL: &str = "AYA_LOG_LEVEL";
 
 /// Every map, for the check against the built object.
-pub const ALL_MAPS: [&str; 33] = [
+pub const ALL_MAPS: [&str; 35] = [
     COUNTS[0],
     COUNTS[1],
     KERNEL_STACKS[0],
@@ -89,6 +91,8 @@ pub const ALL_MAPS: [&str; 33] = [
     PYTHON_PROCESSES,
     PYTHON_WALK,
     WINDOWS,
+    CODE_SEEN,
+    PYTHON_CODE_EVENTS,
     AYA_LOGS,
 ];
 

@@ -115,3 +115,16 @@ pub const fn python_code_identity(
     }
     hash as u32
 }
+
+/// A code object BPF met in a frame and had not met lately (on this CPU):
+/// userspace reads it at once, while the process surely lives, so that the
+/// frames of a process that exits before the next drain are still named.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PythonCodeEvent {
+    pub code: u64,
+    pub tgid: u32,
+    pub identity: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<PythonCodeEvent>() == 16);

@@ -11,16 +11,17 @@
 use aya_ebpf::{
     Global,
     helpers::{
-        bpf_get_current_task, bpf_probe_read_kernel, bpf_probe_read_user, bpf_probe_read_user_buf,
+        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_kernel, bpf_probe_read_user,
+        bpf_probe_read_user_buf,
     },
     macros::map,
-    maps::{HashMap, PerCpuArray},
+    maps::{HashMap, PerCpuArray, RingBuf},
 };
 use profiler_common::{
     Loss,
     python::{
-        FRAME_OWNED_BY_CSTACK, NO_OFFSET, PYTHON_FRAME_TAG, PythonProcess, python_code_identity,
-        python_frame_meta, walk_kind,
+        FRAME_OWNED_BY_CSTACK, NO_OFFSET, PYTHON_FRAME_TAG, PythonCodeEvent, PythonProcess,
+        python_code_identity, python_frame_meta, walk_kind,
     },
 };
 
@@ -60,6 +61,15 @@ pub struct PythonWalk {
 
 #[map]
 pub static PYTHON_WALK: PerCpuArray<PythonWalk> = PerCpuArray::with_max_entries(1, 0);
+
+/// The code objects each CPU met lately, direct-mapped: one met again is
+/// not announced again (see `PythonCodeEvent`).
+#[map]
+static CODE_SEEN: PerCpuArray<PythonCodeEvent> = PerCpuArray::with_max_entries(CODE_SEEN_SLOTS, 0);
+const CODE_SEEN_SLOTS: u32 = 1024;
+
+#[map]
+static PYTHON_CODE_EVENTS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 
 #[repr(C)]
 struct Windows {
@@ -228,6 +238,7 @@ pub extern "C" fn python_emit_frame() -> i32 {
     } else {
         lasti.wrapping_sub(code + u64::from(offsets.code_adaptive)) as i32
     };
+    announce_code(code, identity);
     crate::user_stack::push(PYTHON_FRAME_TAG | code);
     crate::user_stack::push(python_frame_meta(identity, position));
     let last = match kind {
@@ -236,6 +247,28 @@ pub extern "C" fn python_emit_frame() -> i32 {
         _ => false,
     };
     if last { RUN_ENDED } else { FRAME_WRITTEN }
+}
+
+/// Tells userspace of a code object this CPU has not met lately.
+#[inline(always)]
+fn announce_code(code: u64, identity: u32) {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let event = PythonCodeEvent {
+        code,
+        tgid,
+        identity,
+    };
+    let slot = ((code >> 4) ^ (code >> 16) ^ u64::from(identity)) as u32 & (CODE_SEEN_SLOTS - 1);
+    if let Some(seen) = CODE_SEEN.get_ptr_mut(slot) {
+        let seen = unsafe { &mut *seen };
+        if *seen == event {
+            return;
+        }
+        *seen = event;
+    }
+    if let Err(err) = PYTHON_CODE_EVENTS.output(event, 0) {
+        errors::refused!(Loss::PythonCodeEventLost, "PYTHON_CODE_EVENTS", err);
+    }
 }
 
 /// `python_code_identity` of the code object at `code` (0 if unreadable:

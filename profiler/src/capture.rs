@@ -11,7 +11,7 @@ use profiler_common::{Loss, PROCESS_EXEC, PROCESS_MAPS_STALE, ProcessEvent};
 
 use crate::{
     blocked,
-    bpf::{Collector, ProcessEvents, object::ObjectBytes},
+    bpf::{Collector, ProcessEvents, PythonCodeEvents, object::ObjectBytes},
     child::GatedChild,
     cli::{Config, Target, Unwind},
     drain::{Batch, Drainer},
@@ -74,6 +74,8 @@ struct Session<'a> {
     config: &'a Config,
     collector: Collector,
     process_events: ProcessEvents,
+    /// The Python code objects BPF meets, read as they come.
+    code_events: PythonCodeEvents,
     /// Loads unwind tables (not with `--unwind fp`).
     unwinder: Option<UnwindLoader>,
     drainer: Drainer,
@@ -120,6 +122,7 @@ impl<'a> Session<'a> {
             _ => {}
         }
         let process_events = collector.take_process_events()?;
+        let code_events = collector.take_python_code_events()?;
         let mut unwinder = (config.unwind != Unwind::Fp).then(|| unwind::loader_for(config));
         if let (Some(unwinder), Target::Pids(pids)) = (&mut unwinder, &config.target) {
             for &pid in pids {
@@ -147,6 +150,7 @@ impl<'a> Session<'a> {
             config,
             collector,
             process_events,
+            code_events,
             unwinder,
             drainer: Drainer::new(seeded),
             pythons: python::tracker::Tracker::default(),
@@ -188,6 +192,12 @@ impl<'a> Session<'a> {
         loop {
             tokio::select! {
                 events = self.process_events.next_batch() => self.on_process_events(events?),
+                code = self.code_events.next_batch() => self.symbolizer.prefetch_python(&(code?)),
+                _ = at(self.pythons.soon_at()) => {
+                    for (tgid, minor) in self.pythons.retry_soon(&mut self.collector) {
+                        self.symbolizer.note_python(tgid, minor);
+                    }
+                }
                 table = next_table(&mut self.unwinder) => self.on_table(table),
                 _ = ticks.tick() => self.tick()?,
                 _ = &mut deadline => return Ok(Stop::Duration),
@@ -247,10 +257,8 @@ impl<'a> Session<'a> {
         self.on_process_events(events);
         let batch = self.drainer.drain(&mut self.collector)?;
         self.symbolizer.add_batch(batch, self.profiles.current());
-        for tgid in self.pythons.on_drain(&mut self.collector) {
-            if let Some(minor) = self.pythons.minor(tgid) {
-                self.symbolizer.note_python(tgid, minor);
-            }
+        for (tgid, minor) in self.pythons.on_drain(&mut self.collector) {
+            self.symbolizer.note_python(tgid, minor);
         }
         if self.config.off_cpu.is_some() {
             let refs = blocked::stack_refs(&self.collector)?;
@@ -427,4 +435,12 @@ fn announce(config: &Config) {
         "bpfprof: sampling {what} at {} Hz{off_cpu} {until}",
         config.freq
     );
+}
+
+/// Waits until `deadline`, or forever without one.
+async fn at(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
+        None => std::future::pending().await,
+    }
 }

@@ -31,7 +31,10 @@ use aya::{
 use profiler_common::{Loss, names};
 
 use self::map_memory::{Kind, MapCost, Shape};
-pub(crate) use self::{maps::UnwindTable, process_events::ProcessEvents};
+pub(crate) use self::{
+    maps::UnwindTable,
+    process_events::{ProcessEvents, PythonCodeEvents},
+};
 use crate::{
     cli::{Config, Limits, Target},
     tracefs,
@@ -262,6 +265,14 @@ impl Collector {
             format!("map {} missing from the BPF object", names::PROCESS_EVENTS)
         })?;
         ProcessEvents::new(RingBuf::try_from(map)?)
+    }
+
+    /// The Python code objects BPF meets, as it meets them (taken once).
+    pub(crate) fn take_python_code_events(&mut self) -> Result<PythonCodeEvents> {
+        let map = self.ebpf.take_map(names::PYTHON_CODE_EVENTS).with_context(|| {
+            format!("map {} missing from the BPF object", names::PYTHON_CODE_EVENTS)
+        })?;
+        PythonCodeEvents::new(RingBuf::try_from(map)?)
     }
 
     /// Stops all sampling; the maps stay readable. Programs that were never

@@ -1,27 +1,42 @@
-//! Process events (first sample, exec, maps gone stale) from BPF's ring
-//! buffer, read as they come: they say when to snapshot a process's maps
-//! and load its unwind tables.
+//! Events BPF sends on ring buffers, read as they come: process events
+//! (first sample, exec, maps gone stale), which say when to snapshot a
+//! process's maps and load its unwind tables, and the Python code objects
+//! BPF met, read while their process lives.
+
+use std::marker::PhantomData;
 
 use anyhow::Result;
 use aya::maps::{MapData, RingBuf};
-use profiler_common::ProcessEvent;
+use profiler_common::{ProcessEvent, python::PythonCodeEvent};
 use tokio::io::unix::AsyncFd;
 
-/// The ring buffer of process events, readable from the async loop.
-pub(crate) struct ProcessEvents {
+/// A ring buffer of `T` records, readable from the async loop.
+pub(crate) struct Events<T> {
     ring: AsyncFd<RingBuf<MapData>>,
+    _records: PhantomData<T>,
 }
 
-impl ProcessEvents {
-    pub(super) fn new(ring: RingBuf<MapData>) -> Result<ProcessEvents> {
+pub(crate) type ProcessEvents = Events<ProcessEvent>;
+pub(crate) type PythonCodeEvents = Events<PythonCodeEvent>;
+
+/// A record BPF writes whole: plain `#[repr(C)]` data, any bytes valid.
+pub(crate) trait Record: Copy {}
+impl Record for ProcessEvent {}
+impl Record for PythonCodeEvent {}
+
+impl<T: Record> Events<T> {
+    pub(super) fn new(ring: RingBuf<MapData>) -> Result<Events<T>> {
         // SAFETY: the RingBuf owns its map fd and keeps it open until dropped.
         let ring = unsafe { AsyncFd::register(ring) }
-            .map_err(|e| anyhow::anyhow!("watching the process events: {e}"))?;
-        Ok(ProcessEvents { ring })
+            .map_err(|e| anyhow::anyhow!("watching a BPF ring buffer: {e}"))?;
+        Ok(Events {
+            ring,
+            _records: PhantomData,
+        })
     }
 
     /// Waits until events arrive, then returns all that are queued.
-    pub(crate) async fn next_batch(&mut self) -> Result<Vec<ProcessEvent>> {
+    pub(crate) async fn next_batch(&mut self) -> Result<Vec<T>> {
         let mut guard = self.ring.readable_mut().await?;
         let events = read_events(guard.get_inner_mut());
         guard.clear_ready();
@@ -29,17 +44,17 @@ impl ProcessEvents {
     }
 
     /// The events queued now, without waiting.
-    pub(crate) fn pending(&mut self) -> Vec<ProcessEvent> {
+    pub(crate) fn pending(&mut self) -> Vec<T> {
         read_events(self.ring.get_mut())
     }
 }
 
-fn read_events(ring: &mut RingBuf<MapData>) -> Vec<ProcessEvent> {
+fn read_events<T: Record>(ring: &mut RingBuf<MapData>) -> Vec<T> {
     let mut events = Vec::new();
     while let Some(item) = ring.next() {
-        if item.len() >= size_of::<ProcessEvent>() {
-            // SAFETY: BPF wrote a ProcessEvent (plain data) of this size.
-            events.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<ProcessEvent>()) });
+        if item.len() >= size_of::<T>() {
+            // SAFETY: BPF wrote a T (plain data) of this size.
+            events.push(unsafe { std::ptr::read_unaligned(item.as_ptr().cast::<T>()) });
         }
     }
     events

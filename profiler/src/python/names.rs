@@ -52,6 +52,28 @@ impl PythonNames {
         );
     }
 
+    /// Reads the code object BPF just met in process `tgid`, unless it is
+    /// read already as the same object: named later even if the process
+    /// has exited by then.
+    pub(crate) fn prefetch(&mut self, tgid: u32, code: u64, identity: u32) {
+        let Some(process) = self.processes.get_mut(&tgid) else {
+            return;
+        };
+        if let Some(Some(object)) = process.code.get(&code)
+            && object.identity() == identity
+        {
+            return;
+        }
+        let Some(memory) = process.memory.as_ref() else {
+            return;
+        };
+        let read = read_code(memory, &process.layout, code);
+        if process.code.len() >= MAX_CODE_OBJECTS {
+            process.code.clear();
+        }
+        process.code.insert(code, read);
+    }
+
     /// The frame BPF recorded as `code` and `meta` (identity and
     /// position) in process `tgid`; None when it cannot be named.
     pub(crate) fn frame(&mut self, tgid: u32, code: u64, meta: u64) -> Option<PythonFrame> {

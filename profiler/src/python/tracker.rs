@@ -1,28 +1,37 @@
 //! Which processes BPF walks Python frames in: each process is inspected
-//! when BPF first sees it and after each exec; a CPython found is given to
-//! BPF (`PYTHON_PROCESSES`), one not yet initialised is tried again at the
-//! next drains, one that cannot be walked is kept with its reason for the
-//! Quality block. Exited processes are forgotten.
+//! when BPF first sees it, after each exec and when its maps change; a
+//! CPython found is given to BPF (`PYTHON_PROCESSES`). A process caught
+//! too early (its libraries not mapped yet right after its exec, or its
+//! interpreter not initialised) is tried again soon, every few
+//! milliseconds for a while, then at each drain. One that cannot be
+//! walked is kept with its reason for the Quality block. Exited processes
+//! are forgotten.
 
-use std::collections::{BTreeMap, HashMap};
+use std::{
+    collections::{BTreeMap, HashMap},
+    time::{Duration, Instant},
+};
 
 use super::process::{Interpreter, inspect};
 use crate::{bpf::Collector, procfs};
 
-/// Drains a process found not yet initialised is tried again at.
-const READY_TRIES: u8 = 20;
-/// Drains a process found not to be Python is tried again at: right after
-/// an exec its libraries are not mapped yet.
-const LOADED_TRIES: u8 = 1;
+/// How often, and how many times, a process caught too early is tried
+/// again before it is left to the drains.
+const SOON: Duration = Duration::from_millis(10);
+const SOON_TRIES: u8 = 50;
+/// Drains a CPython not initialised yet is tried again at after that.
+const DRAIN_TRIES: u8 = 20;
 
 #[derive(Default)]
 pub(crate) struct Tracker {
     /// Processes BPF walks, with their minor version (3.x).
     walked: HashMap<u32, u32>,
-    /// CPython found before its thread states exist: tries left.
+    /// Processes to try again soon: tries left.
+    soon: HashMap<u32, u8>,
+    /// CPython not initialised after that: drains left.
     not_ready: HashMap<u32, u8>,
-    /// Processes found not to be Python, maybe too early: tries left.
-    not_python: HashMap<u32, u8>,
+    /// When `soon` is due.
+    soon_at: Option<Instant>,
     /// Python processes not walked: by pid, the version and why.
     unsupported: BTreeMap<u32, (String, String)>,
 }
@@ -34,66 +43,103 @@ impl Tracker {
         if self.walked.remove(&tgid).is_some() {
             let _ = collector.remove_python_processes(&[tgid]);
         }
+        self.soon.remove(&tgid);
         self.not_ready.remove(&tgid);
         self.unsupported.remove(&tgid);
-        self.not_python.insert(tgid, LOADED_TRIES);
-        self.inspect(collector, tgid, READY_TRIES);
-        self.minor(tgid)
+        self.inspect(collector, tgid, true)
     }
 
     /// A process whose maps changed (a library loaded since): inspected
-    /// again unless it is walked already (an embedded interpreter loaded
-    /// late).
+    /// again unless it is walked or waited for already (an interpreter
+    /// mapped after the exec, or embedded and loaded late).
     pub(crate) fn on_maps_changed(&mut self, collector: &mut Collector, tgid: u32) -> Option<u32> {
-        if self.walked.contains_key(&tgid) || self.not_ready.contains_key(&tgid) {
+        if self.walked.contains_key(&tgid) || self.soon.contains_key(&tgid) {
             return None;
         }
-        self.inspect(collector, tgid, READY_TRIES);
-        self.minor(tgid)
+        self.inspect(collector, tgid, true)
     }
 
-    fn inspect(&mut self, collector: &mut Collector, tgid: u32, tries: u8) {
-        let result = inspect(tgid);
-        if !matches!(result, Interpreter::NotPython) {
-            self.not_python.remove(&tgid);
-        }
-        match result {
-            Interpreter::NotPython => {}
+    /// Inspects `tgid`: its minor version when it is walked from now on.
+    /// `early`: a process that may not have mapped its libraries or
+    /// started its interpreter yet is tried again soon.
+    fn inspect(&mut self, collector: &mut Collector, tgid: u32, early: bool) -> Option<u32> {
+        match inspect(tgid) {
             Interpreter::Python(process) => {
-                if collector.set_python_process(tgid, &process).is_ok() {
-                    self.walked.insert(tgid, process.minor);
-                }
+                self.soon.remove(&tgid);
+                collector.set_python_process(tgid, &process).ok()?;
+                self.walked.insert(tgid, process.minor);
+                return Some(process.minor);
             }
-            Interpreter::NotReady if tries > 0 => {
-                self.not_ready.insert(tgid, tries - 1);
-            }
+            // Only an interpreter, by its name, is waited for.
+            Interpreter::NotPython if early && looks_like_python(tgid) => self.try_soon(tgid),
+            Interpreter::NotPython => {}
+            Interpreter::NotReady if early => self.try_soon(tgid),
             Interpreter::NotReady => {
-                let reason = "its interpreter did not finish starting".to_string();
-                self.unsupported.insert(tgid, ("CPython".into(), reason));
+                self.not_ready.insert(tgid, DRAIN_TRIES);
             }
             Interpreter::Unsupported { version, reason } => {
+                self.soon.remove(&tgid);
                 self.unsupported.insert(tgid, (version, reason));
             }
         }
+        None
     }
 
-    /// At each drain: the processes not ready before are tried again (those
-    /// walked now are returned), and those that exited forgotten.
-    pub(crate) fn on_drain(&mut self, collector: &mut Collector) -> Vec<u32> {
-        let mut ready = Vec::new();
-        for (tgid, tries) in std::mem::take(&mut self.not_python) {
-            if tries > 0 {
-                self.not_python.insert(tgid, tries - 1);
-            }
-            self.inspect(collector, tgid, READY_TRIES);
-            if self.walked.contains_key(&tgid) {
-                ready.push(tgid);
+    fn try_soon(&mut self, tgid: u32) {
+        self.soon.entry(tgid).or_insert(SOON_TRIES);
+        self.soon_at.get_or_insert_with(|| Instant::now() + SOON);
+    }
+
+    /// When the processes caught too early are due to be tried again.
+    pub(crate) fn soon_at(&self) -> Option<Instant> {
+        self.soon_at
+    }
+
+    /// Tries again the processes caught too early; those walked from now
+    /// on, with their minor versions.
+    pub(crate) fn retry_soon(&mut self, collector: &mut Collector) -> Vec<(u32, u32)> {
+        self.soon_at = None;
+        let mut walked = Vec::new();
+        for (tgid, tries) in std::mem::take(&mut self.soon) {
+            let found = inspect(tgid);
+            match found {
+                Interpreter::Python(process) => {
+                    if collector.set_python_process(tgid, &process).is_ok() {
+                        self.walked.insert(tgid, process.minor);
+                        walked.push((tgid, process.minor));
+                    }
+                }
+                Interpreter::Unsupported { version, reason } => {
+                    self.unsupported.insert(tgid, (version, reason));
+                }
+                _ if tries > 1 && procfs::exists(tgid) => {
+                    self.soon.insert(tgid, tries - 1);
+                }
+                Interpreter::NotReady if procfs::exists(tgid) => {
+                    self.not_ready.insert(tgid, DRAIN_TRIES);
+                }
+                _ => {}
             }
         }
+        if !self.soon.is_empty() {
+            self.soon_at = Some(Instant::now() + SOON);
+        }
+        walked
+    }
+
+    /// At each drain: the interpreters not initialised before are tried
+    /// again (those walked now are returned, with their minor versions),
+    /// and the processes that exited forgotten.
+    pub(crate) fn on_drain(&mut self, collector: &mut Collector) -> Vec<(u32, u32)> {
+        let mut walked = Vec::new();
         for (tgid, tries) in std::mem::take(&mut self.not_ready) {
-            self.inspect(collector, tgid, tries);
-            if self.walked.contains_key(&tgid) {
-                ready.push(tgid);
+            if let Some(minor) = self.inspect(collector, tgid, false) {
+                walked.push((tgid, minor));
+            } else if self.not_ready.contains_key(&tgid) && tries > 1 {
+                self.not_ready.insert(tgid, tries - 1);
+            } else if self.not_ready.remove(&tgid).is_some() {
+                let reason = "its interpreter did not finish starting".to_string();
+                self.unsupported.insert(tgid, ("CPython".into(), reason));
             }
         }
         let gone: Vec<u32> = self
@@ -109,16 +155,17 @@ impl Tracker {
             }
         }
         self.not_ready.retain(|&tgid, _| procfs::exists(tgid));
-        ready
-    }
-
-    /// The minor version of a process BPF walks.
-    pub(crate) fn minor(&self, tgid: u32) -> Option<u32> {
-        self.walked.get(&tgid).copied()
+        walked
     }
 
     /// The Python processes not walked, each with its version and reason.
     pub(crate) fn unsupported(&self) -> &BTreeMap<u32, (String, String)> {
         &self.unsupported
     }
+}
+
+/// Whether a process runs an interpreter by the name of its executable
+/// (`python3.12`, `python3`): only those are waited for after an exec.
+fn looks_like_python(tgid: u32) -> bool {
+    procfs::process_name(tgid).is_some_and(|name| name.starts_with("python"))
 }

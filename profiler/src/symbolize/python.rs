@@ -4,6 +4,8 @@
 
 use std::collections::HashSet;
 
+use profiler_common::python::PythonCodeEvent;
+
 use super::{PythonIds, Symbolizer, Word, clean, file_name, words};
 use crate::{
     drain::RawStacks,
@@ -14,6 +16,14 @@ impl Symbolizer {
     /// Process `tgid` runs CPython 3.`minor`: its Python frames are named.
     pub(crate) fn note_python(&mut self, tgid: u32, minor: u32) {
         self.python.note_process(tgid, minor);
+    }
+
+    /// BPF met these code objects: read them now, while their processes
+    /// surely live.
+    pub(crate) fn prefetch_python(&mut self, events: &[PythonCodeEvent]) {
+        for event in events {
+            self.python.prefetch(event.tgid, event.code, event.identity);
+        }
     }
 
     pub(super) fn name_python(
