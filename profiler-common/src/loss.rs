@@ -61,6 +61,9 @@ pub enum Loss {
     /// Binaries left without an unwind table: the tables' row budget
     /// (`--unwind-rows`) or their slots were used up.
     UnwindTablesNotLoaded,
+    /// Python processes whose Python frames are not walked (a version or
+    /// layout bpfprof does not know): they keep their native frames.
+    PythonProcessesNotWalked,
 }
 
 impl Loss {
@@ -68,13 +71,14 @@ impl Loss {
     pub const BPF_COUNT: u32 = Loss::PythonCodeEventLost as u32 + 1;
 
     /// Every counter, in the order the Quality block lists them.
-    pub const ALL: [Loss; 21] = [
+    pub const ALL: [Loss; 22] = [
         Loss::UnknownFrames,
         Loss::TruncatedStacks,
         Loss::IncompleteUnwinds,
         Loss::UnwindTablePending,
         Loss::PythonFramesUnread,
         Loss::PythonCodeEventLost,
+        Loss::PythonProcessesNotWalked,
         Loss::UnwindTablesNotLoaded,
         Loss::PerfMapsIgnored,
         Loss::PerfMapLinesSkipped,
@@ -116,6 +120,7 @@ impl Loss {
             Loss::UnwindTablePending => "stacks_walked_before_unwind_tables",
             Loss::PythonFramesUnread => "python_frames_unread",
             Loss::PythonCodeEventLost => "python_code_events_lost",
+            Loss::PythonProcessesNotWalked => "python_processes_not_walked",
             Loss::UnwindTablesNotLoaded => "unwind_tables_not_loaded",
             Loss::UnknownFrames => "samples_with_unknown_frames",
             Loss::TruncatedStacks => "truncated_stacks",
@@ -143,6 +148,7 @@ impl Loss {
             Loss::UnwindTablePending => "stacks walked before unwind tables loaded",
             Loss::PythonFramesUnread => "Python stacks not read where the eval loop ran",
             Loss::PythonCodeEventLost => "Python code objects not announced (ring full)",
+            Loss::PythonProcessesNotWalked => "Python processes without Python frames",
             Loss::UnwindTablesNotLoaded => "binaries without unwind tables (full)",
             Loss::UnknownFrames => "samples with unnamed frames",
             Loss::TruncatedStacks => "stacks truncated at 127 frames",

@@ -310,6 +310,9 @@ impl<'a> Session<'a> {
                 .losses
                 .add_unwind_tables_not_loaded(unwinder.take_not_loaded());
         }
+        profile
+            .losses
+            .add_python_not_walked(self.pythons.take_not_walked());
         Ok(())
     }
 

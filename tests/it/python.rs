@@ -199,3 +199,47 @@ every_python!(four_threads);
 every_python!(native_under_python);
 every_python!(off_cpu_2_to_1);
 every_python!(short_lived);
+
+/// A Python bpfprof cannot walk (2.7 is on these machines) keeps its native
+/// frames, has no Python frame made up, and is named with the reason.
+#[test]
+#[ignore = "needs root and BPF"]
+fn an_interpreter_not_supported_keeps_native_frames_and_is_named() {
+    let python = "/root/.pyenv/versions/2.7.18/bin/python2.7";
+    let _bpf = require_bpf();
+    let run = run_python("py-unsupported", python, &["-F", "499"], "ratio.py", &["2"]);
+    let folded = run.folded();
+    let total = folded.samples_of("python2.7");
+    let native = folded
+        .of_process("python2.7")
+        .filter(|(frames, _)| frames.iter().any(|f| f == "PyEval_EvalFrameEx"))
+        .map(|(_, n)| n)
+        .sum::<u64>();
+    assert!(
+        native * 100 >= total * 90,
+        "{native} of {total} samples in the eval loop"
+    );
+    let python_frames: Vec<_> = folded
+        .of_process("python2.7")
+        .flat_map(|(frames, _)| frames.iter())
+        .filter(|f| f.contains(".py:") || f.as_str() == "[python code]")
+        .collect();
+    assert!(python_frames.is_empty(), "{python_frames:?}");
+    let errors = &run.report()["errors"];
+    assert_eq!(errors["python_processes_not_walked"], 1, "{errors}");
+    let named = errors["python_processes_not_walked_by_process"]
+        .as_object()
+        .unwrap();
+    assert!(
+        named
+            .iter()
+            .all(|(process, why)| process.starts_with("python2.7 (pid ")
+                && why.as_str().unwrap().contains("CPython 2.7")),
+        "{named:?}"
+    );
+    let quality = run.stdout();
+    assert!(
+        quality.contains("Python processes without Python frames"),
+        "{quality}"
+    );
+}

@@ -269,9 +269,15 @@ impl Collector {
 
     /// The Python code objects BPF meets, as it meets them (taken once).
     pub(crate) fn take_python_code_events(&mut self) -> Result<PythonCodeEvents> {
-        let map = self.ebpf.take_map(names::PYTHON_CODE_EVENTS).with_context(|| {
-            format!("map {} missing from the BPF object", names::PYTHON_CODE_EVENTS)
-        })?;
+        let map = self
+            .ebpf
+            .take_map(names::PYTHON_CODE_EVENTS)
+            .with_context(|| {
+                format!(
+                    "map {} missing from the BPF object",
+                    names::PYTHON_CODE_EVENTS
+                )
+            })?;
         PythonCodeEvents::new(RingBuf::try_from(map)?)
     }
 

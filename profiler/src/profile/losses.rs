@@ -26,11 +26,15 @@ pub(crate) struct Losses {
     pub(crate) unknown_frames_by_module: BTreeMap<String, u64>,
     /// `Loss::UnwindTablesNotLoaded`: each binary, with its table's rows.
     pub(crate) unwind_tables_not_loaded_by_binary: BTreeMap<String, u64>,
+    /// `Loss::PythonProcessesNotWalked`: each process (`name (pid N)`),
+    /// with its version and why.
+    pub(crate) python_not_walked_by_process: BTreeMap<String, String>,
 }
 
 const SAMPLES_KEY: &str = "samples";
 const BY_MODULE_KEY: &str = "unknown_frames_by_module";
 const BY_BINARY_KEY: &str = "unwind_tables_not_loaded_by_binary";
+const BY_PYTHON_KEY: &str = "python_processes_not_walked_by_process";
 
 impl Index<Loss> for Losses {
     type Output = u64;
@@ -59,6 +63,12 @@ impl Losses {
         self.unwind_tables_not_loaded_by_binary.extend(binaries);
     }
 
+    /// Adds the Python processes found not walkable since the last call.
+    pub(crate) fn add_python_not_walked(&mut self, processes: BTreeMap<String, String>) {
+        self[Loss::PythonProcessesNotWalked] += processes.len() as u64;
+        self.python_not_walked_by_process.extend(processes);
+    }
+
     /// Adds another window's counts to these.
     pub(crate) fn add(&mut self, other: &Losses) {
         self.samples += other.samples;
@@ -73,6 +83,8 @@ impl Losses {
         }
         self.unwind_tables_not_loaded_by_binary
             .extend(other.unwind_tables_not_loaded_by_binary.clone());
+        self.python_not_walked_by_process
+            .extend(other.python_not_walked_by_process.clone());
     }
 
     /// True when nothing was lost and every frame was named.
@@ -91,7 +103,7 @@ impl Losses {
 /// of samples with unnamed frames.
 impl Serialize for Losses {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(Loss::ALL.len() + 3))?;
+        let mut map = serializer.serialize_map(Some(Loss::ALL.len() + 4))?;
         map.serialize_entry(SAMPLES_KEY, &self.samples)?;
         for (loss, n) in self.entries() {
             map.serialize_entry(loss.json_key(), &n)?;
@@ -100,6 +112,9 @@ impl Serialize for Losses {
             }
             if loss == Loss::UnwindTablesNotLoaded {
                 map.serialize_entry(BY_BINARY_KEY, &self.unwind_tables_not_loaded_by_binary)?;
+            }
+            if loss == Loss::PythonProcessesNotWalked {
+                map.serialize_entry(BY_PYTHON_KEY, &self.python_not_walked_by_process)?;
             }
         }
         map.end()
@@ -132,6 +147,8 @@ impl<'de> Visitor<'de> for LossesVisitor {
                 losses.unknown_frames_by_module = map.next_value()?;
             } else if key == BY_BINARY_KEY {
                 losses.unwind_tables_not_loaded_by_binary = map.next_value()?;
+            } else if key == BY_PYTHON_KEY {
+                losses.python_not_walked_by_process = map.next_value()?;
             } else if let Some(loss) = Loss::ALL.into_iter().find(|l| l.json_key() == key) {
                 losses[loss] = map.next_value()?;
             } else {
@@ -147,7 +164,7 @@ mod tests {
     use super::*;
 
     /// report.json's `errors` keys as reports have always had them.
-    const KEYS: [&str; 22] = [
+    const KEYS: [&str; 26] = [
         "samples",
         "stack_collisions",
         "stack_map_full",
@@ -170,6 +187,10 @@ mod tests {
         "stacks_walked_before_unwind_tables",
         "unwind_tables_not_loaded",
         "unwind_tables_not_loaded_by_binary",
+        "python_frames_unread",
+        "python_code_events_lost",
+        "python_processes_not_walked",
+        "python_processes_not_walked_by_process",
     ];
 
     fn sample() -> Losses {
@@ -186,6 +207,10 @@ mod tests {
         losses
             .unwind_tables_not_loaded_by_binary
             .insert("/usr/lib/libbig.so".into(), 1 << 20);
+        losses.python_not_walked_by_process.insert(
+            "python2.7 (pid 12)".into(),
+            "CPython 2.7: not supported".into(),
+        );
         losses
     }
 
@@ -201,7 +226,8 @@ mod tests {
         assert_eq!(keys, expected);
         assert_eq!(json["samples"], 1000);
         assert_eq!(json["samples_with_unknown_frames"], 1);
-        assert_eq!(json["stack_reuse_mismatches"], 19);
+        let reuse = Loss::ALL.iter().position(|&l| l == Loss::StackReuseMismatch);
+        assert_eq!(json["stack_reuse_mismatches"], reuse.unwrap() as u64 + 1);
         assert_eq!(json["unknown_frames_by_module"]["libfoo.so"], 7);
         let back: Losses = serde_json::from_value(json).unwrap();
         assert_eq!(back, losses);

@@ -1,4 +1,3 @@
-#![allow(dead_code)] // Wired into the capture in a later commit.
 //! Naming the Python frames BPF recorded: a code object read from the
 //! process's memory (its name, file, first line and line table), the
 //! identity BPF computed from it (to tell a freed and reused address from

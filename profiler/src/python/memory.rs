@@ -1,4 +1,3 @@
-#![allow(dead_code)] // Wired into the capture in a later commit.
 //! A Python process's memory, read through /proc/PID/mem: every read is
 //! bounded by its caller, and fails (None) rather than reading garbage
 //! when the process is gone or the address is unmapped. The process is

@@ -1,4 +1,3 @@
-#![allow(dead_code)] // Wired into the capture in a later commit.
 //! The layout of each CPython minor version this profiler walks: where a
 //! thread's top frame is, how frames link, which code-object fields BPF
 //! reads, and where the runtime keeps its thread-state TSS key and its

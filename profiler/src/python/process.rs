@@ -1,4 +1,3 @@
-#![allow(dead_code)] // Wired into the capture in a later commit.
 //! Finding CPython in a process: which mapped file is the interpreter (a
 //! `libpython3.X` or an executable with `_PyRuntime`), its version and
 //! whether `offsets` knows its layout, the eval loop's code, and where
@@ -61,7 +60,7 @@ struct Found {
 pub(crate) fn inspect(tgid: u32) -> Interpreter {
     let mappings = procfs::mappings(tgid);
     let Some(found) = find_interpreter(tgid, &mappings) else {
-        return Interpreter::NotPython;
+        return python_2(&mappings).unwrap_or(Interpreter::NotPython);
     };
     match python_process(tgid, &found, &mappings) {
         Ok(process) => Interpreter::Python(process),
@@ -261,6 +260,25 @@ fn tss_slot(memory: &ProcessMemory, threads: &[(u64, u64)], key: u32) -> Option<
         }
     }
     None
+}
+
+/// A process running CPython 2 (its `libpython2.X` mapped): its frames
+/// are not walked, and the Quality block says so.
+fn python_2(mappings: &[Mapping]) -> Option<Interpreter> {
+    let library = mappings.iter().find(|m| {
+        let name = m.path.rsplit('/').next().unwrap_or_default();
+        m.executable && name.starts_with("libpython2.")
+    })?;
+    let name = library.path.rsplit('/').next().unwrap_or_default();
+    let version = name
+        .trim_start_matches("libpython")
+        .split(".so")
+        .next()
+        .unwrap_or("2");
+    Some(Interpreter::Unsupported {
+        version: format!("CPython {version}"),
+        reason: "Python 2 is not supported (3.6 to 3.13 are)".into(),
+    })
 }
 
 /// A mapped `libpython3.X*.so*`, else the main executable when its

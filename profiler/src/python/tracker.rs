@@ -8,9 +8,11 @@
 //! are forgotten.
 
 use std::{
-    collections::{BTreeMap, HashMap},
+    collections::{BTreeMap, HashMap, HashSet},
     time::{Duration, Instant},
 };
+
+use profiler_common::python::PythonProcess;
 
 use super::process::{Interpreter, inspect};
 use crate::{bpf::Collector, procfs};
@@ -32,8 +34,11 @@ pub(crate) struct Tracker {
     not_ready: HashMap<u32, u8>,
     /// When `soon` is due.
     soon_at: Option<Instant>,
-    /// Python processes not walked: by pid, the version and why.
-    unsupported: BTreeMap<u32, (String, String)>,
+    /// Python processes not walked since the last `take_not_walked`:
+    /// `name (pid N)`, and the version and why.
+    unsupported: BTreeMap<String, String>,
+    /// Processes reported not walkable: each once.
+    reported: HashSet<u32>,
 }
 
 impl Tracker {
@@ -45,7 +50,6 @@ impl Tracker {
         }
         self.soon.remove(&tgid);
         self.not_ready.remove(&tgid);
-        self.unsupported.remove(&tgid);
         self.inspect(collector, tgid, true)
     }
 
@@ -66,9 +70,7 @@ impl Tracker {
         match inspect(tgid) {
             Interpreter::Python(process) => {
                 self.soon.remove(&tgid);
-                collector.set_python_process(tgid, &process).ok()?;
-                self.walked.insert(tgid, process.minor);
-                return Some(process.minor);
+                return self.walk(collector, tgid, &process);
             }
             // Only an interpreter, by its name, is waited for.
             Interpreter::NotPython if early && looks_like_python(tgid) => self.try_soon(tgid),
@@ -79,10 +81,22 @@ impl Tracker {
             }
             Interpreter::Unsupported { version, reason } => {
                 self.soon.remove(&tgid);
-                self.unsupported.insert(tgid, (version, reason));
+                self.not_walked(tgid, &version, &reason);
             }
         }
         None
+    }
+
+    /// Gives BPF the process's layout: its minor version once it is walked.
+    fn walk(
+        &mut self,
+        collector: &mut Collector,
+        tgid: u32,
+        process: &PythonProcess,
+    ) -> Option<u32> {
+        collector.set_python_process(tgid, process).ok()?;
+        self.walked.insert(tgid, process.minor);
+        Some(process.minor)
     }
 
     fn try_soon(&mut self, tgid: u32) {
@@ -104,13 +118,10 @@ impl Tracker {
             let found = inspect(tgid);
             match found {
                 Interpreter::Python(process) => {
-                    if collector.set_python_process(tgid, &process).is_ok() {
-                        self.walked.insert(tgid, process.minor);
-                        walked.push((tgid, process.minor));
-                    }
+                    walked.extend(self.walk(collector, tgid, &process).map(|m| (tgid, m)));
                 }
                 Interpreter::Unsupported { version, reason } => {
-                    self.unsupported.insert(tgid, (version, reason));
+                    self.not_walked(tgid, &version, &reason);
                 }
                 _ if tries > 1 && procfs::exists(tgid) => {
                     self.soon.insert(tgid, tries - 1);
@@ -138,8 +149,7 @@ impl Tracker {
             } else if self.not_ready.contains_key(&tgid) && tries > 1 {
                 self.not_ready.insert(tgid, tries - 1);
             } else if self.not_ready.remove(&tgid).is_some() {
-                let reason = "its interpreter did not finish starting".to_string();
-                self.unsupported.insert(tgid, ("CPython".into(), reason));
+                self.not_walked(tgid, "CPython", "its interpreter did not finish starting");
             }
         }
         let gone: Vec<u32> = self
@@ -155,12 +165,25 @@ impl Tracker {
             }
         }
         self.not_ready.retain(|&tgid, _| procfs::exists(tgid));
+        self.reported.retain(|&tgid| procfs::exists(tgid));
         walked
     }
 
-    /// The Python processes not walked, each with its version and reason.
-    pub(crate) fn unsupported(&self) -> &BTreeMap<u32, (String, String)> {
-        &self.unsupported
+    fn not_walked(&mut self, tgid: u32, version: &str, reason: &str) {
+        if !self.reported.insert(tgid) {
+            return;
+        }
+        let name = procfs::process_name(tgid).unwrap_or_else(|| "?".into());
+        self.unsupported.insert(
+            format!("{name} (pid {tgid})"),
+            format!("{version}: {reason}"),
+        );
+    }
+
+    /// The Python processes found not walkable since the last call, each
+    /// with its version and why (for the Quality block).
+    pub(crate) fn take_not_walked(&mut self) -> BTreeMap<String, String> {
+        std::mem::take(&mut self.unsupported)
     }
 }
 

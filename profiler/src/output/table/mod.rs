@@ -120,6 +120,11 @@ fn quality(out: &mut String, meta: &RunMeta, losses: &Losses) {
                 let _ = writeln!(out, "    {:<34} {rows:>9} rows", truncate(binary, 34));
             }
         }
+        if loss == Loss::PythonProcessesNotWalked {
+            for (process, why) in &losses.python_not_walked_by_process {
+                let _ = writeln!(out, "    {}: {}", truncate(process, 34), truncate(why, 120));
+            }
+        }
     }
     for warning in warnings(meta, losses, share) {
         let _ = writeln!(out, "warning: {warning}");
