@@ -5,7 +5,11 @@
 
 use std::path::{Path, PathBuf};
 
-use integration_tests::{Folded, Run, profile, require_bpf};
+use integration_tests::{
+    Folded, Run,
+    pprof::{self, messages, varint_field},
+    profile, require_bpf,
+};
 
 /// A Python frame's function, from its folded name `function (file:line)`.
 fn function(frame: &str) -> Option<&str> {
@@ -96,6 +100,38 @@ fn split_75_25(python: &str) {
         (a + b) * 100 >= total * 90,
         "{} of {total} samples in hot_a or hot_b under driver",
         a + b
+    );
+    pprof_names_the_file_and_line(&run, "hot_a", "work(3 * units)");
+}
+
+/// profile.pb.gz has `function` as a Function of its own, with the script
+/// as its file, and its calls at the line of `call` in Line.
+fn pprof_names_the_file_and_line(run: &Run, function: &str, call: &str) {
+    let text = std::fs::read_to_string(script("ratio.py")).unwrap();
+    let expected = text.lines().position(|l| l.contains(call)).unwrap() as u64 + 1;
+    let bytes = pprof::read(&run.dir.join("profile.pb.gz"));
+    // profile.proto: function 5 (id 1, name 2, filename 4), location 4
+    // (line 4: function_id 1, line 2), string_table 6.
+    let strings: Vec<String> = messages(&bytes, 6)
+        .into_iter()
+        .map(|s| String::from_utf8_lossy(s).into_owned())
+        .collect();
+    let ids: Vec<u64> = messages(&bytes, 5)
+        .into_iter()
+        .filter(|f| strings[varint_field(f, 2) as usize] == function)
+        .filter(|f| strings[varint_field(f, 4) as usize].ends_with("workloads/python/ratio.py"))
+        .map(|f| varint_field(f, 1))
+        .collect();
+    assert!(!ids.is_empty(), "no Function {function} in ratio.py");
+    let lines: Vec<u64> = messages(&bytes, 4)
+        .into_iter()
+        .flat_map(|location| messages(location, 4))
+        .filter(|line| ids.contains(&varint_field(line, 1)))
+        .map(|line| varint_field(line, 2))
+        .collect();
+    assert!(
+        lines.contains(&expected),
+        "{function} at lines {lines:?}, not {expected}"
     );
 }
 

@@ -20,6 +20,8 @@ use std::{
 /// workloads and share two CPUs.
 static BPF_LOCK: Mutex<()> = Mutex::new(());
 
+pub mod pprof;
+
 pub fn bpfprof_bin() -> PathBuf {
     std::env::var_os("BPFPROF_BIN").map_or_else(
         || Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/release/bpfprof"),

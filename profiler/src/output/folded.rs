@@ -86,7 +86,7 @@ fn push_frame(line: &mut String, frame: &Frame) {
     match frame.kind {
         FrameKind::Kernel => line.push_str("_[k]"),
         FrameKind::Inlined => line.push_str("_[i]"),
-        FrameKind::User | FrameKind::Unknown | FrameKind::Pseudo => {}
+        FrameKind::User | FrameKind::Python | FrameKind::Unknown | FrameKind::Pseudo => {}
     }
 }
 

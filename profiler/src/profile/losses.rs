@@ -226,7 +226,9 @@ mod tests {
         assert_eq!(keys, expected);
         assert_eq!(json["samples"], 1000);
         assert_eq!(json["samples_with_unknown_frames"], 1);
-        let reuse = Loss::ALL.iter().position(|&l| l == Loss::StackReuseMismatch);
+        let reuse = Loss::ALL
+            .iter()
+            .position(|&l| l == Loss::StackReuseMismatch);
         assert_eq!(json["stack_reuse_mismatches"], reuse.unwrap() as u64 + 1);
         assert_eq!(json["unknown_frames_by_module"]["libfoo.so"], 7);
         let back: Losses = serde_json::from_value(json).unwrap();

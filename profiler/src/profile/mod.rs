@@ -38,6 +38,9 @@ pub enum FrameKind {
     Unknown,
     /// Not a function: a marker such as `[truncated]` or `[lost stack]`.
     Pseudo,
+    /// A Python function, named `function (file.py:line)`; its module is
+    /// the file's name (the whole path in `FrameTable::module_paths`).
+    Python,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -49,10 +49,13 @@ impl Symbolizer {
                             Some(line) => format!("{} ({file}:{line})", named.function),
                             None => format!("{} ({file})", named.function),
                         };
+                        if !table.knows_module(&file) {
+                            table.note_module_path(&file, &named.file);
+                        }
                         Frame {
                             name: clean(&name),
                             module: Some(file),
-                            kind: FrameKind::User,
+                            kind: FrameKind::Python,
                         }
                     }
                     None => Frame {

@@ -209,6 +209,7 @@ impl<'a> Builder<'a> {
             .rev()
             .map(|&frame| proto::Line {
                 function_id: self.function(frame),
+                line: python_source(self.profile.frames.get(frame)).map_or(0, |(_, line)| line),
                 ..proto::Line::default()
             })
             .collect();
@@ -229,22 +230,35 @@ impl<'a> Builder<'a> {
             return id;
         }
         let frame = self.profile.frames.get(frame_id);
-        let name = self.string(&frame.name);
+        // A Python function: its own name, its .py file, the line in Line.
+        let (function, filename) = match python_source(frame) {
+            Some((function, _)) => {
+                let module = frame.module.clone().unwrap_or_default();
+                let path = self.profile.frames.module_paths().get(&module).cloned();
+                (function.to_string(), path.unwrap_or(module))
+            }
+            None => (frame.name.clone(), String::new()),
+        };
+        let name = self.string(&function);
+        let filename = self.string(&filename);
         let id = self.functions.len() as u64 + 1;
         self.functions.push(proto::Function {
             id,
             name,
             system_name: name,
+            filename,
             ..proto::Function::default()
         });
         self.function_ids.insert(frame_id, id);
         id
     }
 
-    /// The mapping of a frame's module (0 for pseudo-frames).
+    /// The mapping of a frame's module (0 for pseudo-frames and Python
+    /// functions, which are in no binary).
     fn mapping(&mut self, frame_id: FrameId) -> u64 {
         let frame = self.profile.frames.get(frame_id);
         let module = match (frame.kind, &frame.module) {
+            (FrameKind::Python, _) => return 0,
             (FrameKind::Kernel, _) => "[kernel.kallsyms]".to_string(),
             (_, Some(module)) => module.clone(),
             (_, None) => return 0,
@@ -269,6 +283,17 @@ impl<'a> Builder<'a> {
         self.mapping_ids.insert(module, id);
         id
     }
+}
+
+/// A Python frame's function and line, from its name `function
+/// (file.py:line)`.
+fn python_source(frame: &crate::profile::Frame) -> Option<(&str, i64)> {
+    if frame.kind != FrameKind::Python {
+        return None;
+    }
+    let (function, place) = frame.name.rsplit_once(" (")?;
+    let line = place.strip_suffix(')')?.rsplit_once(':')?.1.parse().ok()?;
+    Some((function, line))
 }
 
 #[cfg(test)]
