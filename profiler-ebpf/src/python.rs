@@ -56,6 +56,9 @@ pub struct PythonWalk {
     pub started: u32,
     /// A run is being written: the activation's own pc waits in `eval_pc`.
     pub run_open: u32,
+    /// Every frame left is written, whatever run it is in: the native
+    /// walk ended before it met the eval loop.
+    pub all_runs: u32,
     pub eval_pc: u64,
 }
 
@@ -89,6 +92,7 @@ pub fn begin(tgid: u32) -> bool {
     };
     let walk = unsafe { &mut *walk };
     walk.run_open = 0;
+    walk.all_runs = 0;
     walk.started = 0;
     walk.frame = 0;
     if TASK_FSBASE_OFFSET.load() == 0 {
@@ -102,6 +106,33 @@ pub fn begin(tgid: u32) -> bool {
         None => false,
     }
 }
+
+/// After a native walk that ended without meeting the eval loop (a table
+/// not loaded yet, code it could not step through): the thread's Python
+/// frames, all of them, go above what it found, so the sample keeps its
+/// Python callers. Nothing when a run was written already.
+#[inline(always)]
+pub fn emit_the_rest(room: u32) {
+    let Some(walk) = PYTHON_WALK.get_ptr_mut(0) else {
+        return;
+    };
+    let walk = unsafe { &mut *walk };
+    if walk.started != 0 {
+        return;
+    }
+    walk.all_runs = 1;
+    let mut room = room;
+    for _ in 0..CALLS_FOR_THE_REST {
+        if python_emit_run(room) == RUN_ENDED {
+            return;
+        }
+        room = room.saturating_sub(2 * FRAMES_PER_CALL);
+    }
+}
+
+/// Calls of `python_emit_run` for `emit_the_rest`: all the Python frames a
+/// stack has room for.
+const CALLS_FOR_THE_REST: u32 = 4;
 
 /// Whether BPF walks process `tgid`'s Python frames.
 #[inline(always)]
@@ -228,7 +259,11 @@ pub extern "C" fn python_emit_frame() -> i32 {
     };
     if kind == walk_kind::CSTACK_SHIM && entry == u64::from(FRAME_OWNED_BY_CSTACK) {
         // The activation's shim: its run is over, the shim not shown.
-        return RUN_ENDED;
+        return if walk.all_runs != 0 {
+            FRAME_WRITTEN
+        } else {
+            RUN_ENDED
+        };
     }
     let code = field(&windows.frame, offsets.frame_code, 8);
     let lasti = field(&windows.frame, offsets.frame_lasti, 8);
@@ -241,11 +276,12 @@ pub extern "C" fn python_emit_frame() -> i32 {
     announce_code(code, identity);
     crate::user_stack::push(PYTHON_FRAME_TAG | code);
     crate::user_stack::push(python_frame_meta(identity, position));
-    let last = match kind {
-        walk_kind::ONE_PER_ACTIVATION => true,
-        walk_kind::ENTRY_FLAG => entry != 0,
-        _ => false,
-    };
+    let last = walk.all_runs == 0
+        && match kind {
+            walk_kind::ONE_PER_ACTIVATION => true,
+            walk_kind::ENTRY_FLAG => entry != 0,
+            _ => false,
+        };
     if last { RUN_ENDED } else { FRAME_WRITTEN }
 }
 

@@ -138,6 +138,10 @@ pub fn walk(regs: &UserRegs) -> i64 {
     if python && python_run_open() {
         close_python_run();
     }
+    if python {
+        let room = (MAX_STACK_DEPTH as u64).saturating_sub(cursor.len) as u32;
+        python::emit_the_rest(room);
+    }
     stack.len = cursor.len.min(MAX_STACK_DEPTH as u64) as u32;
     stack.flags = flags;
     // The same addresses mean other code in another image: they are

@@ -214,10 +214,8 @@ impl<'a> Session<'a> {
             self.symbolizer.note_image(event.tgid, event.image);
             // Walked from now on: named from this image's memory.
             let python = match event.kind {
-                PROCESS_MAPS_STALE => self
-                    .pythons
-                    .on_maps_changed(&mut self.collector, event.tgid),
-                _ => self.pythons.on_process(&mut self.collector, event.tgid),
+                PROCESS_EXEC => self.pythons.on_exec(&mut self.collector, event.tgid),
+                _ => self.pythons.on_seen(&mut self.collector, event.tgid),
             };
             if let Some(minor) = python {
                 self.symbolizer.note_python(event.tgid, minor);

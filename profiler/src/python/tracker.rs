@@ -42,21 +42,22 @@ pub(crate) struct Tracker {
 }
 
 impl Tracker {
-    /// A process BPF saw first, or that exec'd: inspected (again). Its
-    /// minor version if it is walked from now on.
-    pub(crate) fn on_process(&mut self, collector: &mut Collector, tgid: u32) -> Option<u32> {
+    /// A process that exec'd: what was known of its old image is dropped,
+    /// and it is inspected anew. Its minor version if it is walked now.
+    pub(crate) fn on_exec(&mut self, collector: &mut Collector, tgid: u32) -> Option<u32> {
         if self.walked.remove(&tgid).is_some() {
             let _ = collector.remove_python_processes(&[tgid]);
         }
         self.soon.remove(&tgid);
         self.not_ready.remove(&tgid);
+        self.reported.remove(&tgid);
         self.inspect(collector, tgid, true)
     }
 
-    /// A process whose maps changed (a library loaded since): inspected
-    /// again unless it is walked or waited for already (an interpreter
-    /// mapped after the exec, or embedded and loaded late).
-    pub(crate) fn on_maps_changed(&mut self, collector: &mut Collector, tgid: u32) -> Option<u32> {
+    /// A process BPF saw first, or whose maps changed (a library loaded
+    /// since: an interpreter mapped after the exec, or embedded and loaded
+    /// late): inspected unless it is walked or waited for already.
+    pub(crate) fn on_seen(&mut self, collector: &mut Collector, tgid: u32) -> Option<u32> {
         if self.walked.contains_key(&tgid) || self.soon.contains_key(&tgid) {
             return None;
         }

@@ -14,7 +14,7 @@ use crate::{
 
 impl Symbolizer {
     pub(super) fn symbolize_kernel(&self, stacks: &[&RawStacks], table: &mut FrameTable) -> Names {
-        let addrs = unique_lookup_addrs(stacks.iter().map(|s| &s.kernel));
+        let addrs = unique_lookup_addrs(stacks.iter().map(|s| &s.kernel), false);
         if addrs.is_empty() {
             return Names::new();
         }

@@ -357,16 +357,17 @@ enum Word {
     },
 }
 
-/// The words of a stack. The first address is where the sample landed;
-/// every later one is a return address, whose call instruction is the byte
-/// before it: looking up `ip - 1` names the caller's line and inlining
-/// correctly, as perf does.
-fn words(ips: &[u64]) -> Vec<Word> {
+/// The words of a stack (Python frames only in a user stack: kernel
+/// addresses have the tag's bit set). The first address is where the
+/// sample landed; every later one is a return address, whose call
+/// instruction is the byte before it: looking up `ip - 1` names the
+/// caller's line and inlining correctly, as perf does.
+fn words(ips: &[u64], user: bool) -> Vec<Word> {
     let mut words = Vec::with_capacity(ips.len());
     let mut i = 0;
     while i < ips.len() {
         let word = ips[i];
-        if word & PYTHON_FRAME_TAG != 0 && word != u64::MAX && i + 1 < ips.len() {
+        if user && word & PYTHON_FRAME_TAG != 0 && word != u64::MAX && i + 1 < ips.len() {
             words.push(Word::Python {
                 code: word & !PYTHON_FRAME_TAG,
                 meta: ips[i + 1],
@@ -382,17 +383,17 @@ fn words(ips: &[u64]) -> Vec<Word> {
     words
 }
 
-fn lookup_addrs(ips: &[u64]) -> impl Iterator<Item = u64> {
-    words(ips).into_iter().filter_map(|w| match w {
+fn lookup_addrs(ips: &[u64], user: bool) -> impl Iterator<Item = u64> {
+    words(ips, user).into_iter().filter_map(|w| match w {
         Word::Native { lookup, .. } => Some(lookup),
         Word::Python { .. } => None,
     })
 }
 
-fn unique_lookup_addrs<'a>(stacks: impl Iterator<Item = &'a RawStack>) -> Vec<u64> {
+fn unique_lookup_addrs<'a>(stacks: impl Iterator<Item = &'a RawStack>, user: bool) -> Vec<u64> {
     let mut seen = HashSet::new();
     stacks
-        .flat_map(|stack| lookup_addrs(stack.frames()))
+        .flat_map(|stack| lookup_addrs(stack.frames(), user))
         .filter(|addr| seen.insert(*addr))
         .collect()
 }

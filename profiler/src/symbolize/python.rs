@@ -35,7 +35,7 @@ impl Symbolizer {
         let mut seen = HashSet::new();
         let mut ids = PythonIds::new();
         for stack in stacks {
-            for word in words(stack.user.frames()) {
+            for word in words(stack.user.frames(), true) {
                 let Word::Python { code, meta } = word else {
                     continue;
                 };

@@ -67,7 +67,7 @@ impl BatchNames {
             }
             RawStack::Frames(ips) | RawStack::Partial(ips) => {
                 let python = self.python.get(&stacks.key.tgid);
-                push_named(&mut site, ips, user, python)
+                push_named(&mut site, ips, user, python, true)
             }
             // Kernel threads have no user stack.
             RawStack::Failed(EFAULT) if user.is_none() => {}
@@ -81,7 +81,7 @@ impl BatchNames {
             other => site.push(loss_frame(other, profile), 0),
         }
         match &stacks.kernel {
-            RawStack::Frames(ips) => push_named(&mut site, ips, Some(&self.kernel), None),
+            RawStack::Frames(ips) => push_named(&mut site, ips, Some(&self.kernel), None, false),
             RawStack::KernelNames(names) => {
                 for name in names.iter().rev() {
                     let frame = profile.frames.intern(Frame {
@@ -143,8 +143,9 @@ fn push_named(
     ips: &[u64],
     names: Option<&Names>,
     python: Option<&PythonIds>,
+    user: bool,
 ) {
-    for word in words(ips).into_iter().rev() {
+    for word in words(ips, user).into_iter().rev() {
         match word {
             Word::Native { ip, lookup } => {
                 for &frame in names.and_then(|n| n.get(&lookup)).into_iter().flatten() {

@@ -34,7 +34,7 @@ fn batch(on_cpu: Vec<RawSample>) -> Batch {
 
 #[test]
 fn return_addresses_are_looked_up_one_byte_earlier() {
-    let addrs: Vec<u64> = lookup_addrs(&[100, 200, 300]).collect();
+    let addrs: Vec<u64> = lookup_addrs(&[100, 200, 300], true).collect();
     assert_eq!(addrs, vec![100, 199, 299]);
 }
 
@@ -214,4 +214,34 @@ fn a_process_not_yet_reaped_keeps_its_snapshot() {
     assert_eq!(frame.module.as_deref(), Some("libc.so.6"), "{frame:?}");
     let build_id = profile.frames.build_id("libc.so.6").unwrap_or_default();
     assert_eq!(build_id.len(), 40, "libc's build id: {build_id:?}");
+}
+
+#[test]
+fn python_frames_are_read_from_user_stacks_only() {
+    let code = 0x7f00_1234_5670;
+    let meta = profiler_common::python::python_frame_meta(0xabcd, 24);
+    let user = [
+        code | profiler_common::python::PYTHON_FRAME_TAG,
+        meta,
+        0x40_1000,
+        0x40_2000,
+    ];
+    assert_eq!(
+        words(&user, true),
+        vec![
+            Word::Python { code, meta },
+            Word::Native {
+                ip: 0x40_1000,
+                lookup: 0x40_1000
+            },
+            Word::Native {
+                ip: 0x40_2000,
+                lookup: 0x40_1fff
+            },
+        ]
+    );
+    // Kernel addresses have the tag's bit set: they stay addresses.
+    let kernel = [0xffff_ffff_8100_0010, 0xffff_ffff_8100_2000];
+    let addrs: Vec<u64> = lookup_addrs(&kernel, false).collect();
+    assert_eq!(addrs, vec![0xffff_ffff_8100_0010, 0xffff_ffff_8100_1fff]);
 }

@@ -25,7 +25,7 @@ impl Symbolizer {
         stacks: &[&RawStacks],
         table: &mut FrameTable,
     ) -> Names {
-        let addrs = unique_lookup_addrs(stacks.iter().map(|s| &s.user));
+        let addrs = unique_lookup_addrs(stacks.iter().map(|s| &s.user), true);
         self.name_user_addrs(tgid, &addrs, procfs::exists(tgid), table)
     }
 
