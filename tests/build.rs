@@ -18,6 +18,8 @@ const WORKLOADS: &[(&str, &str, &[&str])] = &[
     ("wl-sleeps", "sleeps.c", O0),
     ("wl-samesite", "samesite.c", O0),
     ("wl-stacks", "stacks.c", O0),
+    // The bench's native stack of a known depth (beside Python's).
+    ("wl-deep", "deep.c", O0),
     // For unwinding: no frame pointers at all; a frameless leaf under
     // frame pointers; a hot path inside Debian's libc.
     ("wl-omitfp", "omitfp.c", &["-O2", "-fomit-frame-pointer"]),

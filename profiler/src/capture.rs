@@ -214,6 +214,7 @@ impl<'a> Session<'a> {
             self.symbolizer.note_image(event.tgid, event.image);
             // Walked from now on: named from this image's memory.
             let python = match event.kind {
+                _ if !self.config.python => None,
                 PROCESS_EXEC => self.pythons.on_exec(&mut self.collector, event.tgid),
                 _ => self.pythons.on_seen(&mut self.collector, event.tgid),
             };

@@ -248,6 +248,11 @@ pub(crate) struct Args {
     #[arg(long)]
     pub(crate) raw_names: bool,
 
+    /// Do not walk interpreters' frames (Python): their processes keep
+    /// their native frames only, as a native profiler shows them.
+    #[arg(long)]
+    pub(crate) no_python: bool,
+
     #[command(flatten)]
     pub(crate) render: RenderArgs,
 
@@ -355,6 +360,8 @@ pub(crate) struct Config {
     pub(crate) window: Option<Duration>,
     pub(crate) keep: Option<usize>,
     pub(crate) bpf_object: Option<PathBuf>,
+    /// Walk Python processes' frames (off with --no-python).
+    pub(crate) python: bool,
     pub(crate) verbose: u8,
 }
 

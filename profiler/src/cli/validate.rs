@@ -58,6 +58,7 @@ pub(crate) fn validate(
         window: args.window,
         keep: args.keep,
         bpf_object: args.bpf_object,
+        python: !args.no_python,
         verbose: args.verbose,
     })
 }

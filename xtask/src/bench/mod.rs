@@ -5,6 +5,7 @@
 //! docs/benchmarks.json. Not part of `test`.
 
 mod cases;
+mod python;
 mod real;
 mod report;
 mod run;
@@ -55,13 +56,14 @@ pub fn run(
     };
     std::fs::create_dir_all(&bench.scratch)?;
     let mut results = serde_json::Map::new();
-    let cases: [Case; 7] = [
+    let cases: [Case; 8] = [
         ("off_cpu_cost", Bench::off_cpu_cost),
         ("sampling_cost", Bench::sampling_cost),
         ("accuracy", Bench::accuracy),
         ("report_time_and_memory", Bench::report_time_and_memory),
         ("scale", Bench::scale),
         ("unwind_cost", Bench::unwind_cost),
+        ("python_cost", Bench::python_cost),
         ("real_workloads", Bench::real_workloads),
     ];
     if let Some(only) = only {
@@ -189,6 +191,7 @@ fn build_workloads(root: &Path) -> Result<PathBuf> {
         ("wl-ratio", "ratio.c", O0),
         ("wl-sleeps", "sleeps.c", O0),
         ("wl-stacks", "stacks.c", O0),
+        ("wl-deep", "deep.c", O0),
         (
             "wl-omitfp",
             "omitfp.c",

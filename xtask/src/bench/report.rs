@@ -226,6 +226,7 @@ pub fn markdown(all: &Value, quick: bool) -> String {
     );
 
     unwind_section(&mut out, &r["unwind_cost"]);
+    python_section(&mut out, &r["python_cost"]);
     super::real::report::section(&mut out, &r["real_workloads"]);
 
     let _ = writeln!(
@@ -305,5 +306,41 @@ fn unwind_section(out: &mut String, rows: &Value) {
         "\nTargets: dwarf within 3x the BPF cost per sample of fp at each rate: {}; within the memory target (64 MiB RSS): {} ({max_rss:.1} MiB at most). A frame-pointer walk costs less partly because it stops early: it finds fewer frames per sample on these workloads. The unwind tables themselves live in BPF arrays, one per binary (8 bytes a row; -v prints their use).\n",
         verdict(within_cost),
         verdict(max_rss <= 64.0)
+    );
+}
+
+fn python_section(out: &mut String, rows: &Value) {
+    let Some(rows) = rows.as_array() else {
+        return;
+    };
+    let _ = writeln!(
+        out,
+        "## Python frames\n\nPython 3.12 spinning under a stack of a known Python depth, profiled by `--pid` at 999 Hz for 5 s with its Python frames walked; beside it, in the same run, a native program (`wl-deep`) whose stack has as many frames as the Python samples have in all, and the same Python process with `--no-python` (its native frames only). The ratio is Python walked over the native stack of the same depth.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| Python depth | Python frames per sample | BPF ns per sample, Python walked | native, same depth | Python with --no-python | Python / native of the same depth |\n|---|---|---|---|---|---|"
+    );
+    let mut within = true;
+    for row in rows {
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {}x |",
+            row["python_depth"],
+            show(&row["python_frames_per_sample"], 1),
+            show(&row["bpf_ns_per_sample_python"], 0),
+            show(&row["bpf_ns_per_sample_native_same_depth"], 0),
+            show(&row["bpf_ns_per_sample_no_python"], 0),
+            show(&row["python_over_native"], 2)
+        );
+        within &= row["python_over_native"]["median"]
+            .as_f64()
+            .unwrap_or(f64::NAN)
+            <= 2.0;
+    }
+    let _ = writeln!(
+        out,
+        "\nTarget: a Python sample costs at most 2x a native sample of the same depth: {}.\n",
+        verdict(within)
     );
 }
