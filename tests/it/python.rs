@@ -279,3 +279,60 @@ fn an_interpreter_not_supported_keeps_native_frames_and_is_named() {
         "{quality}"
     );
 }
+
+/// A Python process already running when bpfprof starts, found by `--pid`
+/// and system-wide alike: its 75/25 split under its Python caller.
+#[test]
+#[ignore = "needs root and BPF"]
+fn a_running_python_is_walked_by_pid_and_system_wide() {
+    let python = "/root/.pyenv/versions/3.12.1/bin/python3.12";
+    let _bpf = require_bpf();
+    let running = integration_tests::Workload(
+        std::process::Command::new(python)
+            .arg(script("ratio.py"))
+            .arg("30")
+            .spawn()
+            .unwrap(),
+    );
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let pid = running.pid().to_string();
+    for (test, target) in [
+        ("py-by-pid", vec!["--pid", pid.as_str()]),
+        ("py-all", vec![]),
+    ] {
+        let mut args = vec!["-F", "997", "-d", "3", "--format", "folded,speedscope"];
+        args.extend(&target);
+        let run = profile(test, &args);
+        run.assert_success();
+        // speedscope: the function, its file's path and its line.
+        let speedscope: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(run.dir.join("speedscope.json")).unwrap())
+                .unwrap();
+        let frames = speedscope["shared"]["frames"].as_array().unwrap();
+        assert!(
+            frames.iter().any(|f| f["name"] == "hot_a"
+                && f["file"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with("workloads/python/ratio.py"))
+                && f["line"].as_u64().is_some()),
+            "{test}: no hot_a with its file and line in speedscope.json"
+        );
+        let folded = run.folded();
+        let a = chain(
+            &folded,
+            "python3.12",
+            &["<module>", "driver", "hot_a", "work"],
+        );
+        let b = chain(
+            &folded,
+            "python3.12",
+            &["<module>", "driver", "hot_b", "work"],
+        );
+        assert!(a + b >= 500, "{test}: too few samples to judge: {a} + {b}");
+        let share = a as f64 * 100.0 / (a + b) as f64;
+        assert!(
+            (72.0..=78.0).contains(&share),
+            "{test}: hot_a {share:.1}% ({a} / {b})"
+        );
+    }
+}

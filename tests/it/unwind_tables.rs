@@ -198,9 +198,11 @@ fn rows_loaded(run: &Run) -> u64 {
 }
 
 /// Two pyenv interpreters, one after the other under one shell: each
-/// spins 1.5 s in Python code, so its stacks run through libpython.
+/// spins 3 s in Python code, so its stacks run through libpython. The
+/// second waits for its table until a drain after the first exits: a
+/// tenth of its run at most.
 fn two_pythons(test: &str, extra: &[&str], pythons: &[&str]) -> Run {
-    let spin = "import time\ne = time.time() + 1.5\nwhile time.time() < e: sum(range(1000))";
+    let spin = "import time\ne = time.time() + 3\nwhile time.time() < e: sum(range(1000))";
     let script: Vec<String> = pythons
         .iter()
         .map(|p| {

@@ -54,20 +54,25 @@ pub(crate) fn write(
 #[derive(Default)]
 struct Frames {
     list: Vec<Value>,
-    ids: HashMap<(String, String), usize>,
+    ids: HashMap<(String, String, Option<u32>), usize>,
 }
 
 impl Frames {
     fn id(&mut self, name: &str, file: &str) -> usize {
-        let key = (name.to_string(), file.to_string());
+        self.id_at(name, file, None)
+    }
+
+    /// A frame with its line in `file` (speedscope's `line`), if known.
+    fn id_at(&mut self, name: &str, file: &str, line: Option<u32>) -> usize {
+        let key = (name.to_string(), file.to_string(), line);
         if let Some(&id) = self.ids.get(&key) {
             return id;
         }
         let id = self.list.len();
-        self.list.push(if file.is_empty() {
-            json!({ "name": name })
-        } else {
-            json!({ "name": name, "file": file })
+        self.list.push(match (file.is_empty(), line) {
+            (true, _) => json!({ "name": name }),
+            (false, None) => json!({ "name": name, "file": file }),
+            (false, Some(line)) => json!({ "name": name, "file": file, "line": line }),
         });
         self.ids.insert(key, id);
         id
@@ -91,7 +96,15 @@ fn sampled<'a>(
                 FrameKind::Kernel => "[kernel]",
                 _ => frame.module.as_deref().unwrap_or(""),
             };
-            stack.push(frames.id(&frame.name, file));
+            // A Python function: its name, its .py file's path, its line.
+            let id = match frame.python_source() {
+                Some((function, line)) => {
+                    let path = profile.frames.module_paths().get(file);
+                    frames.id_at(function, path.map_or(file, String::as_str), Some(line))
+                }
+                None => frames.id(&frame.name, file),
+            };
+            stack.push(id);
         }
         samples.push(stack);
         weights.push(weight);

@@ -59,6 +59,17 @@ impl Frame {
             kind: FrameKind::Pseudo,
         }
     }
+
+    /// A Python frame's function and line, from its name `function
+    /// (file.py:line)`.
+    pub(crate) fn python_source(&self) -> Option<(&str, u32)> {
+        if self.kind != FrameKind::Python {
+            return None;
+        }
+        let (function, place) = self.name.rsplit_once(" (")?;
+        let line = place.strip_suffix(')')?.rsplit_once(':')?.1.parse().ok()?;
+        Some((function, line))
+    }
 }
 
 /// Every distinct frame once, so stacks are short vectors of ids. Names

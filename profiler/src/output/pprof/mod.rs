@@ -209,7 +209,8 @@ impl<'a> Builder<'a> {
             .rev()
             .map(|&frame| proto::Line {
                 function_id: self.function(frame),
-                line: python_source(self.profile.frames.get(frame)).map_or(0, |(_, line)| line),
+                line: (self.profile.frames.get(frame).python_source())
+                    .map_or(0, |(_, line)| i64::from(line)),
                 ..proto::Line::default()
             })
             .collect();
@@ -231,7 +232,7 @@ impl<'a> Builder<'a> {
         }
         let frame = self.profile.frames.get(frame_id);
         // A Python function: its own name, its .py file, the line in Line.
-        let (function, filename) = match python_source(frame) {
+        let (function, filename) = match frame.python_source() {
             Some((function, _)) => {
                 let module = frame.module.clone().unwrap_or_default();
                 let path = self.profile.frames.module_paths().get(&module).cloned();
@@ -283,17 +284,6 @@ impl<'a> Builder<'a> {
         self.mapping_ids.insert(module, id);
         id
     }
-}
-
-/// A Python frame's function and line, from its name `function
-/// (file.py:line)`.
-fn python_source(frame: &crate::profile::Frame) -> Option<(&str, i64)> {
-    if frame.kind != FrameKind::Python {
-        return None;
-    }
-    let (function, place) = frame.name.rsplit_once(" (")?;
-    let line = place.strip_suffix(')')?.rsplit_once(':')?.1.parse().ok()?;
-    Some((function, line))
 }
 
 #[cfg(test)]
