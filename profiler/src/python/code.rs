@@ -12,19 +12,19 @@ use profiler_common::python::python_code_identity;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct CodeLayout {
     minor: u32,
-    argcount: usize,
-    flags: usize,
-    firstlineno: usize,
-    filename: usize,
-    name: usize,
+    pub(crate) argcount: usize,
+    pub(crate) flags: usize,
+    pub(crate) firstlineno: usize,
+    pub(crate) filename: usize,
+    pub(crate) name: usize,
     /// `co_qualname` (3.11+): `Class.method` where `co_name` says `method`.
-    qualname: Option<usize>,
+    pub(crate) qualname: Option<usize>,
     /// `co_lnotab` (3.6–3.9) or `co_linetable`.
-    line_table: usize,
+    pub(crate) line_table: usize,
     /// `sizeof(PyASCIIObject)`: where a compact ASCII string's bytes are.
-    ascii_data: u64,
+    pub(crate) ascii_data: u64,
     /// `sizeof(PyCompactUnicodeObject)`: where other compact strings' are.
-    compact_data: u64,
+    pub(crate) compact_data: u64,
 }
 
 pub(crate) fn code_layout(minor: u32) -> Option<CodeLayout> {

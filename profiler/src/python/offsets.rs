@@ -243,6 +243,10 @@ pub(crate) fn apply_debug_offsets(
 }
 
 #[cfg(test)]
+#[path = "offsets_dwarf_check.rs"]
+mod dwarf_check;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
