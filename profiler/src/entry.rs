@@ -35,7 +35,7 @@ pub fn main_entry() -> ExitCode {
             let _ = err.print();
             return ExitCode::SUCCESS;
         }
-        Err(err) => return usage_error(&first_line(&err.to_string())),
+        Err(err) => return usage_error(&clap_message(&err.to_string())),
     };
     let Some(command) = cli.command else {
         let mut args = cli.profile;
@@ -187,10 +187,17 @@ fn usage_error(msg: &str) -> ExitCode {
     ExitCode::from(EXIT_USAGE)
 }
 
-/// clap's message without its `error: ` prefix, usage and tips.
-fn first_line(message: &str) -> String {
-    let line = message.lines().next().unwrap_or(message);
-    line.strip_prefix("error: ").unwrap_or(line).to_string()
+/// clap's message as one line, without its `error: ` prefix, usage and
+/// tips, but with the lines that complete it: the arguments missing, the
+/// values a flag takes.
+fn clap_message(message: &str) -> String {
+    let parts: Vec<&str> = message
+        .lines()
+        .map(str::trim)
+        .take_while(|line| !line.is_empty() && !line.starts_with("Usage:"))
+        .collect();
+    let line = parts.join(" ");
+    line.strip_prefix("error: ").unwrap_or(&line).to_string()
 }
 
 #[cfg(test)]
@@ -208,6 +215,20 @@ mod tests {
         fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
             Some(&self.0)
         }
+    }
+
+    #[test]
+    fn clap_messages_keep_what_completes_them() {
+        let missing = "error: the following required arguments were not provided:\n  <BEFORE>\n  <AFTER>\n\nUsage: bpfprof diff <BEFORE> <AFTER>\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            super::clap_message(missing),
+            "the following required arguments were not provided: <BEFORE> <AFTER>"
+        );
+        let value = "error: invalid value 'bogus' for '--format <LIST>'\n  [possible values: folded, svg]\n\n  tip: a similar value exists: 'svg'\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            super::clap_message(value),
+            "invalid value 'bogus' for '--format <LIST>' [possible values: folded, svg]"
+        );
     }
 
     #[test]

@@ -116,6 +116,23 @@ fn bad_flags_get_one_line_and_exit_2() {
     );
 }
 
+/// clap's errors keep what completes them on their one line: the
+/// arguments missing, the values a flag or argument takes.
+#[test]
+fn usage_errors_name_what_is_missing_or_allowed() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["diff"], "not provided: <BASE> <NEW>"),
+        (
+            &["--format", "bogus"],
+            "[possible values: folded, svg, json, pprof, speedscope]",
+        ),
+        (&["completions", "tcsh"], "[possible values: bash,"),
+    ];
+    for (args, expected) in cases {
+        let _ = assert_one_line_error(args, expected, 2);
+    }
+}
+
 /// Maps whose size could take more than half of the machine's memory are
 /// refused before any is created (they used to stall the machine for tens
 /// of seconds before the kernel refused them), naming the flag.
