@@ -424,11 +424,7 @@ impl Bench {
 /// Percent of `a` in `a + b`, by leaf samples of a folded text.
 fn share(folded: &str, a: &str, b: &str) -> f64 {
     let (mut na, mut nb) = (0u64, 0u64);
-    for line in folded.lines() {
-        let Some((stack, count)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let count: u64 = count.parse().unwrap_or(0);
+    for (stack, count) in super::run::folded_stacks(folded) {
         if stack.split(';').any(|f| f == a) {
             na += count;
         } else if stack.split(';').any(|f| f == b) {

@@ -16,7 +16,11 @@ use std::{
 use anyhow::{Context, Result};
 use serde_json::{Value, json};
 
-use super::{Bench, cases::bpf_ns_per_run, run::Series};
+use super::{
+    Bench,
+    cases::bpf_ns_per_run,
+    run::{Series, folded_stacks, user_frames},
+};
 
 const PYTHON: &str = "/root/.pyenv/versions/3.12.1/bin/python3.12";
 const DEPTHS: [u32; 2] = [10, 40];
@@ -109,23 +113,12 @@ impl Bench {
 /// ones aside) per sample.
 fn frames_per_sample(folded: &str) -> (f64, f64) {
     let (mut samples, mut python, mut all) = (0u64, 0u64, 0u64);
-    for line in folded.lines() {
-        let Some((stack, count)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let count: u64 = count.parse().unwrap_or(0);
+    for (stack, count) in folded_stacks(folded) {
         samples += count;
-        let user = stack
-            .split(';')
-            .skip(1)
-            .filter(|f| !f.ends_with("_[i]") && !f.ends_with("_[k]"));
-        let (mut py, mut every) = (0, 0);
-        for frame in user {
-            every += 1;
-            py += u64::from(frame.contains(".py:"));
+        for frame in user_frames(stack) {
+            all += count;
+            python += count * u64::from(frame.contains(".py:"));
         }
-        python += count * py;
-        all += count * every;
     }
     let samples = samples.max(1) as f64;
     (python as f64 / samples, all as f64 / samples)

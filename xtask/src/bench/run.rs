@@ -145,3 +145,21 @@ impl Series {
         serde_json::json!({ "median": self.median(), "min": self.min(), "max": self.max(), "runs": self.0 })
     }
 }
+
+/// The stacks of a folded text (`process;outermost;...;innermost count`),
+/// each with its count; lines that are not one are skipped.
+pub fn folded_stacks(text: &str) -> impl Iterator<Item = (&str, u64)> {
+    text.lines().filter_map(|line| {
+        let (stack, count) = line.rsplit_once(' ')?;
+        Some((stack, count.parse().unwrap_or(0)))
+    })
+}
+
+/// A folded stack's user frames: the process name, inlined frames and
+/// kernel frames aside.
+pub fn user_frames(stack: &str) -> impl Iterator<Item = &str> {
+    stack
+        .split(';')
+        .skip(1)
+        .filter(|f| !f.ends_with("_[i]") && !f.ends_with("_[k]"))
+}

@@ -17,7 +17,7 @@ use serde_json::{Value, json};
 use super::{
     Bench,
     cases::bpf_ns_per_run,
-    run::{Cost, Series, wait},
+    run::{Cost, Series, folded_stacks, user_frames, wait},
 };
 
 const WORKLOADS: [&str; 4] = ["wl-omitfp", "wl-leaf", "wl-qsort", "wl-rust-nofp"];
@@ -107,21 +107,12 @@ impl Bench {
 /// the user frames the walks found per sample (inlined frames aside).
 fn reaching_main(folded: &str) -> (f64, f64) {
     let (mut all, mut whole, mut frames) = (0u64, 0u64, 0u64);
-    for line in folded.lines() {
-        let Some((stack, count)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let count: u64 = count.parse().unwrap_or(0);
+    for (stack, count) in folded_stacks(folded) {
         all += count;
         if stack.split(';').any(|f| f == "main" || f == "nofp::main") {
             whole += count;
         }
-        let walked = stack
-            .split(';')
-            .skip(1)
-            .filter(|f| !f.ends_with("_[i]") && !f.ends_with("_[k]"))
-            .count() as u64;
-        frames += walked * count;
+        frames += user_frames(stack).count() as u64 * count;
     }
     let all = all.max(1) as f64;
     (whole as f64 * 100.0 / all, frames as f64 / all)

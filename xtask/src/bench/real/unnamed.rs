@@ -78,11 +78,7 @@ pub(super) fn is_unnamed(frame: &str) -> bool {
 /// bpfprof's on-cpu.folded: `process;outermost;...;innermost count`.
 pub(super) fn folded(text: &str) -> Tally {
     let mut tally = Tally::default();
-    for line in text.lines() {
-        let Some((stack, count)) = line.rsplit_once(' ') else {
-            continue;
-        };
-        let count: u64 = count.parse().unwrap_or(0);
+    for (stack, count) in crate::bench::run::folded_stacks(text) {
         let mut frames = stack.split(';');
         let process = frames.next().unwrap_or("");
         tally.add(process, count, frames.any(is_unnamed));
