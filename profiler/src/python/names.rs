@@ -32,6 +32,25 @@ struct ProcessCode {
     code: HashMap<u64, Option<CodeObject>>,
 }
 
+impl ProcessCode {
+    /// The code object at `code` as BPF saw it (`identity`): as read
+    /// before, else read now; None when it does not read as that object.
+    fn object(&mut self, code: u64, identity: u32) -> Option<&CodeObject> {
+        let known = matches!(self.code.get(&code), Some(Some(o)) if o.identity() == identity);
+        if !known {
+            let read = read_code(self.memory.as_ref()?, &self.layout, code);
+            if self.code.len() >= MAX_CODE_OBJECTS {
+                self.code.clear();
+            }
+            self.code.insert(code, read);
+        }
+        self.code
+            .get(&code)?
+            .as_ref()
+            .filter(|o| o.identity() == identity)
+    }
+}
+
 /// Code objects kept per process: a process that makes code without end
 /// (`exec` in a loop) keeps no more than this.
 const MAX_CODE_OBJECTS: usize = 65536;
@@ -56,47 +75,20 @@ impl PythonNames {
     /// read already as the same object: named later even if the process
     /// has exited by then.
     pub(crate) fn prefetch(&mut self, tgid: u32, code: u64, identity: u32) {
-        let Some(process) = self.processes.get_mut(&tgid) else {
-            return;
-        };
-        if let Some(Some(object)) = process.code.get(&code)
-            && object.identity() == identity
-        {
-            return;
+        if let Some(process) = self.processes.get_mut(&tgid) {
+            process.object(code, identity);
         }
-        let Some(memory) = process.memory.as_ref() else {
-            return;
-        };
-        let read = read_code(memory, &process.layout, code);
-        if process.code.len() >= MAX_CODE_OBJECTS {
-            process.code.clear();
-        }
-        process.code.insert(code, read);
     }
 
     /// The frame BPF recorded as `code` and `meta` (identity and
     /// position) in process `tgid`; None when it cannot be named.
     pub(crate) fn frame(&mut self, tgid: u32, code: u64, meta: u64) -> Option<PythonFrame> {
         let process = self.processes.get_mut(&tgid)?;
-        let identity = (meta >> 32) as u32;
-        let position = meta as u32 as i32;
-        let cached = process.code.get(&code).cloned().flatten();
-        let object = match cached {
-            Some(object) if object.identity() == identity => object,
-            _ => {
-                let memory = process.memory.as_ref()?;
-                let read = read_code(memory, &process.layout, code);
-                if process.code.len() >= MAX_CODE_OBJECTS {
-                    process.code.clear();
-                }
-                process.code.insert(code, read.clone());
-                read.filter(|o| o.identity() == identity)?
-            }
-        };
+        let object = process.object(code, (meta >> 32) as u32)?;
         Some(PythonFrame {
             function: object.name.clone(),
-            line: object.line(position),
-            file: object.filename,
+            line: object.line(meta as u32 as i32),
+            file: object.filename.clone(),
         })
     }
 

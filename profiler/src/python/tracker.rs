@@ -51,7 +51,7 @@ impl Tracker {
         self.soon.remove(&tgid);
         self.not_ready.remove(&tgid);
         self.reported.remove(&tgid);
-        self.inspect(collector, tgid, true)
+        self.inspect(collector, tgid)
     }
 
     /// A process BPF saw first, or whose maps changed (a library loaded
@@ -61,25 +61,22 @@ impl Tracker {
         if self.walked.contains_key(&tgid) || self.soon.contains_key(&tgid) {
             return None;
         }
-        self.inspect(collector, tgid, true)
+        self.inspect(collector, tgid)
     }
 
     /// Inspects `tgid`: its minor version when it is walked from now on.
-    /// `early`: a process that may not have mapped its libraries or
-    /// started its interpreter yet is tried again soon.
-    fn inspect(&mut self, collector: &mut Collector, tgid: u32, early: bool) -> Option<u32> {
+    /// A process that may not have mapped its libraries or started its
+    /// interpreter yet is tried again soon.
+    fn inspect(&mut self, collector: &mut Collector, tgid: u32) -> Option<u32> {
         match inspect(tgid) {
             Interpreter::Python(process) => {
                 self.soon.remove(&tgid);
                 return self.walk(collector, tgid, &process);
             }
             // Only an interpreter, by its name, is waited for.
-            Interpreter::NotPython if early && looks_like_python(tgid) => self.try_soon(tgid),
+            Interpreter::NotPython if looks_like_python(tgid) => self.try_soon(tgid),
             Interpreter::NotPython => {}
-            Interpreter::NotReady if early => self.try_soon(tgid),
-            Interpreter::NotReady => {
-                self.not_ready.insert(tgid, DRAIN_TRIES);
-            }
+            Interpreter::NotReady => self.try_soon(tgid),
             Interpreter::Unsupported { version, reason } => {
                 self.soon.remove(&tgid);
                 self.not_walked(tgid, &version, &reason);
@@ -145,12 +142,20 @@ impl Tracker {
     pub(crate) fn on_drain(&mut self, collector: &mut Collector) -> Vec<(u32, u32)> {
         let mut walked = Vec::new();
         for (tgid, tries) in std::mem::take(&mut self.not_ready) {
-            if let Some(minor) = self.inspect(collector, tgid, false) {
-                walked.push((tgid, minor));
-            } else if self.not_ready.contains_key(&tgid) && tries > 1 {
-                self.not_ready.insert(tgid, tries - 1);
-            } else if self.not_ready.remove(&tgid).is_some() {
-                self.not_walked(tgid, "CPython", "its interpreter did not finish starting");
+            match inspect(tgid) {
+                Interpreter::Python(process) => {
+                    walked.extend(self.walk(collector, tgid, &process).map(|m| (tgid, m)));
+                }
+                Interpreter::Unsupported { version, reason } => {
+                    self.not_walked(tgid, &version, &reason);
+                }
+                Interpreter::NotReady if tries > 1 => {
+                    self.not_ready.insert(tgid, tries - 1);
+                }
+                Interpreter::NotReady => {
+                    self.not_walked(tgid, "CPython", "its interpreter did not finish starting");
+                }
+                Interpreter::NotPython => {}
             }
         }
         let gone: Vec<u32> = self

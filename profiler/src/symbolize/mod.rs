@@ -364,6 +364,7 @@ enum Word {
 /// caller's line and inlining correctly, as perf does.
 fn words(ips: &[u64], user: bool) -> Vec<Word> {
     let mut words = Vec::with_capacity(ips.len());
+    let mut native_seen = false;
     let mut i = 0;
     while i < ips.len() {
         let word = ips[i];
@@ -375,8 +376,12 @@ fn words(ips: &[u64], user: bool) -> Vec<Word> {
             i += 2;
             continue;
         }
-        let first = !words.iter().any(|w| matches!(w, Word::Native { .. }));
-        let lookup = if first { word } else { word.saturating_sub(1) };
+        let lookup = if native_seen {
+            word.saturating_sub(1)
+        } else {
+            word
+        };
+        native_seen = true;
         words.push(Word::Native { ip: word, lookup });
         i += 1;
     }
