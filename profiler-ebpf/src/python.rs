@@ -198,7 +198,7 @@ fn read_window(address: u64, window: &mut [u64; WINDOW]) -> bool {
     unsafe { bpf_probe_read_user_buf(address as *const u8, bytes) }.is_ok()
 }
 
-/// What `emit_run` did.
+/// What `python_emit_run` did.
 pub const RUN_GOES_ON: i32 = 0;
 pub const RUN_ENDED: i32 = 1;
 
@@ -308,7 +308,7 @@ fn announce_code(code: u64, identity: u32) {
 }
 
 /// `python_code_identity` of the code object at `code` (0 if unreadable:
-/// userspace then names the frame only if the object reads the same).
+/// no code object reads with that identity, so the frame stays unnamed).
 #[inline(always)]
 fn code_identity(
     code: u64,
