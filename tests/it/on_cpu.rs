@@ -4,7 +4,7 @@
 use std::{thread, time::Duration};
 
 use integration_tests::{
-    Folded, Workload, output_dir, profile, require_bpf, spawn_profiler, wait_for,
+    Folded, Sampling, Workload, output_dir, profile, require_bpf, spawn_profiler,
 };
 
 #[test]
@@ -196,15 +196,12 @@ fn sigint_stops_the_capture_and_keeps_the_outputs() {
     let _bpf = require_bpf();
     let spin = Workload::start("wl-spin", &[]);
     let dir = output_dir("sigint");
-    let profiler = spawn_profiler(&dir, &["--pid", &spin.pid().to_string(), "--freq", "199"]);
-    assert!(
-        wait_for(&dir, Duration::from_secs(5)),
-        "bpfprof never created {}",
-        dir.display()
-    );
+    let mut profiler = spawn_profiler(&dir, &["--pid", &spin.pid().to_string(), "--freq", "199"]);
+    let sampling = Sampling::wait(&mut profiler);
     thread::sleep(Duration::from_secs(2));
     unsafe { libc::kill(profiler.id() as i32, libc::SIGINT) };
-    let output = profiler.wait_with_output().unwrap();
+    let mut output = profiler.wait_with_output().unwrap();
+    output.stderr = sampling.stderr().into_bytes();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         output.status.success(),

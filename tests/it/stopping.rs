@@ -11,7 +11,7 @@ use std::{
 };
 
 use integration_tests::{
-    Folded, Workload, bpfprof_bin, output_dir, profile, require_bpf, spawn_profiler, wait_for,
+    Folded, Sampling, Workload, bpfprof_bin, output_dir, profile, require_bpf, spawn_profiler,
 };
 
 /// Waits for bpfprof to exit, up to `limit`; kills it and fails past that.
@@ -82,15 +82,12 @@ fn sighup_stops_the_capture_and_keeps_the_outputs() {
     let dir = output_dir("sighup");
     // SIGHUP as a terminal leaves it, whatever this test was started with
     // (under nohup, bpfprof rightly keeps it ignored: the test below).
-    let profiler = spawn_with_sighup(&dir, &["--pid", &spin.pid().to_string()], libc::SIG_DFL);
-    assert!(
-        wait_for(&dir, Duration::from_secs(5)),
-        "no {}",
-        dir.display()
-    );
+    let mut profiler = spawn_with_sighup(&dir, &["--pid", &spin.pid().to_string()], libc::SIG_DFL);
+    let sampling = Sampling::wait(&mut profiler);
     thread::sleep(Duration::from_secs(1));
     signal(&profiler, libc::SIGHUP);
-    let output = wait_within(profiler, Duration::from_secs(20), "SIGHUP");
+    let mut output = wait_within(profiler, Duration::from_secs(20), "SIGHUP");
+    output.stderr = sampling.stderr().into_bytes();
     assert_outputs(&dir, &output, "SIGHUP");
     let samples = Folded::read(&dir.join("on-cpu.folded")).leaf_samples("wl-spin", "spin_leaf");
     assert!(samples >= 50, "only {samples} samples kept after SIGHUP");
@@ -135,19 +132,16 @@ fn sighup_stays_ignored_under_nohup() {
     let _bpf = require_bpf();
     let spin = Workload::start("wl-spin", &[]);
     let dir = output_dir("nohup");
-    let profiler = spawn_with_sighup(
+    let mut profiler = spawn_with_sighup(
         &dir,
         &["--pid", &spin.pid().to_string(), "-d", "2"],
         libc::SIG_IGN,
     );
-    assert!(
-        wait_for(&dir, Duration::from_secs(5)),
-        "no {}",
-        dir.display()
-    );
+    let sampling = Sampling::wait(&mut profiler);
     signal(&profiler, libc::SIGHUP);
     let started = Instant::now();
-    let output = wait_within(profiler, Duration::from_secs(20), "nohup");
+    let mut output = wait_within(profiler, Duration::from_secs(20), "nohup");
+    output.stderr = sampling.stderr().into_bytes();
     assert_outputs(&dir, &output, "nohup");
     assert!(
         started.elapsed() > Duration::from_millis(1500),

@@ -8,10 +8,9 @@ use std::{
     os::fd::{FromRawFd, OwnedFd},
     path::Path,
     process::{Command, Output, Stdio},
-    time::{Duration, Instant},
 };
 
-use integration_tests::{Workload, bpfprof_bin, output_dir, require_bpf, spawn_profiler, wait_for};
+use integration_tests::{Sampling, Workload, bpfprof_bin, output_dir, require_bpf, spawn_profiler};
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -88,23 +87,13 @@ fn a_removed_output_directory_fails_each_file_by_name_and_keeps_the_tables() {
     let _bpf = require_bpf();
     let spin = Workload::start("wl-spin", &[]);
     let dir = output_dir("removed");
-    let child = spawn_profiler(&dir, &["--pid", &spin.pid().to_string(), "-d", "2"]);
-    assert!(
-        wait_for(&dir, Duration::from_secs(5)),
-        "no output directory"
-    );
-    // Empty but for a moment while bpfprof proves it writable.
-    let start = Instant::now();
-    while let Err(e) = std::fs::remove_dir(&dir) {
-        assert!(
-            e.kind() == std::io::ErrorKind::DirectoryNotEmpty
-                && start.elapsed() < Duration::from_secs(1),
-            "removing {}: {e}",
-            dir.display()
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let out = child.wait_with_output().unwrap();
+    let mut child = spawn_profiler(&dir, &["--pid", &spin.pid().to_string(), "-d", "2"]);
+    // The directory is made, opened and proved writable before the capture
+    // says it is sampling: removing it any earlier fails the start instead.
+    let stderr_lines = Sampling::wait(&mut child);
+    std::fs::remove_dir(&dir).unwrap_or_else(|e| panic!("removing {}: {e}", dir.display()));
+    let mut out = child.wait_with_output().unwrap();
+    out.stderr = stderr_lines.stderr().into_bytes();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let errors = error_lines(&out);
     for name in [

@@ -208,16 +208,46 @@ pub fn spawn_profiler(dir: &Path, args: &[&str]) -> Child {
         .expect("starting bpfprof")
 }
 
-/// Waits for `path` to exist, up to `timeout`.
-pub fn wait_for(path: &Path, timeout: Duration) -> bool {
-    let start = Instant::now();
-    while start.elapsed() < timeout {
-        if path.exists() {
-            return true;
+/// A spawned bpfprof that has said it is sampling: its output directory is
+/// made and its programs are attached. Its stderr is read on a thread
+/// from then on (a pipe left unread could block it).
+pub struct Sampling {
+    reader: thread::JoinHandle<String>,
+}
+
+impl Sampling {
+    /// Waits, up to a bound, for `child` (started with a piped stderr) to
+    /// say it is sampling; panics with what it said if it exits first.
+    pub fn wait(child: &mut Child) -> Sampling {
+        use std::io::BufRead;
+        let stderr = child.stderr.take().expect("a piped stderr");
+        let (said, heard) = std::sync::mpsc::channel();
+        let reader = thread::spawn(move || {
+            let mut all = String::new();
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if line.starts_with("bpfprof: sampling ") {
+                    let _ = said.send(());
+                }
+                all.push_str(&line);
+                all.push('\n');
+            }
+            all
+        });
+        if heard.recv_timeout(Duration::from_secs(30)).is_err() {
+            let _ = child.kill();
+            panic!(
+                "bpfprof never said it was sampling: {}",
+                reader.join().unwrap_or_default()
+            );
         }
-        thread::sleep(Duration::from_millis(20));
+        Sampling { reader }
     }
-    false
+
+    /// Everything bpfprof wrote to stderr, once it has exited.
+    pub fn stderr(self) -> String {
+        self.reader.join().expect("the stderr reader")
+    }
 }
 
 /// A parsed folded-stacks file: frames root first, with counts.
