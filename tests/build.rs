@@ -39,6 +39,8 @@ const WORKLOADS: &[(&str, &str, &[&str])] = &[
     ("wl-fsync", "fsync.c", O0),
     ("wl-pipe", "pipe.c", O0),
     ("wl-short", "short.c", O0),
+    // Shipped as many binaries are: no symbols, no debug info.
+    ("wl-stripped", "short.c", &["-O0", "-fno-inline", "-s"]),
     ("wl-burst", "burst.c", O0),
     ("wl-jit", "jit.c", O0),
     ("wl-cpp", "cpp.cpp", O0),

@@ -30,6 +30,66 @@ fn short_lived_processes_are_named_after_they_exit() {
     );
 }
 
+/// A stripped binary has no names, but its frames keep their file and
+/// offset after it exits: `[wl-stripped+0x...]` at the offsets of
+/// short_lived_work and main (read from the same code built unstripped).
+#[test]
+#[ignore = "needs root and BPF"]
+fn a_short_lived_stripped_binary_keeps_its_file_and_offsets() {
+    let _bpf = require_bpf();
+    let (burst, stripped) = (workload("wl-burst"), workload("wl-stripped"));
+    let run = profile(
+        "burst-stripped",
+        &[
+            "--",
+            burst.to_str().unwrap(),
+            stripped.to_str().unwrap(),
+            "40",
+        ],
+    );
+    run.assert_success();
+    let symbols = symbol_ranges(&workload("wl-short"));
+    let at = |frame: &str| {
+        let offset = frame.strip_prefix("[wl-stripped+0x")?.strip_suffix(']')?;
+        let offset = u64::from_str_radix(offset, 16).ok()?;
+        // A return address may be one past its call, at a function's end.
+        symbols
+            .iter()
+            .find(|(_, range)| range.start < offset && offset <= range.end)
+            .map(|(name, _)| name.as_str())
+    };
+    let folded = run.folded();
+    let mut kept = 0;
+    for (frames, count) in folded.of_process("wl-stripped") {
+        let binary: Vec<_> = frames.iter().filter_map(|f| at(f)).collect();
+        if binary.ends_with(&["main", "short_lived_work"]) {
+            kept += count;
+        }
+    }
+    let total = folded.samples_of("wl-stripped");
+    // Each burns 40 ms of wall time: fewer samples on a busy machine.
+    assert!(total >= 40, "only {total} samples of the 40 processes");
+    assert!(
+        kept * 10 >= total * 9,
+        "{kept} of {total} samples kept main and short_lived_work as file and offset"
+    );
+}
+
+/// Each function of an ELF file: its name and its address range, which is
+/// its file offset in the workloads (their text is mapped at its offset).
+fn symbol_ranges(path: &std::path::Path) -> Vec<(String, std::ops::Range<u64>)> {
+    use object::{Object, ObjectSymbol, SymbolKind};
+    let data = std::fs::read(path).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    file.symbols()
+        .filter(|s| s.kind() == SymbolKind::Text && s.size() > 0)
+        .map(|s| {
+            let name = s.name().unwrap().to_string();
+            (name, s.address()..s.address() + s.size())
+        })
+        .collect()
+}
+
 /// A process that exited and that its parent has not reaped yet still has
 /// a /proc entry, but no maps: the drain after it exits names its last
 /// samples from the maps it had, not from none.

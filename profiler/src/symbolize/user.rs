@@ -57,13 +57,11 @@ impl Symbolizer {
             results = self.symbolize_user(tgid, addrs, false);
         }
         let results = results.unwrap_or_default();
-        // Only a live process, just snapshotted, has mappings to name
-        // unknown addresses by.
+        // The last snapshot's mappings name unknown addresses by file, after
+        // exit too: an exec empties them before the new image is read, so
+        // they never belong to an image older than the stacks named here.
         let no_mappings = Vec::new();
-        let mappings = match self.cached.get(&tgid) {
-            Some(cached) if alive => &cached.mappings,
-            _ => &no_mappings,
-        };
+        let mappings = self.cached.get(&tgid).map_or(&no_mappings, |c| &c.mappings);
         let mut names = Names::new();
         for (i, addr) in addrs.iter().enumerate() {
             let ids = match results.get(i) {
