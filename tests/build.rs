@@ -14,6 +14,12 @@ const WORKLOADS: &[(&str, &str, &[&str])] = &[
     ("wl-ratio", "ratio.c", O0),
     ("wl-syscall", "syscall.c", O0),
     ("wl-spin", "spin.c", O0),
+    // Go's own pprof disassembles only code that runs at its link address.
+    (
+        "wl-spin-nopie",
+        "spin.c",
+        &["-O0", "-fno-inline", "-no-pie"],
+    ),
     ("wl-forker", "forker.c", O0),
     ("wl-sleeps", "sleeps.c", O0),
     ("wl-samesite", "samesite.c", O0),

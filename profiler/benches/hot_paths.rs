@@ -78,6 +78,7 @@ fn big_profile() -> Profile {
                 tgid: 1,
                 tid: 1,
                 pcs: vec![0; stack.len()],
+                lines: vec![0; stack.len()],
                 frames: stack,
             },
             1 + (i % 5) as u64,

@@ -77,3 +77,89 @@ pub fn read(path: &std::path::Path) -> Vec<u8> {
         .unwrap();
     bytes
 }
+
+/// The parts of a profile the tests check, decoded.
+pub struct Profile {
+    pub mappings: Vec<Mapping>,
+    pub locations: Vec<Location>,
+    pub functions: Vec<Function>,
+    pub default_sample_type: String,
+}
+
+pub struct Mapping {
+    pub id: u64,
+    pub start: u64,
+    pub limit: u64,
+    pub file_offset: u64,
+    pub filename: String,
+}
+
+pub struct Location {
+    pub mapping_id: u64,
+    pub address: u64,
+    /// (function id, line), innermost first.
+    pub lines: Vec<(u64, i64)>,
+}
+
+pub struct Function {
+    pub id: u64,
+    pub name: String,
+    pub system_name: String,
+    pub filename: String,
+}
+
+impl Profile {
+    pub fn read(path: &std::path::Path) -> Profile {
+        let bytes = read(path);
+        let strings: Vec<String> = messages(&bytes, 6)
+            .into_iter()
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect();
+        let string = |m: &[u8], n| strings[varint_field(m, n) as usize].clone();
+        let mappings = messages(&bytes, 3)
+            .into_iter()
+            .map(|m| Mapping {
+                id: varint_field(m, 1),
+                start: varint_field(m, 2),
+                limit: varint_field(m, 3),
+                file_offset: varint_field(m, 4),
+                filename: string(m, 5),
+            })
+            .collect();
+        let locations = messages(&bytes, 4)
+            .into_iter()
+            .map(|m| Location {
+                mapping_id: varint_field(m, 2),
+                address: varint_field(m, 3),
+                lines: messages(m, 4)
+                    .into_iter()
+                    .map(|l| (varint_field(l, 1), varint_field(l, 2) as i64))
+                    .collect(),
+            })
+            .collect();
+        let functions = messages(&bytes, 5)
+            .into_iter()
+            .map(|m| Function {
+                id: varint_field(m, 1),
+                name: string(m, 2),
+                system_name: string(m, 3),
+                filename: string(m, 4),
+            })
+            .collect();
+        let default_sample_type = strings[varint_field(&bytes, 14) as usize].clone();
+        Profile {
+            mappings,
+            locations,
+            functions,
+            default_sample_type,
+        }
+    }
+
+    pub fn function(&self, id: u64) -> &Function {
+        self.functions.iter().find(|f| f.id == id).unwrap()
+    }
+
+    pub fn mapping(&self, id: u64) -> Option<&Mapping> {
+        self.mappings.iter().find(|m| m.id == id)
+    }
+}

@@ -1,7 +1,8 @@
 //! Installs what the BPF build needs and a fresh machine lacks: rust-src for
 //! the nightly toolchain, LLVM's development files of the nightly's LLVM
-//! major, and bpf-linker built against them. Where it cannot install (not
-//! root, no apt-get), it stops with the exact commands to run.
+//! major, and bpf-linker built against them; and the programs the test
+//! suite reads outputs with. Where it cannot install (not root, no
+//! apt-get), it stops with the exact commands to run.
 
 use std::{path::Path, process::Command};
 
@@ -34,6 +35,49 @@ fn nightly_llvm_major() -> Result<u32> {
         .find_map(|line| line.strip_prefix("LLVM version: "))
         .and_then(|v| v.split('.').next()?.parse().ok())
         .context("cannot read the LLVM version from `rustc +nightly -vV`")
+}
+
+/// The readers the suite checks outputs with, as their users would:
+/// `go tool pprof` for profile.pb.gz.
+const TEST_TOOLS: &[(&str, &str)] = &[("go", "golang-go")];
+
+pub fn ensure_test_tools() -> Result<()> {
+    let packages: Vec<&str> = TEST_TOOLS
+        .iter()
+        .filter(|(tool, _)| !on_path(tool))
+        .map(|&(_, package)| package)
+        .collect();
+    if packages.is_empty() {
+        return Ok(());
+    }
+    let has_apt = Path::new("/usr/bin/apt-get").exists();
+    if !(is_root() && has_apt) {
+        bail!(
+            "the test suite reads its outputs with {0}; install it:\n  \
+             sudo apt-get update && sudo apt-get install -y {0}",
+            packages.join(" ")
+        );
+    }
+    progress(&format!(
+        "installing {} for the test suite",
+        packages.join(", ")
+    ));
+    run_checked(
+        Command::new("apt-get").args(["update", "-qq"]),
+        "apt-get update",
+    )?;
+    run_checked(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq"])
+            .args(&packages)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+        &format!("installing {}", packages.join(", ")),
+    )
+}
+
+fn on_path(tool: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
 }
 
 fn ensure_rust_src() -> Result<()> {

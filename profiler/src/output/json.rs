@@ -309,6 +309,7 @@ mod tests {
             tid: 8,
             pcs: vec![0x10, 0x20],
             frames,
+            lines: Vec::new(),
         };
         p.add(site.clone(), 3);
         p.add_off_cpu(site, OffState::Sleeping, 1500);

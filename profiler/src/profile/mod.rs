@@ -3,11 +3,14 @@
 //! losses counted. Symbolization fills it; analysis and the renderers only
 //! read it.
 
+mod frames;
 mod losses;
 mod printable;
 
 use std::collections::{BTreeMap, HashMap};
 
+pub(crate) use frames::MappedFile;
+pub use frames::{Frame, FrameId, FrameKind, FrameTable};
 pub(crate) use losses::Losses;
 use printable::make_printable;
 pub(crate) use printable::printable;
@@ -24,122 +27,6 @@ pub(crate) struct PerfMapLosses {
     pub(crate) cut: u64,
 }
 
-/// Index into [`FrameTable`].
-pub type FrameId = u32;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum FrameKind {
-    User,
-    /// A function inlined into the user frame below it (from DWARF).
-    Inlined,
-    Kernel,
-    /// A user address no symbol covers: named `[module+0xoffset]`, or
-    /// `[unknown]` when it is in no file.
-    Unknown,
-    /// Not a function: a marker such as `[truncated]` or `[lost stack]`.
-    Pseudo,
-    /// A Python function, named `function (file.py:line)`; its module is
-    /// the file's name (the whole path in `FrameTable::module_paths`).
-    Python,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Frame {
-    pub name: String,
-    /// File name of the binary or library (not the whole path).
-    pub module: Option<String>,
-    pub kind: FrameKind,
-}
-
-impl Frame {
-    pub(crate) fn pseudo(name: &str) -> Frame {
-        Frame {
-            name: name.to_string(),
-            module: None,
-            kind: FrameKind::Pseudo,
-        }
-    }
-
-    /// A Python frame's function and line, from its name `function
-    /// (file.py:line)`.
-    pub(crate) fn python_source(&self) -> Option<(&str, u32)> {
-        if self.kind != FrameKind::Python {
-            return None;
-        }
-        let (function, place) = self.name.rsplit_once(" (")?;
-        let line = place.strip_suffix(')')?.rsplit_once(':')?.1.parse().ok()?;
-        Some((function, line))
-    }
-}
-
-/// Every distinct frame once, so stacks are short vectors of ids. Names
-/// and modules are stored printable (see `printable`).
-#[derive(Debug, Default)]
-pub struct FrameTable {
-    frames: Vec<Frame>,
-    ids: HashMap<Frame, FrameId>,
-    /// The full path of each module (frames keep only its file name).
-    module_paths: BTreeMap<String, String>,
-    /// The GNU build id of each module that has one, in hex, read while
-    /// the run could still reach the file its frames were named from.
-    build_ids: BTreeMap<String, String>,
-}
-
-impl FrameTable {
-    pub fn intern(&mut self, mut frame: Frame) -> FrameId {
-        make_printable(&mut frame.name);
-        if let Some(module) = &mut frame.module {
-            make_printable(module);
-        }
-        if let Some(&id) = self.ids.get(&frame) {
-            return id;
-        }
-        let id = self.frames.len() as FrameId;
-        self.frames.push(frame.clone());
-        self.ids.insert(frame, id);
-        id
-    }
-
-    pub(crate) fn get(&self, id: FrameId) -> &Frame {
-        &self.frames[id as usize]
-    }
-
-    pub(crate) fn all(&self) -> &[Frame] {
-        &self.frames
-    }
-
-    pub(crate) fn note_module_path(&mut self, name: &str, path: &str) {
-        let name = printable(name);
-        if !self.module_paths.contains_key(name.as_ref()) {
-            let path = printable(path).into_owned();
-            self.module_paths.insert(name.into_owned(), path);
-        }
-    }
-
-    /// Whether a module's path is noted already (its frames are stored by
-    /// its printable name).
-    pub(crate) fn knows_module(&self, name: &str) -> bool {
-        self.module_paths.contains_key(printable(name).as_ref())
-    }
-
-    /// Notes a module's build id (hex), the first one given.
-    pub(crate) fn note_build_id(&mut self, name: &str, build_id: &str) {
-        let name = printable(name).into_owned();
-        let build_id = printable(build_id).into_owned();
-        self.build_ids.entry(name).or_insert(build_id);
-    }
-
-    /// The build id of a module, by its (printable) file name.
-    pub(crate) fn build_id(&self, name: &str) -> Option<&str> {
-        self.build_ids.get(name).map(String::as_str)
-    }
-
-    /// Modules seen, by file name, with their full paths.
-    pub(crate) fn module_paths(&self) -> &BTreeMap<String, String> {
-        &self.module_paths
-    }
-}
-
 /// A stack as counted: which thread, and its frames outermost first
 /// (user frames, then kernel frames).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
@@ -151,12 +38,25 @@ pub struct StackSite {
     /// (return addresses for callers); inlined frames share their caller's,
     /// pseudo-frames have 0. Kept for pprof's locations.
     pub pcs: Vec<u64>,
+    /// The source line each frame was at, where debug info gives one (0
+    /// where not, and past the end when none was given).
+    pub lines: Vec<u32>,
 }
 
 impl StackSite {
     pub(crate) fn push(&mut self, frame: FrameId, pc: u64) {
+        self.push_at_line(frame, pc, 0);
+    }
+
+    pub(crate) fn push_at_line(&mut self, frame: FrameId, pc: u64, line: u32) {
         self.frames.push(frame);
         self.pcs.push(pc);
+        self.lines.push(line);
+    }
+
+    /// The source line of frame `i` (0 when unknown).
+    pub(crate) fn line(&self, i: usize) -> u32 {
+        self.lines.get(i).copied().unwrap_or(0)
     }
 }
 
@@ -319,12 +219,7 @@ impl Profile {
             .iter()
             .map(|f| self.frames.intern(f.clone()))
             .collect();
-        for (name, path) in other.frames.module_paths() {
-            self.frames.note_module_path(name, path);
-        }
-        for (name, build_id) in &other.frames.build_ids {
-            self.frames.note_build_id(name, build_id);
-        }
+        self.frames.merge_knowledge(&other.frames, &ids);
         let mut pid_of: HashMap<u32, u32> = HashMap::new();
         for (&tgid, info) in &other.processes {
             let existing = self
@@ -343,6 +238,7 @@ impl Profile {
                 tgid: pid,
                 tid: pid,
                 pcs: vec![0; site.frames.len()],
+                lines: site.lines,
                 frames: site.frames.iter().map(|&f| ids[f as usize]).collect(),
             }
         };

@@ -35,12 +35,14 @@ fn merging_windows_collapses_processes_by_name() {
         p.name_process(pid, || "worker".into());
         p.name_thread(pid, pid + 1, || "worker".into());
         let f = p.frames.intern(Frame::pseudo("busy"));
+        p.frames.note_source_file(f, "/src/busy.c");
         p.add(
             StackSite {
                 tgid: pid,
                 tid: pid + 1,
                 frames: vec![f],
                 pcs: vec![u64::from(pid)],
+                lines: vec![12],
             },
             samples,
         );
@@ -57,6 +59,10 @@ fn merging_windows_collapses_processes_by_name() {
         1,
         "one stack, whatever its addresses were"
     );
+    // Source lines and files are the code's, whichever process ran it.
+    let site = run.on_cpu.keys().next().unwrap();
+    assert_eq!(site.lines, [12]);
+    assert_eq!(run.frames.source_file(site.frames[0]), Some("/src/busy.c"));
     assert_eq!(run.losses.samples, 12);
 }
 

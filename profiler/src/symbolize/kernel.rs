@@ -34,7 +34,7 @@ impl Symbolizer {
         for (addr, result) in core.iter().chain(&rest).zip(results) {
             let ids = match result {
                 Symbolized::Sym(sym) => vec![table.intern(Frame {
-                    name: clean(&sym.name),
+                    name: clean(&self.demangled(&sym.name)),
                     module: None,
                     kind: FrameKind::Kernel,
                 })],
@@ -46,7 +46,7 @@ impl Symbolizer {
                     kind: FrameKind::Kernel,
                 })],
             };
-            names.insert(*addr, ids);
+            names.insert(*addr, ids.into_iter().map(|id| (id, 0)).collect());
         }
         names
     }

@@ -8,6 +8,7 @@
 //! of the files blazesym keeps mapped.
 
 mod build_id;
+mod demangle;
 mod kallsyms;
 mod kernel;
 mod perf_map;
@@ -64,6 +65,9 @@ pub struct Symbolizer {
     cached: HashMap<u32, CachedProcess>,
     /// Names of Python processes' frames (see `crate::python::names`).
     python: PythonNames,
+    /// Whether names are demangled: here, not by blazesym, which would
+    /// leave no trace of the symbol as the binary spells it.
+    demangle: bool,
 }
 
 #[derive(Default)]
@@ -83,8 +87,9 @@ struct CachedProcess {
     image: Option<u16>,
 }
 
-/// Frames per address, for one batch: outermost first (inlined last).
-type Names = HashMap<u64, Vec<FrameId>>;
+/// Frames per address, for one batch: outermost first (inlined last),
+/// each with the source line it was at (0 where unknown).
+type Names = HashMap<u64, Vec<(FrameId, u32)>>;
 
 /// Python frames per their two words (code object, identity and
 /// position), for one process and batch.
@@ -105,13 +110,14 @@ impl Symbolizer {
             blazesym: Blazesym::builder()
                 .enable_code_info(naming.inline)
                 .enable_inlined_fns(naming.inline)
-                .enable_demangling(naming.demangle)
+                .enable_demangling(false)
                 .build(),
             core_text: OnceCell::new(),
             kernel_threads: HashMap::new(),
             perf_maps: perf_map::PerfMaps::default(),
             cached: HashMap::new(),
             python: PythonNames::default(),
+            demangle: naming.demangle,
         }
     }
 

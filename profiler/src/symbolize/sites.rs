@@ -148,8 +148,8 @@ fn push_named(
     for word in words(ips, user).into_iter().rev() {
         match word {
             Word::Native { ip, lookup } => {
-                for &frame in names.and_then(|n| n.get(&lookup)).into_iter().flatten() {
-                    site.push(frame, ip);
+                for &(frame, line) in names.and_then(|n| n.get(&lookup)).into_iter().flatten() {
+                    site.push_at_line(frame, ip, line);
                 }
             }
             Word::Python { code, meta } => {

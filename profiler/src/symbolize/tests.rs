@@ -178,7 +178,7 @@ fn a_process_exiting_while_named_is_named_from_its_snapshot() {
     // Seen alive, gone by the time its addresses are named.
     let addr = text.start + 0x1000;
     let names = symbolizer.name_user_addrs(tgid, &[addr], true, &mut profile.frames);
-    let frame = profile.frames.get(names[&addr][0]);
+    let frame = profile.frames.get(names[&addr][0].0);
     assert_ne!(frame.kind, FrameKind::Unknown, "{frame:?}");
     assert_eq!(frame.module.as_deref(), Some("libc.so.6"), "{frame:?}");
 }
@@ -209,7 +209,7 @@ fn a_process_not_yet_reaped_keeps_its_snapshot() {
     let addr = text.start + 0x1000;
     let names = symbolizer.name_user_addrs(tgid, &[addr], true, &mut profile.frames);
     child.wait().unwrap();
-    let frame = profile.frames.get(names[&addr][0]);
+    let frame = profile.frames.get(names[&addr][0].0);
     assert_ne!(frame.kind, FrameKind::Unknown, "{frame:?}");
     assert_eq!(frame.module.as_deref(), Some("libc.so.6"), "{frame:?}");
     let build_id = profile.frames.build_id("libc.so.6").unwrap_or_default();

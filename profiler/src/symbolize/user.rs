@@ -6,7 +6,7 @@
 use blazesym::{
     Pid,
     symbolize::{
-        Input, Symbolized,
+        CodeInfo, Input, Sym, Symbolized,
         source::{Process, Source},
     },
 };
@@ -15,7 +15,7 @@ use super::{Names, Symbolizer, build_id, clean, file_name, unique_lookup_addrs};
 use crate::{
     drain::RawStacks,
     procfs,
-    profile::{Frame, FrameKind, FrameTable},
+    profile::{Frame, FrameId, FrameKind, FrameTable, MappedFile},
 };
 
 impl Symbolizer {
@@ -63,53 +63,93 @@ impl Symbolizer {
         let no_mappings = Vec::new();
         let mappings = self.cached.get(&tgid).map_or(&no_mappings, |c| &c.mappings);
         let mut names = Names::new();
-        for (i, addr) in addrs.iter().enumerate() {
-            let ids = match results.get(i) {
-                Some(Symbolized::Sym(sym)) => {
-                    let path = sym.module.as_deref().map(|m| m.to_string_lossy());
-                    let module = path.as_deref().map(file_name);
-                    if let (Some(name), Some(path)) = (&module, &path)
-                        && !table.knows_module(name)
-                    {
-                        table.note_module_path(name, path);
-                        let mapping = procfs::find_mapping(mappings, *addr);
-                        if let Some(id) = module_build_id(tgid, mapping, path) {
-                            table.note_build_id(name, &id);
-                        }
-                    }
-                    let mut ids = vec![table.intern(Frame {
-                        name: clean(&sym.name),
-                        module: module.clone(),
-                        kind: FrameKind::User,
-                    })];
-                    ids.extend(sym.inlined.iter().map(|inlined| {
+        for (i, &addr) in addrs.iter().enumerate() {
+            let mapping = procfs::find_mapping(mappings, addr).filter(|m| m.path.starts_with('/'));
+            let named = match results.get(i) {
+                Some(Symbolized::Sym(sym)) => self.sym_frames(tgid, sym, mapping, table),
+                _ => match self.perf_maps.lookup(tgid, addr) {
+                    Some(name) => vec![(
                         table.intern(Frame {
-                            name: clean(&inlined.name),
-                            module: module.clone(),
-                            kind: FrameKind::Inlined,
-                        })
-                    }));
-                    ids
-                }
-                _ => match self.perf_maps.lookup(tgid, *addr) {
-                    Some(name) => vec![table.intern(Frame {
-                        name: clean(name),
-                        module: Some("[jit]".into()),
-                        kind: FrameKind::User,
-                    })],
+                            name: clean(name),
+                            module: Some("[jit]".into()),
+                            kind: FrameKind::User,
+                        }),
+                        0,
+                    )],
                     None => {
-                        let mapping = procfs::find_mapping(mappings, *addr);
-                        vec![table.intern(Frame {
-                            name: mapping.map_or_else(|| "[unknown]".into(), |m| m.describe(*addr)),
+                        let mapping = procfs::find_mapping(mappings, addr);
+                        let frame = table.intern(Frame {
+                            name: mapping.map_or_else(|| "[unknown]".into(), |m| m.describe(addr)),
                             module: mapping.map(|m| file_name(&m.path)),
                             kind: FrameKind::Unknown,
-                        })]
+                        });
+                        vec![(frame, 0)]
                     }
                 },
             };
-            names.insert(*addr, ids);
+            if let Some(m) = mapping {
+                table.note_mapping(
+                    tgid,
+                    MappedFile {
+                        start: m.start,
+                        limit: m.end,
+                        file_offset: m.file_offset,
+                        path: m.path.clone(),
+                    },
+                );
+            }
+            names.insert(addr, named);
         }
         names
+    }
+
+    /// The frames of a symbol blazesym found, outermost first (inlined
+    /// last), each with its source line; the module is the file mapped
+    /// there (blazesym may name the separate debug file it read instead).
+    fn sym_frames(
+        &self,
+        tgid: u32,
+        sym: &Sym<'_>,
+        mapping: Option<&procfs::Mapping>,
+        table: &mut FrameTable,
+    ) -> Vec<(FrameId, u32)> {
+        let path = match mapping {
+            Some(m) => Some(m.path.clone()),
+            None => sym
+                .module
+                .as_deref()
+                .map(|m| m.to_string_lossy().into_owned()),
+        };
+        let module = path.as_deref().map(file_name);
+        if let (Some(name), Some(path)) = (&module, &path)
+            && !table.knows_module(name)
+        {
+            table.note_module_path(name, path);
+            if let Some(id) = module_build_id(tgid, mapping, path) {
+                table.note_build_id(name, &id);
+            }
+        }
+        let mut frame = |symbol: &str, code: Option<&CodeInfo<'_>>, kind| {
+            let id = table.intern(Frame {
+                name: clean(&self.demangled(symbol)),
+                module: module.clone(),
+                kind,
+            });
+            table.note_symbol(id, symbol);
+            if let Some(code) = code {
+                table.note_source_file(id, &code.to_path().to_string_lossy());
+            }
+            (id, code.and_then(|c| c.line).unwrap_or(0))
+        };
+        let mut frames = vec![frame(&sym.name, sym.code_info.as_deref(), FrameKind::User)];
+        for inlined in &sym.inlined {
+            frames.push(frame(
+                &inlined.name,
+                inlined.code_info.as_ref(),
+                FrameKind::Inlined,
+            ));
+        }
+        frames
     }
 
     /// One batched call for a process's addresses; None if blazesym failed

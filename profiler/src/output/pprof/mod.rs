@@ -1,8 +1,12 @@
 //! pprof: `profile.pb.gz` (profile.proto, gzip), for `go tool pprof`,
 //! Pyroscope and Grafana. Samples carry `samples/count` and
 //! `cpu/nanoseconds`, plus `off_cpu/nanoseconds` when off-CPU time was
-//! recorded; labels name the pid, tid, thread and off-CPU state. Kernel
-//! locations carry names but no addresses (see `Builder::location`).
+//! recorded, with CPU time the default; labels name the pid, tid, thread
+//! and off-CPU state. User locations carry their address in a mapping with
+//! its real range and file offset, and lines with source files from debug
+//! info (inlined functions too), so `go tool pprof -list` and `-disasm`
+//! work; kernel locations carry names but no addresses (see
+//! `Builder::location`).
 
 pub(crate) mod proto;
 
@@ -53,6 +57,8 @@ pub(crate) fn build(
         }
     }
     let period_type = Some(b.value_type("cpu", "nanoseconds"));
+    // Without it, readers show the last type: off-CPU time, with --off-cpu.
+    let default_sample_type = b.string("cpu");
     let comment = vec![b.string(&format!(
         "bpfprof {} on {}",
         meta.bpfprof_version, meta.hostname
@@ -69,6 +75,7 @@ pub(crate) fn build(
         period_type,
         period: period_ns,
         comment,
+        default_sample_type,
         ..proto::Profile::default()
     }
 }
@@ -88,10 +95,20 @@ struct Builder<'a> {
     functions: Vec<proto::Function>,
     function_ids: HashMap<FrameId, u64>,
     mappings: Vec<proto::Mapping>,
-    mapping_ids: HashMap<String, u64>,
+    mapping_ids: HashMap<MappingKey, u64>,
     locations: Vec<proto::Location>,
-    location_ids: HashMap<(u64, Vec<FrameId>), u64>,
+    location_ids: HashMap<LocationKey, u64>,
 }
+
+/// A mapping: a module with no known range, or a file mapped at a range.
+#[derive(PartialEq, Eq, Hash)]
+enum MappingKey {
+    Module(String),
+    Mapped(u64, u64, u64, String),
+}
+
+/// A location: its mapping, address, frames and their lines.
+type LocationKey = (u64, u64, Vec<FrameId>, Vec<u32>);
 
 impl<'a> Builder<'a> {
     fn new(profile: &'a Profile) -> Builder<'a> {
@@ -182,13 +199,14 @@ impl<'a> Builder<'a> {
             {
                 end += 1;
             }
-            ids.push(self.location(pc, &site.frames[i..end]));
+            let lines: Vec<u32> = (i..end).map(|j| site.line(j)).collect();
+            ids.push(self.location(site.tgid, pc, &site.frames[i..end], lines));
             i = end;
         }
         ids
     }
 
-    fn location(&mut self, pc: u64, group: &[FrameId]) -> u64 {
+    fn location(&mut self, tgid: u32, pc: u64, group: &[FrameId], lines: Vec<u32>) -> u64 {
         // Kernel addresses are left out (the names stay): this file is
         // meant to be shared and uploaded, and one kernel address gives
         // away where KASLR put the kernel, which /proc/kallsyms hides from
@@ -198,20 +216,23 @@ impl<'a> Builder<'a> {
             FrameKind::Kernel => 0,
             _ => pc,
         };
-        let key = (pc, group.to_vec());
+        let mapping_id = self.mapping(tgid, pc, group[0]);
+        let key = (mapping_id, pc, group.to_vec(), lines);
         if let Some(&id) = self.location_ids.get(&key) {
             return id;
         }
-        let mapping_id = self.mapping(group[0]);
         // Innermost (inlined) first, the function they are inlined into last.
         let line = group
             .iter()
+            .zip(&key.3)
             .rev()
-            .map(|&frame| proto::Line {
-                function_id: self.function(frame),
-                line: (self.profile.frames.get(frame).python_source())
-                    .map_or(0, |(_, line)| i64::from(line)),
-                ..proto::Line::default()
+            .map(|(&frame, &line)| {
+                let python = self.profile.frames.get(frame).python_source();
+                proto::Line {
+                    function_id: self.function(frame),
+                    line: i64::from(python.map_or(line, |(_, line)| line)),
+                    ..proto::Line::default()
+                }
             })
             .collect();
         let id = self.locations.len() as u64 + 1;
@@ -238,15 +259,22 @@ impl<'a> Builder<'a> {
                 let path = self.profile.frames.module_paths().get(&module).cloned();
                 (function.to_string(), path.unwrap_or(module))
             }
-            None => (frame.name.clone(), String::new()),
+            None => {
+                let file = self.profile.frames.source_file(frame_id);
+                (frame.name.clone(), file.unwrap_or_default().to_string())
+            }
         };
         let name = self.string(&function);
+        let system_name = match frame.kind {
+            FrameKind::Python => name,
+            _ => self.string(self.profile.frames.symbol(frame_id)),
+        };
         let filename = self.string(&filename);
         let id = self.functions.len() as u64 + 1;
         self.functions.push(proto::Function {
             id,
             name,
-            system_name: name,
+            system_name,
             filename,
             ..proto::Function::default()
         });
@@ -254,34 +282,61 @@ impl<'a> Builder<'a> {
         id
     }
 
-    /// The mapping of a frame's module (0 for pseudo-frames and Python
-    /// functions, which are in no binary).
-    fn mapping(&mut self, frame_id: FrameId) -> u64 {
-        let frame = self.profile.frames.get(frame_id);
-        let module = match (frame.kind, &frame.module) {
-            (FrameKind::Python, _) => return 0,
-            (FrameKind::Kernel, _) => "[kernel.kallsyms]".to_string(),
-            (_, Some(module)) => module.clone(),
-            (_, None) => return 0,
+    /// The mapping of a location: the file mapped at `pc` in process
+    /// `tgid` where it is known, else its frame's module without a range
+    /// (0 for pseudo-frames and Python functions, which are in no binary).
+    fn mapping(&mut self, tgid: u32, pc: u64, frame_id: FrameId) -> u64 {
+        let frames = &self.profile.frames;
+        let frame = frames.get(frame_id);
+        let mapped = match frame.kind {
+            FrameKind::User | FrameKind::Inlined | FrameKind::Unknown if pc != 0 => {
+                frames.mapping_at(tgid, pc)
+            }
+            _ => None,
         };
-        if let Some(&id) = self.mapping_ids.get(&module) {
+        let (key, module) = match (mapped, frame.kind, &frame.module) {
+            (Some(m), ..) => {
+                let key = MappingKey::Mapped(m.start, m.limit, m.file_offset, m.path.clone());
+                (
+                    key,
+                    m.path.rsplit('/').next().unwrap_or(&m.path).to_string(),
+                )
+            }
+            (None, FrameKind::Kernel, _) => {
+                let module = "[kernel.kallsyms]".to_string();
+                (MappingKey::Module(module.clone()), module)
+            }
+            (None, FrameKind::Python, _) | (None, _, None) => return 0,
+            (None, _, Some(module)) => (MappingKey::Module(module.clone()), module.clone()),
+        };
+        if let Some(&id) = self.mapping_ids.get(&key) {
             return id;
         }
-        let frames = &self.profile.frames;
-        let path = frames.module_paths().get(&module).cloned();
+        let path = match &key {
+            MappingKey::Mapped(.., path) => Some(path.clone()),
+            MappingKey::Module(_) => frames.module_paths().get(&module).cloned(),
+        };
         let build_id = frames.build_id(&module).unwrap_or_default().to_string();
+        let (memory_start, memory_limit, file_offset) = match &key {
+            MappingKey::Mapped(start, limit, offset, _) => (*start, *limit, *offset),
+            MappingKey::Module(_) => (0, 0, 0),
+        };
         let filename = self.string(path.as_deref().unwrap_or(&module));
         let build_id = self.string(&build_id);
         let id = self.mappings.len() as u64 + 1;
         self.mappings.push(proto::Mapping {
             id,
+            memory_start,
+            memory_limit,
+            file_offset,
             filename,
             build_id,
             has_functions: true,
+            has_filenames: true,
+            has_line_numbers: true,
             has_inline_frames: true,
-            ..proto::Mapping::default()
         });
-        self.mapping_ids.insert(module, id);
+        self.mapping_ids.insert(key, id);
         id
     }
 }

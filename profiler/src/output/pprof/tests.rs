@@ -1,5 +1,5 @@
 use super::*;
-use crate::profile::{Frame, OffState};
+use crate::profile::{Frame, MappedFile, OffState};
 use flate2::read::GzDecoder;
 use std::io::Read;
 
@@ -21,11 +21,24 @@ fn profile() -> Profile {
     let inlined = f(&mut p, "inlined", FrameKind::Inlined);
     let read = f(&mut p, "ksys_read", FrameKind::Kernel);
     let lost = f(&mut p, "[lost stack]", FrameKind::Pseudo);
+    p.frames.note_source_file(outer, "/src/app.c");
+    p.frames.note_source_file(inlined, "/src/app.h");
+    p.frames.note_symbol(outer, "_Z5outerv");
+    p.frames.note_mapping(
+        7,
+        MappedFile {
+            start: 0x1000,
+            limit: 0x3000,
+            file_offset: 0x4000,
+            path: "/usr/bin/app".into(),
+        },
+    );
     let site = StackSite {
         tgid: 7,
         tid: 8,
         frames: vec![main, outer, inlined, read],
         pcs: vec![0x1010, 0x2020, 0x2020, 0xffff_ffff_8123_4567],
+        lines: vec![3, 12, 40, 0],
     };
     p.add(site.clone(), 5);
     p.add(
@@ -34,6 +47,7 @@ fn profile() -> Profile {
             tid: 8,
             frames: vec![lost],
             pcs: vec![0],
+            lines: vec![0],
         },
         1,
     );
@@ -124,6 +138,35 @@ fn round_trips_with_every_id_resolved() {
         .map(|l| s(decoded.function[l.function_id as usize - 1].name))
         .collect();
     assert_eq!(names, ["inlined", "outer"]);
+    // Each line of the location: its function's file, the line in it, and
+    // the symbol as the binary spells it.
+    let places: Vec<(&str, &str, i64)> = inline
+        .line
+        .iter()
+        .map(|l| {
+            let f = &decoded.function[l.function_id as usize - 1];
+            (s(f.filename), s(f.system_name), l.line)
+        })
+        .collect();
+    assert_eq!(
+        places,
+        [
+            ("/src/app.h", "inlined", 40),
+            ("/src/app.c", "_Z5outerv", 12)
+        ]
+    );
+    // Mapped where the process had the file: the range and file offset.
+    let mapping = &decoded.mapping[inline.mapping_id as usize - 1];
+    assert_eq!(
+        (
+            mapping.memory_start,
+            mapping.memory_limit,
+            mapping.file_offset
+        ),
+        (0x1000, 0x3000, 0x4000)
+    );
+    assert_eq!(s(mapping.filename), "/usr/bin/app");
+    assert_eq!(s(decoded.default_sample_type), "cpu");
     // Leaf first: the kernel frame leads the on-CPU sample, named, but
     // without its address.
     let on_cpu = decoded.sample.iter().find(|s| s.value[0] == 5).unwrap();
@@ -158,6 +201,7 @@ fn values_past_int64_saturate() {
         tid: 7,
         frames: vec![main],
         pcs: vec![0],
+        lines: vec![0],
     };
     p.add(site.clone(), i64::MAX as u64);
     p.add_off_cpu(site, OffState::Sleeping, u64::MAX);
