@@ -42,6 +42,7 @@ const WORKLOADS: &[(&str, &str, &[&str])] = &[
     ),
     ("wl-mixed", "mixed.c", O0),
     ("wl-contend", "contend.c", O0),
+    ("wl-preempt", "preempt.c", O0),
     ("wl-fsync", "fsync.c", O0),
     ("wl-pipe", "pipe.c", O0),
     ("wl-short", "short.c", O0),

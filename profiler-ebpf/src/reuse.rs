@@ -1,18 +1,21 @@
-//! Stack reuse for off-CPU records. Walking both stacks is ~85% of the
+//! Stack reuse for off-CPU records. Walking both stacks is most of the
 //! cost of recording a context switch, and a thread that switches at a
 //! high rate nearly always stops at the same few places. So the stack ids
 //! found at each block site are kept, and an identical site reuses them.
 //!
-//! A site is what steers both walks and is cheap to read: the thread and
+//! A site is what steers the walks and is cheap to read: the thread and
 //! state class, the user registers the walk starts from (ip, sp, bp), the
 //! frame record at bp (or the top of the stack when bp is no frame
 //! pointer), the syscall with its first two arguments, and the version of
 //! the process's unwind tables. (The kernel stack depth would be a good key
-//! too, but the kernel randomises it at every syscall.) Reuse is checked
-//! against a full walk at the 1st, 2nd, 4th, 8th and 16th reuse of a site
-//! and every 32nd after; a mismatch is counted (`STACK_REUSE_MISMATCH`,
-//! shown in the quality report) and the site walks every time from then
-//! on. Sites are per drain generation, because stack ids are.
+//! too, but the kernel randomises it at every syscall.) It determines the
+//! user stack, and the kernel stack of a sleeping thread only: the others
+//! have their kernel stack walked at every switch (see `kernel_reused`).
+//! Reuse is checked against a full walk at the 1st, 2nd, 4th, 8th and 16th
+//! reuse of a site and every 32nd after; a difference in what was reused
+//! is counted (`STACK_REUSE_MISMATCH`, shown in the quality report) and the
+//! site walks every time from then on. Sites are per drain generation,
+//! because stack ids are.
 
 use aya_ebpf::{
     EbpfContext as _, Global,
@@ -62,6 +65,7 @@ struct BlockSite {
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct ReusedStacks {
+    /// The kernel id is used only where `kernel_reused` says.
     ids: StackIds,
     reuses: u32,
     /// Set once a check found a different stack: this site always walks.
@@ -74,8 +78,9 @@ struct ReusedStacks {
 static REUSED_STACKS: LruHashMap<BlockSite, ReusedStacks> = LruHashMap::with_max_entries(16384, 0);
 
 /// Kernel and user stack ids for the current (blocking) task, reused from
-/// an earlier block at the identical site. A walk also announces the
-/// process and stores the stacks; a reuse means this generation did both.
+/// an earlier block at the identical site (the kernel stack only where
+/// `kernel_reused`). A walk also announces the process and stores the
+/// stacks; a reuse means this generation did both.
 #[inline(always)]
 pub fn blocking_stacks(ctx: &TracePointContext, tid: u32, state: u32, generation: u32) -> StackIds {
     let regs = current_user_regs();
@@ -98,14 +103,22 @@ pub fn blocking_stacks(ctx: &TracePointContext, tid: u32, state: u32, generation
         return walk(ctx, regs, generation);
     }
     entry.reuses = entry.reuses.wrapping_add(1);
+    let kernel_reused = kernel_reused(state);
     let cached = entry.ids;
     let check = entry.reuses % VERIFY_EVERY == 0
         || (entry.reuses < VERIFY_EVERY && entry.reuses.is_power_of_two());
     if !check {
-        return cached;
+        if kernel_reused {
+            return cached;
+        }
+        return StackIds {
+            kernel: stacks::current_kernel(ctx, generation),
+            user: cached.user,
+        };
     }
     let walked = walk(ctx, regs, generation);
-    if walked != cached && walked.both_taken() {
+    let differs = walked.user != cached.user || (kernel_reused && walked.kernel != cached.kernel);
+    if differs && walked.kernel >= 0 && walked.user >= 0 {
         errors::count(Loss::StackReuseMismatch);
         entry.walk_always = 1;
     }
@@ -120,7 +133,7 @@ fn walk(ctx: &TracePointContext, regs: Option<UserRegs>, generation: u32) -> Sta
 
 #[inline(always)]
 fn remember(site: &BlockSite, ids: StackIds) {
-    if !ids.both_taken() {
+    if ids.kernel < 0 || ids.user < 0 {
         return;
     }
     let entry = ReusedStacks {
@@ -129,6 +142,16 @@ fn remember(site: &BlockSite, ids: StackIds) {
         walk_always: 0,
     };
     let _ = REUSED_STACKS.insert(site, entry, 0);
+}
+
+/// Whether the site determines the kernel stack too: for a sleeping thread,
+/// the syscall and its arguments do. A preempted thread entered the kernel
+/// through whichever interrupt came (the timer, a rescheduling IPI), and an
+/// uninterruptible one waits wherever the kernel needed to (a lock, a page
+/// fault in a syscall): theirs are walked.
+#[inline(always)]
+fn kernel_reused(state: u32) -> bool {
+    state == state::SLEEPING
 }
 
 /// The version of the current process's unwind tables; 0 without them.

@@ -35,12 +35,6 @@ impl StackIds {
             comm,
         }
     }
-
-    /// Both ids name a stack (neither is an errno).
-    #[inline(always)]
-    pub fn both_taken(self) -> bool {
-        self.kernel >= 0 && self.user >= 0
-    }
 }
 
 /// The current task's stacks (in a tracepoint: it is in the kernel), both
@@ -51,9 +45,18 @@ pub fn current<C: EbpfContext>(ctx: &C, regs: Option<UserRegs>, generation: u32)
     let set = by_set(generation);
     let user = user_stack(regs);
     user_stack::store(user, set);
+    StackIds {
+        kernel: current_kernel(ctx, generation),
+        user,
+    }
+}
+
+/// The current task's kernel stack, stored in the generation's set.
+#[inline(always)]
+pub fn current_kernel<C: EbpfContext>(ctx: &C, generation: u32) -> i64 {
     let kernel = kernel_stack::kernel_stack(ctx);
-    kernel_stack::store(kernel, set);
-    StackIds { kernel, user }
+    kernel_stack::store(kernel, by_set(generation));
+    kernel
 }
 
 /// Walks the user stack from `regs` (not stored yet: see `store`); without

@@ -131,6 +131,37 @@ fn stack_reuse_never_merges_two_paths_that_block_at_the_same_site() {
     }
 }
 
+/// A thread preempted at the same user instructions through different
+/// interrupts (the local timer, an inter-processor interrupt) blocks at
+/// one site by two kernel paths. That is no reuse error: a correct run
+/// counts no mismatch, and each path keeps its own time.
+#[test]
+#[ignore = "needs root and BPF"]
+fn stack_reuse_does_not_warn_when_one_site_is_preempted_by_different_interrupts() {
+    let _bpf = require_bpf();
+    let spinner = Workload::start("wl-preempt", &[]);
+    let pid = spinner.pid().to_string();
+    let run = profile("preempt", &["--pid", &pid, "--off-cpu", "-d", "3"]);
+    run.assert_success();
+    let folded = Folded::read(&run.dir.join("off-cpu.folded"));
+    // The kernel frame the preempted spinner entered the kernel by.
+    let entries: std::collections::BTreeSet<&str> = folded
+        .of_process("wl-preempt")
+        .filter(|(frames, _)| {
+            frames.last().is_some_and(|f| f == "[preempted]")
+                && frames.iter().any(|f| f == "spin_here")
+        })
+        .filter_map(|(frames, _)| frames.iter().find(|f| f.ends_with("_[k]")))
+        .map(String::as_str)
+        .collect();
+    assert!(
+        entries.len() >= 2,
+        "the spinner was not preempted through two interrupts: {entries:?}"
+    );
+    let mismatches = run.report()["errors"]["stack_reuse_mismatches"].as_u64();
+    assert_eq!(mismatches, Some(0), "entered by {entries:?}");
+}
+
 #[test]
 #[ignore = "needs root and BPF"]
 fn min_block_us_drops_shorter_waits() {
