@@ -339,7 +339,7 @@ pub fn thread_times(report: &serde_json::Value, pid: u32) -> Vec<ThreadTimes> {
         .expect("off_cpu.processes in report.json");
     let process = processes
         .iter()
-        .find(|p| p["id"] == pid)
+        .find(|p| p["pid"] == pid)
         .unwrap_or_else(|| panic!("pid {pid} missing from report.json's off_cpu.processes"));
     process["threads"]
         .as_array()
