@@ -88,7 +88,8 @@ pub fn check_speedscope(text: &str, what: &str) {
 /// in each of its windows. Only regular files are read: a link a test
 /// planted is not bpfprof's output.
 pub fn check_outputs(dir: &Path) {
-    let checks: [(&str, fn(&str, &str)); 2] = [
+    type Check = fn(&str, &str);
+    let checks: [(&str, Check); 2] = [
         ("report.json", check_report),
         ("speedscope.json", check_speedscope),
     ];
