@@ -1,7 +1,7 @@
 //! Off-CPU time end to end, on the real kernel: where threads wait, why,
 //! for how long, and who wakes them.
 
-use integration_tests::{Folded, Workload, profile, require_bpf, thread_times};
+use integration_tests::{Folded, Workload, profile, require_bpf, speedscope, thread_times};
 
 const SECOND_US: f64 = 1e6;
 
@@ -60,9 +60,22 @@ fn splits_off_cpu_time_between_a_20ms_and_a_10ms_sleep() {
     let _bpf = require_bpf();
     let sleeper = Workload::start("wl-sleeps", &[]);
     let pid = sleeper.pid().to_string();
-    let run = profile("sleeps", &["--pid", &pid, "--off-cpu", "--duration", "3"]);
+    let formats = ["--format", "folded,json,speedscope"];
+    let run = profile(
+        "sleeps",
+        &[
+            &["--pid", &pid, "--off-cpu", "--duration", "3"],
+            &formats[..],
+        ]
+        .concat(),
+    );
     run.assert_success();
     let folded = Folded::read(&run.dir.join("off-cpu.folded"));
+    // speedscope has the same stacks, ending in their state, in ns.
+    let doc = speedscope::read(&run.dir.join("speedscope.json"));
+    let (unit, stacks) = speedscope::stacks(&doc, "Off-CPU time");
+    assert_eq!(unit, "nanoseconds");
+    assert_eq!(stacks, speedscope::from_folded(&folded, 1000));
     assert_two_to_one(&folded, "wl-sleeps", ["sleep_long", "sleep_short"], "");
     let chain = folded
         .of_process("wl-sleeps")

@@ -4,7 +4,7 @@
 use std::{thread, time::Duration};
 
 use integration_tests::{
-    Folded, Sampling, Workload, output_dir, profile, require_bpf, spawn_profiler,
+    Folded, Sampling, Workload, output_dir, profile, require_bpf, schemas, spawn_profiler,
 };
 
 #[test]
@@ -212,6 +212,7 @@ fn sigint_stops_the_capture_and_keeps_the_outputs() {
     let samples = folded.leaf_samples("wl-spin", "spin_leaf");
     assert!(samples >= 150, "only {samples} samples kept after SIGINT");
     assert!(dir.join("on-cpu.svg").is_file() && dir.join("report.json").is_file());
+    schemas::check_outputs(&dir);
 }
 
 /// 16,384 distinct stacks, 16 frames deep: BPF's hash-keyed user stacks

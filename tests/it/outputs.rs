@@ -10,7 +10,8 @@ use std::{
 };
 
 use integration_tests::{
-    Workload, bpfprof_bin, output_dir, profile, require_bpf, spawn_profiler, workload,
+    Workload, bpfprof_bin, output_dir, profile, require_bpf, schemas, spawn_profiler, speedscope,
+    workload,
 };
 
 fn bpfprof(args: &[&str]) -> std::process::Output {
@@ -34,7 +35,7 @@ fn writes_pprof_and_speedscope_and_json_on_stdout() {
             "-d",
             "1",
             "--format",
-            "pprof,speedscope,json",
+            "folded,pprof,speedscope,json",
             "--json",
         ],
     );
@@ -51,7 +52,12 @@ fn writes_pprof_and_speedscope_and_json_on_stdout() {
     assert_eq!(report["call_paths"][0]["caller"], "__libc_start_call_main");
     assert_eq!(
         report["outputs"],
-        serde_json::json!(["profile.pb.gz", "speedscope.json", "report.json"])
+        serde_json::json!([
+            "on-cpu.folded",
+            "profile.pb.gz",
+            "speedscope.json",
+            "report.json"
+        ])
     );
     assert!(
         !run.dir.join("on-cpu.svg").exists(),
@@ -59,19 +65,17 @@ fn writes_pprof_and_speedscope_and_json_on_stdout() {
     );
     let pprof = std::fs::read(run.dir.join("profile.pb.gz")).unwrap();
     assert_eq!(&pprof[..2], &[0x1f, 0x8b], "gzip");
-    let speedscope: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(run.dir.join("speedscope.json")).unwrap()).unwrap();
-    let frames = speedscope["shared"]["frames"].as_array().unwrap();
-    assert!(frames.iter().any(|f| f["name"] == "hot_a"));
-    assert!(
-        speedscope["profiles"][0]["weights"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|w| w.as_u64().unwrap())
-            .sum::<u64>()
-            >= 50
-    );
+    // speedscope: the stacks of on-cpu.folded, each sample weighing its
+    // period in nanoseconds (as pprof's cpu values); frames without a
+    // source file have no `file` (a module's name is none).
+    let doc = speedscope::read(&run.dir.join("speedscope.json"));
+    let (unit, stacks) = speedscope::stacks(&doc, "On-CPU time");
+    assert_eq!(unit, "nanoseconds");
+    let period_ns = (1e9 / report["run"]["freq_hz"].as_f64().unwrap()).round() as u64;
+    assert!(stacks.keys().any(|s| s.ends_with(&["hot_a".to_string()])));
+    assert_eq!(stacks, speedscope::from_folded(&run.folded(), period_ns));
+    let frames = doc["shared"]["frames"].as_array().unwrap();
+    assert!(frames.iter().all(|f| f.get("file").is_none()), "{frames:?}");
 }
 
 /// pprof's mappings carry each binary's build id, read from its notes: a
@@ -279,6 +283,7 @@ fn windows_are_written_while_the_capture_runs() {
         first_seen.is_some(),
         "no window was written during the first 3 s of the capture"
     );
+    schemas::check_outputs(&dir);
     let mut kept: Vec<_> = std::fs::read_dir(&windows)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -328,6 +333,7 @@ fn outputs_belong_to_the_user_who_ran_sudo() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
+    schemas::check_outputs(&dir);
     for path in [dir.clone(), dir.join("on-cpu.svg"), dir.join("report.json")] {
         let meta = std::fs::metadata(&path).unwrap();
         assert_eq!(

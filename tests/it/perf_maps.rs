@@ -179,10 +179,7 @@ fn profile_bounded(test: &str, pid: u32) -> Run {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    Run {
-        output: child.wait_with_output().unwrap(),
-        dir,
-    }
+    Run::new(child.wait_with_output().unwrap(), dir)
 }
 
 /// The largest resident size of any child waited for so far, in KiB.

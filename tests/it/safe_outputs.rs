@@ -12,7 +12,7 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use integration_tests::{Workload, bpfprof_bin, output_dir, require_bpf};
+use integration_tests::{Workload, bpfprof_bin, output_dir, require_bpf, schemas};
 
 const NOBODY: u32 = 65534;
 
@@ -142,8 +142,7 @@ fn links_planted_in_the_output_directory_are_never_followed() {
         assert!(meta.is_file(), "{name} replaced the link");
         assert_eq!(meta.uid(), NOBODY, "{name} belongs to the sudo user");
     }
-    let report = std::fs::read_to_string(dir.join("report.json")).unwrap();
-    assert!(serde_json::from_str::<serde_json::Value>(&report).is_ok());
+    schemas::check_outputs(&dir);
     assert!(
         names(&dir).iter().all(|n| !n.contains(".tmp.")),
         "no temporary file left: {:?}",
@@ -171,6 +170,7 @@ fn an_existing_directory_is_not_given_away() {
         0,
         "a directory bpfprof did not create keeps its owner"
     );
+    schemas::check_outputs(&ours);
     let report = std::fs::metadata(ours.join("report.json")).unwrap();
     assert_eq!((report.uid(), report.gid()), (NOBODY, NOBODY));
 
@@ -274,6 +274,7 @@ fn two_runs_started_in_the_same_second_keep_both() {
     assert_eq!(dirs.len(), 2, "one directory each: {dirs:?}");
     assert_eq!(dirs[1], format!("{}-1", dirs[0]), "{dirs:?}");
     for dir in &dirs {
+        schemas::check_outputs(&cwd.join(dir));
         let report = std::fs::read_to_string(cwd.join(dir).join("report.json")).unwrap();
         let report: serde_json::Value = serde_json::from_str(&report).unwrap();
         assert!(report["totals"]["samples"].as_u64().unwrap() > 0, "{dir}");
@@ -320,6 +321,7 @@ fn keep_removes_only_the_windows_this_run_wrote() {
         .collect();
     assert_eq!(ours.len(), 1, "--keep 1 of this run's windows: {ours:?}");
     assert!(windows.join(&ours[0]).join("report.json").is_file());
+    schemas::check_outputs(&dir);
     assert!(
         !ours[0].starts_with("000000-"),
         "the last window is kept: {ours:?}"
@@ -377,6 +379,8 @@ fn report_never_touches_the_saved_run() {
     let to = bpfprof(&["report", s, "-o", chosen.to_str().unwrap()], false, None);
     assert!(to.status.success(), "{}", stderr(&to));
     assert!(chosen.join("report.json").is_file());
+    schemas::check_outputs(&saved);
+    schemas::check_outputs(&chosen);
     assert_refused(
         &bpfprof(&["report", s, "-o", s, "--force"], false, None),
         "is the saved run itself",

@@ -11,7 +11,8 @@ use std::{
 };
 
 use integration_tests::{
-    Folded, Sampling, Workload, bpfprof_bin, output_dir, profile, require_bpf, spawn_profiler,
+    Folded, Sampling, Workload, bpfprof_bin, output_dir, profile, require_bpf, schemas,
+    spawn_profiler,
 };
 
 /// Waits for bpfprof to exit, up to `limit`; kills it and fails past that.
@@ -46,6 +47,7 @@ fn assert_outputs(dir: &Path, output: &Output, what: &str) {
     ] {
         assert!(dir.join(file).is_file(), "{what}: no {file}: {stderr}");
     }
+    schemas::check_outputs(dir);
 }
 
 /// Starts bpfprof as `spawn_profiler` does, with SIGHUP's disposition set

@@ -30,7 +30,7 @@ fn profile_pid(test: &str, pid: u32, extra: &[&str]) -> Run {
     command.args(["--pid", &pid.to_string(), "-d", "2", "-F", "297"]);
     command.args(extra);
     let output = run_within(command, Duration::from_secs(60), test);
-    Run { output, dir }
+    Run::new(output, dir)
 }
 
 fn boot_dir() -> PathBuf {

@@ -10,7 +10,9 @@ use std::{
     process::{Command, Output, Stdio},
 };
 
-use integration_tests::{Sampling, Workload, bpfprof_bin, output_dir, require_bpf, spawn_profiler};
+use integration_tests::{
+    Sampling, Workload, bpfprof_bin, output_dir, require_bpf, schemas, spawn_profiler,
+};
 
 fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
@@ -61,6 +63,7 @@ fn a_failed_output_is_named_and_the_others_are_written_whole() {
         let count = line.rsplit_once(' ').map(|(_, n)| n.parse::<u64>());
         assert!(matches!(count, Some(Ok(_))), "a whole line: {line}");
     }
+    schemas::check_outputs(&dir);
     let report: serde_json::Value =
         serde_json::from_slice(&std::fs::read(dir.join("report.json")).unwrap()).unwrap();
     assert_eq!(
@@ -173,6 +176,7 @@ fn a_failed_stdout_is_one_line_not_a_panic() {
         Path::new(s).join("report.json").is_file(),
         "the files are written all the same"
     );
+    schemas::check_outputs(&saved);
     let diff_dir = output_dir("stdout-full-diff");
     let report_dir = output_dir("stdout-full-report");
     let (d, r) = (diff_dir.to_str().unwrap(), report_dir.to_str().unwrap());

@@ -21,6 +21,8 @@ use std::{
 static BPF_LOCK: Mutex<()> = Mutex::new(());
 
 pub mod pprof;
+pub mod schemas;
+pub mod speedscope;
 
 pub fn bpfprof_bin() -> PathBuf {
     std::env::var_os("BPFPROF_BIN").map_or_else(
@@ -137,13 +139,23 @@ impl Drop for Workload {
     }
 }
 
-/// A finished bpfprof run and its output directory.
+/// A finished bpfprof run and its output directory, made by [`Run::new`]
+/// only (non-exhaustive: tests cannot build one themselves), so that every
+/// run's outputs are checked against their schemas.
+#[non_exhaustive]
 pub struct Run {
     pub output: Output,
     pub dir: PathBuf,
 }
 
 impl Run {
+    /// The run that wrote `dir`, its report.json and speedscope.json
+    /// checked (see `schemas`).
+    pub fn new(output: Output, dir: PathBuf) -> Run {
+        schemas::check_outputs(&dir);
+        Run { output, dir }
+    }
+
     pub fn stdout(&self) -> String {
         String::from_utf8_lossy(&self.output.stdout).into_owned()
     }
@@ -192,7 +204,11 @@ pub fn profile(test: &str, args: &[&str]) -> Run {
         .stdin(Stdio::null())
         .output()
         .expect("starting bpfprof");
-    Run { output, dir }
+    if args.contains(&"--json") && output.status.success() {
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        schemas::check_report(&stdout, "--json's stdout");
+    }
+    Run::new(output, dir)
 }
 
 /// Starts bpfprof in the background (for signal tests).
@@ -339,7 +355,7 @@ pub fn thread_times(report: &serde_json::Value, pid: u32) -> Vec<ThreadTimes> {
         .expect("off_cpu.processes in report.json");
     let process = processes
         .iter()
-        .find(|p| p["id"] == pid)
+        .find(|p| p["pid"] == pid)
         .unwrap_or_else(|| panic!("pid {pid} missing from report.json's off_cpu.processes"));
     process["threads"]
         .as_array()

@@ -1,5 +1,8 @@
 //! Recommendations: short, concrete, each tied to a number of this run.
-//! A rule speaks only when its number passes its threshold.
+//! A rule speaks only when its number passes its threshold. The same text
+//! is printed under the tables and written to report.json, so it names
+//! the sections it points to (a table's title and its report.json key)
+//! rather than where they are on the screen.
 
 use crate::{
     analysis::{Summary, percent, top_by_self},
@@ -53,7 +56,7 @@ pub(crate) fn recommend(profile: &Profile, summary: &Summary) -> Vec<String> {
     {
         advice.push(format!(
             "{} takes {:.1}% of the CPU by itself (self time): make it cheaper or call it less often; \
-             the tables above show its callers' share",
+             its callers are in the hottest call paths on-CPU (call_paths in report.json)",
             hot.name,
             percent(hot.self_samples, total)
         ));
@@ -82,7 +85,7 @@ pub(crate) fn recommend(profile: &Profile, summary: &Summary) -> Vec<String> {
         if share > 10.0 {
             advice.push(format!(
                 "{share:.1}% of off-CPU time ({:.2} s) is spent waiting on locks (futex, mutex, condition \
-                 variable): look for contended locks in the off-CPU wait sites",
+                 variable): look for contended locks where threads waited (off_cpu.wait_sites in report.json)",
                 locked as f64 / 1e6
             ));
         }
@@ -119,7 +122,7 @@ pub(crate) fn recommend(profile: &Profile, summary: &Summary) -> Vec<String> {
         if unknown > 50.0 {
             advice.push(format!(
                 "{} (pid {}): {unknown:.1}% of its samples have unnamed frames: install its debug symbols, \
-                 build it with frame pointers, or start its JIT with a perf map (see Quality)",
+                 build it with frame pointers, or start its JIT with a perf map (see Quality, errors in report.json)",
                 p.name, p.pid
             ));
         }
@@ -252,6 +255,43 @@ mod tests {
                 .any(|a| a.contains("waited for a CPU 25.0% of its wall time")),
             "{advice:?}"
         );
+    }
+
+    /// Texts that point elsewhere read right in report.json too: no
+    /// "above" or "below", and each report.json key they name exists.
+    #[test]
+    fn pointers_to_other_sections_name_them() {
+        let mut p = Profile::default();
+        p.name_process(1, || "app".into());
+        let main = frame(&mut p, "main", FrameKind::User);
+        let hot = frame(&mut p, "hot_loop", FrameKind::User);
+        let unknown = frame(&mut p, "[app+0x10]", FrameKind::Unknown);
+        let futex = frame(&mut p, "futex_wait", FrameKind::Kernel);
+        p.add(site(vec![main, unknown, hot]), 100);
+        p.add_off_cpu(site(vec![main, futex]), OffState::Sleeping, 500_000);
+        let advice = recommend(&p, &summarize(&p, true, 10_000.0));
+        let schema: serde_json::Value = serde_json::from_str(include_str!(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/report.schema.json"
+        )))
+        .unwrap();
+        let mut keys = Vec::new();
+        for text in &advice {
+            assert!(!text.contains("above") && !text.contains("below"), "{text}");
+            for (before, _) in text
+                .match_indices(" in report.json")
+                .map(|(i, m)| (&text[..i], m))
+            {
+                let key = before.rsplit([' ', '(']).next().unwrap();
+                let mut node = &schema;
+                for part in key.split('.') {
+                    node = &node["properties"][part];
+                }
+                assert!(node.is_object(), "{key} is not in report.json: {text}");
+                keys.push(key);
+            }
+        }
+        assert_eq!(keys, ["call_paths", "off_cpu.wait_sites", "errors"]);
     }
 
     #[test]
