@@ -117,9 +117,18 @@ pub(crate) struct RenderArgs {
     #[arg(long)]
     pub(crate) json: bool,
 
-    /// Leave out of flame graphs the functions narrower than this (pixels).
-    #[arg(long, value_name = "PX", default_value_t = 0.1, value_parser = parse_min_width)]
-    pub(crate) min_width: f64,
+    /// Leave out of flame graphs the functions narrower than this: pixels
+    /// of the 1200-pixel graph, as flamegraph.pl's --minwidth, or a share
+    /// of all samples with `%` (e.g. 0.5%).
+    #[arg(long, value_name = "PX", default_value = "0.1", value_parser = parse_min_width)]
+    pub(crate) min_width: MinWidth,
+}
+
+/// --min-width, in the unit it was given in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum MinWidth {
+    Pixels(f64),
+    Percent(f64),
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
