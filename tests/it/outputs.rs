@@ -417,7 +417,10 @@ fn completions_and_the_man_page_come_from_the_cli() {
     let man = bpfprof(&["man"]);
     let page = String::from_utf8_lossy(&man.stdout);
     assert!(
-        man.status.success() && page.contains(".TH bpfprof") && page.contains("diff"),
+        man.status.success()
+            && page.contains(".TH bpfprof")
+            && page.contains(".SS \"bpfprof diff\"")
+            && page.contains("\\-\\-threshold"),
         "{page}"
     );
 }
