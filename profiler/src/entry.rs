@@ -54,13 +54,9 @@ pub fn main_entry() -> ExitCode {
             clap_complete::generate(shell, &mut Cli::command(), "bpfprof", &mut script);
             Ok(printed(&script))
         }
-        Command::Man => {
-            let mut page = Vec::new();
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut page)
-                .map_err(anyhow::Error::from)
-                .map(|()| printed(&page))
-        }
+        Command::Man => commands::man::page()
+            .map_err(anyhow::Error::from)
+            .map(|page| printed(&page)),
     };
     result.unwrap_or_else(|err| {
         // Input errors of the subcommands (a missing file, a bad line) are

@@ -243,6 +243,47 @@ fn report_rerenders_a_saved_run() {
     assert_eq!(not_a_run.status.code(), Some(2));
 }
 
+/// --min-width is pixels of the graph's 1180-pixel frame area (its 1200
+/// less padding), as in flamegraph.pl: with 11800 samples, 10 a pixel.
+#[test]
+#[ignore = "needs root and BPF"]
+fn min_width_is_in_pixels() {
+    let _bpf = require_bpf();
+    let spin = Workload::start("wl-spin", &[]);
+    let run = profile("min-width", &["--pid", &spin.pid().to_string(), "-d", "1"]);
+    run.assert_success();
+    std::fs::write(
+        run.dir.join("on-cpu.folded"),
+        "app;main;wide 11700\napp;main;above_threshold 51\napp;main;below_threshold 49\n",
+    )
+    .unwrap();
+    let drawn = |min_width: &str| {
+        let out = output_dir(&format!("min-width-{min_width}"));
+        let report = bpfprof(&[
+            "report",
+            run.dir.to_str().unwrap(),
+            "--format",
+            "svg",
+            "--min-width",
+            min_width,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(
+            report.status.success(),
+            "{}",
+            String::from_utf8_lossy(&report.stderr)
+        );
+        let svg = std::fs::read_to_string(out.join("on-cpu.svg")).unwrap();
+        let _ = std::fs::remove_dir_all(&out);
+        ["above_threshold", "below_threshold"].map(|name| svg.contains(name))
+    };
+    assert_eq!(drawn("5"), [true, false], "5.1 px drawn, 4.9 px left out");
+    assert_eq!(drawn("4.8"), [true, true]);
+    assert_eq!(drawn("0.42%"), [true, false], "49.6 samples");
+    let _ = std::fs::remove_dir_all(&run.dir);
+}
+
 #[test]
 #[ignore = "needs root and BPF"]
 fn windows_are_written_while_the_capture_runs() {
@@ -382,7 +423,10 @@ fn completions_and_the_man_page_come_from_the_cli() {
     let man = bpfprof(&["man"]);
     let page = String::from_utf8_lossy(&man.stdout);
     assert!(
-        man.status.success() && page.contains(".TH bpfprof") && page.contains("diff"),
+        man.status.success()
+            && page.contains(".TH bpfprof")
+            && page.contains(".SS \"bpfprof diff\"")
+            && page.contains("\\-\\-threshold"),
         "{page}"
     );
 }

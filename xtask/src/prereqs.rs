@@ -38,8 +38,8 @@ fn nightly_llvm_major() -> Result<u32> {
 }
 
 /// The readers the suite checks outputs with, as their users would:
-/// `go tool pprof` for profile.pb.gz.
-const TEST_TOOLS: &[(&str, &str)] = &[("go", "golang-go")];
+/// `go tool pprof` for profile.pb.gz, groff for the man page.
+const TEST_TOOLS: &[(&str, &str)] = &[("go", "golang-go"), ("groff", "groff-base")];
 
 pub fn ensure_test_tools() -> Result<()> {
     let packages: Vec<&str> = TEST_TOOLS

@@ -99,6 +99,14 @@ fn online_cpu_count() -> u64 {
     online_cpus().map_or(1, |c| c.len() as u64)
 }
 
+/// Reads kernel addresses in /proc/kallsyms whatever kptr_restrict's 0 or 1.
+pub(crate) const CAP_SYSLOG: u32 = 34;
+
+/// Whether this process holds capability `cap` (a `CAP_*` number).
+pub(crate) fn has_capability(cap: u32) -> bool {
+    effective_capabilities() & (1 << cap) != 0
+}
+
 fn effective_capabilities() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()

@@ -11,30 +11,47 @@ use std::{ffi::OsString, path::PathBuf, time::Duration};
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-const EXAMPLES: &str = "\
-Examples:
-  sudo bpfprof --duration 30 --freq 99        every CPU for 30 s
-  sudo bpfprof --pid 1234,5678 --duration 5   only these processes
-  sudo bpfprof --output out/ -- ./my-program  a command and its children, until it exits
-  sudo bpfprof                                until Ctrl-C (the outputs are still written)
-  sudo bpfprof --pid 1234 --off-cpu -d 10     where it runs, and where and why it waits
-  sudo bpfprof --pid 1234 --wakers -d 10      ...and which thread ended each wait
+/// The examples, one to a line: --help (indented) and the man page show
+/// them as written.
+pub(crate) const EXAMPLES: &str = "\
+sudo bpfprof --duration 30 --freq 99        every CPU for 30 s
+sudo bpfprof --pid 1234,5678 --duration 5   only these processes
+sudo bpfprof --output out/ -- ./my-program  a command and its children, until it exits
+sudo bpfprof                                until Ctrl-C (the outputs are still written)
+sudo bpfprof --pid 1234 --off-cpu -d 10     where it runs, and where and why it waits
+sudo bpfprof --pid 1234 --wakers -d 10      ...and which thread ended each wait
 
-  sudo bpfprof --window 60 --keep 24 -o /var/tmp/prof   continuous: a profile a minute
-  sudo bpfprof -d 10 --format pprof,speedscope     for go tool pprof / speedscope.app
-  sudo bpfprof -d 10 --json | jq .hot_functions    the report as JSON on stdout
-  bpfprof diff before/ after/                      what got slower, what got faster
-  bpfprof report bpfprof-20260101-120000/ --top 50 re-render a saved run (into DIR-report/)
-  bpfprof doctor --pid 1234                        is this machine (and pid) ready?
+sudo bpfprof --window 60 --keep 24 -o /var/tmp/prof   continuous: a profile a minute
+sudo bpfprof -d 10 --format pprof,speedscope     for go tool pprof / speedscope.app
+sudo bpfprof -d 10 --json | jq .hot_functions    the report as JSON on stdout
+bpfprof diff before/ after/                      what got slower, what got faster
+bpfprof report bpfprof-20260101-120000/ --top 50 re-render a saved run (into DIR-report/)
+bpfprof doctor --pid 1234                        is this machine (and pid) ready?";
 
+/// What a run writes, after the examples in --help and the man page.
+pub(crate) const OUTPUTS: &str = "\
 Outputs (in --output DIR): on-cpu.folded/.svg, report.json, profile.pb.gz; with
 --off-cpu also off-cpu.folded/.svg and wall.folded/.svg; with --wakers
 off-cpu-wakers.folded/.svg; speedscope.json on request. The hot-path tables,
 call paths and recommendations are printed on stdout.";
 
+fn after_help() -> String {
+    let examples: Vec<String> = EXAMPLES
+        .lines()
+        .map(|l| {
+            if l.is_empty() {
+                String::new()
+            } else {
+                format!("  {l}")
+            }
+        })
+        .collect();
+    format!("Examples:\n{}\n\n{OUTPUTS}", examples.join("\n"))
+}
+
 /// A system-wide sampling profiler for Linux, on eBPF.
 #[derive(Parser, Debug)]
-#[command(name = "bpfprof", version, after_help = EXAMPLES, args_conflicts_with_subcommands = true)]
+#[command(name = "bpfprof", version, after_help = after_help(), args_conflicts_with_subcommands = true)]
 pub(crate) struct Cli {
     #[command(subcommand)]
     pub(crate) command: Option<Command>,
@@ -117,9 +134,18 @@ pub(crate) struct RenderArgs {
     #[arg(long)]
     pub(crate) json: bool,
 
-    /// Leave out of flame graphs the functions narrower than this (pixels).
-    #[arg(long, value_name = "PX", default_value_t = 0.1, value_parser = parse_min_width)]
-    pub(crate) min_width: f64,
+    /// Leave out of flame graphs the functions narrower than this: pixels
+    /// of the 1200-pixel graph, as flamegraph.pl's --minwidth, or a share
+    /// of all samples with `%` (e.g. 0.5%).
+    #[arg(long, value_name = "PX", default_value = "0.1", value_parser = parse_min_width)]
+    pub(crate) min_width: MinWidth,
+}
+
+/// --min-width, in the unit it was given in.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum MinWidth {
+    Pixels(f64),
+    Percent(f64),
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 
 use std::{path::PathBuf, time::Duration};
 
-use super::{Args, Config, Limits, MapSizes, Naming, OffCpu, Target, Unwind};
+use super::{Args, Config, Limits, MapSizes, MinWidth, Naming, OffCpu, Target, Unwind};
 
 /// Checks every flag; the error is the one line to print. `tgid_of` gives
 /// the process a task id belongs to (itself for a process), None when there
@@ -157,13 +157,17 @@ fn off_cpu_settings(args: &Args) -> Result<Option<OffCpu>, String> {
     }))
 }
 
-/// A flame graph's smallest width in pixels: a number, 0 or more (an
-/// infinite one would leave every function out).
-pub(crate) fn parse_min_width(text: &str) -> Result<f64, String> {
-    match text.trim().parse::<f64>() {
-        Ok(px) if px.is_finite() && px >= 0.0 => Ok(px),
+/// A flame graph's smallest width: pixels, or a percentage with `%`; a
+/// number, 0 or more (an infinite one would leave every function out).
+pub(crate) fn parse_min_width(text: &str) -> Result<MinWidth, String> {
+    let (number, unit): (_, fn(f64) -> MinWidth) = match text.trim().strip_suffix('%') {
+        Some(percent) => (percent, MinWidth::Percent),
+        None => (text.trim(), MinWidth::Pixels),
+    };
+    match number.trim().parse::<f64>() {
+        Ok(n) if n.is_finite() && n >= 0.0 => Ok(unit(n)),
         _ => Err(format!(
-            "`{text}` is not a width in pixels (a number, 0 or more, e.g. 0.1)"
+            "`{text}` is not a width: pixels (a number, 0 or more, e.g. 0.1) or a percentage (e.g. 0.5%)"
         )),
     }
 }

@@ -3,6 +3,8 @@
 //! its binaries will give named, whole stacks (symbols, debug info, frame
 //! pointers, unwind tables). Prints what is fine and what to fix.
 
+mod kernel_access;
+
 use std::{collections::BTreeMap, path::Path, process::ExitCode};
 
 use anyhow::Result;
@@ -28,6 +30,13 @@ impl Findings {
     fn fix(&mut self, text: String) {
         self.to_fix += 1;
         self.lines.push(format!("FIX   {}", printable(&text)));
+    }
+    fn add(&mut self, level: kernel_access::Level, text: String) {
+        match level {
+            kernel_access::Level::Ok => self.ok(text),
+            kernel_access::Level::Warn => self.warn(text),
+            kernel_access::Level::Fix => self.fix(text),
+        }
     }
 }
 
@@ -91,25 +100,8 @@ fn check_machine(f: &mut Findings) {
             f.warn(format!("{text}: some distributions forbid perf events above 2 even for CAP_PERFMON; set it to 2"));
         }
     }
-    let kptr = sysctl("kptr_restrict").unwrap_or(0);
-    let kallsyms_ok = std::fs::read_to_string("/proc/kallsyms")
-        .ok()
-        .and_then(|t| t.lines().next().map(|l| !l.starts_with("0000000000000000")))
-        .unwrap_or(false);
-    if kallsyms_ok {
-        f.ok(format!(
-            "kernel symbols readable in /proc/kallsyms (kernel.kptr_restrict = {kptr})"
-        ));
-    } else {
-        f.fix(format!("kernel addresses hidden (kernel.kptr_restrict = {kptr}): run as root, or set it to 0 or 1"));
-    }
-    if Path::new("/sys/kernel/tracing/events").is_dir() {
-        f.ok("tracefs mounted at /sys/kernel/tracing".into());
-    } else {
-        f.warn(
-            "tracefs not mounted: bpfprof mounts it at /sys/kernel/tracing when run as root".into(),
-        );
-    }
+    kernel_access::check_kernel_symbols(f);
+    kernel_access::check_tracefs(f);
     if let Some(rate) = sysctl("perf_event_max_sample_rate") {
         f.ok(format!(
             "kernel.perf_event_max_sample_rate = {rate}: --freq may go up to it"

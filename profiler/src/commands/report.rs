@@ -120,7 +120,12 @@ fn rerender_wakers(dir: &Path, out: &OutDir, render: &crate::cli::RenderArgs) ->
         ),
     };
     let written = out.write("off-cpu-wakers.svg", |w| {
-        Ok(svg::write(w, &folded, style, render.min_width)?)
+        Ok(svg::write(
+            w,
+            &folded,
+            style,
+            svg::percent_of_total(render.min_width),
+        )?)
     });
     Ok(match written {
         Ok(()) => 0,

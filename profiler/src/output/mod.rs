@@ -212,7 +212,12 @@ impl Files<'_> {
         if self.wants(Format::Svg) {
             let min_width = self.render.args.min_width;
             self.put(&format!("{name}.svg"), |w| {
-                Ok(svg::write(w, folded, style, min_width)?)
+                Ok(svg::write(
+                    w,
+                    folded,
+                    style,
+                    svg::percent_of_total(min_width),
+                )?)
             });
         }
     }

@@ -4,6 +4,12 @@ use std::{collections::BTreeMap, io::Write};
 
 use inferno::flamegraph::{self, Options, Palette};
 
+use crate::cli::MinWidth;
+
+/// The width inferno lays frames out in: its default 1200-pixel image less
+/// 10 pixels of padding on each side, as flamegraph.pl's --minwidth counts.
+const FRAMES_WIDTH_PX: f64 = 1180.0;
+
 pub struct GraphStyle<'a> {
     pub title: String,
     pub subtitle: Option<String>,
@@ -11,11 +17,13 @@ pub struct GraphStyle<'a> {
     pub palette: Palette,
 }
 
+/// Writes the flame graph of `folded`, leaving out functions narrower than
+/// `min_width_percent` of all samples (see [`percent_of_total`]).
 pub fn write(
     out: &mut dyn Write,
     folded: &BTreeMap<String, u64>,
     style: GraphStyle,
-    min_width: f64,
+    min_width_percent: f64,
 ) -> std::io::Result<()> {
     if folded.is_empty() {
         // inferno refuses empty input; an empty graph that says so is clearer.
@@ -32,9 +40,19 @@ pub fn write(
     options.count_name = style.count_name.to_string();
     options.colors = style.palette;
     options.deterministic = true;
-    options.min_width = min_width;
+    options.min_width = min_width_percent;
     let lines = super::folded::lines(folded);
     flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), out)
+}
+
+/// --min-width as inferno takes it: its `min_width` is a percentage of
+/// all samples, where flamegraph.pl's --minwidth (which users know) is
+/// pixels.
+pub(crate) fn percent_of_total(min_width: MinWidth) -> f64 {
+    match min_width {
+        MinWidth::Pixels(px) => px * 100.0 / FRAMES_WIDTH_PX,
+        MinWidth::Percent(percent) => percent,
+    }
 }
 
 fn escape(text: &str) -> String {
@@ -75,5 +93,31 @@ mod tests {
             svg.contains("On-CPU &lt;test&gt;: no samples were collected"),
             "{svg}"
         );
+    }
+
+    /// Function names drawn in the graph of `folded` at `min_width`.
+    fn drawn(folded: &[(&str, u64)], min_width: MinWidth) -> Vec<String> {
+        let folded = folded.iter().map(|(s, n)| (s.to_string(), *n)).collect();
+        let mut out = Vec::new();
+        write(&mut out, &folded, style(), percent_of_total(min_width)).unwrap();
+        let svg = String::from_utf8(out).unwrap();
+        ["wide", "above", "below"]
+            .into_iter()
+            .filter(|name| svg.contains(&format!("<title>{name} (")))
+            .map(str::to_string)
+            .collect()
+    }
+
+    #[test]
+    fn min_width_is_pixels_of_the_graph_or_a_percentage() {
+        // 11800 samples over 1180 pixels: 10 samples a pixel, 118 a percent.
+        let folded = [("app;wide", 11700), ("app;above", 51), ("app;below", 49)];
+        assert_eq!(drawn(&folded, MinWidth::Pixels(5.0)), ["wide", "above"]);
+        assert_eq!(
+            drawn(&folded, MinWidth::Pixels(4.8)),
+            ["wide", "above", "below"]
+        );
+        assert_eq!(drawn(&folded, MinWidth::Percent(0.42)), ["wide", "above"]);
+        assert_eq!(drawn(&folded, MinWidth::Percent(0.44)), ["wide"]);
     }
 }

@@ -155,11 +155,15 @@ fn formats_windows_and_json_are_checked() {
     assert_eq!(config.render.format, [Format::Pprof, Format::Speedscope]);
     assert!(config.render.json);
     assert!(parse(&["--format", "png"]).is_err());
-    for bad in ["inf", "NaN", "-1", "wide"] {
+    for bad in ["inf", "NaN", "-1", "wide", "-1%", "inf%", "%", "5%%"] {
         let err = parse(&[&format!("--min-width={bad}")]).unwrap_err();
         assert!(err.contains("--min-width") && err.contains(bad), "{err}");
     }
-    assert_eq!(parse(&["--min-width", "0"]).unwrap().render.min_width, 0.0);
+    let min_width = |arg: &str| parse(&["--min-width", arg]).unwrap().render.min_width;
+    assert_eq!(min_width("0"), MinWidth::Pixels(0.0));
+    assert_eq!(min_width("2.5"), MinWidth::Pixels(2.5));
+    assert_eq!(min_width("0.5%"), MinWidth::Percent(0.5));
+    assert_eq!(parse(&[]).unwrap().render.min_width, MinWidth::Pixels(0.1));
     let config = parse(&["--window", "10", "--keep", "3"]).unwrap();
     assert_eq!(
         (config.window, config.keep),
