@@ -66,16 +66,30 @@ fn writes_pprof_and_speedscope_and_json_on_stdout() {
     let pprof = std::fs::read(run.dir.join("profile.pb.gz")).unwrap();
     assert_eq!(&pprof[..2], &[0x1f, 0x8b], "gzip");
     // speedscope: the stacks of on-cpu.folded, each sample weighing its
-    // period in nanoseconds (as pprof's cpu values); frames without a
-    // source file have no `file` (a module's name is none).
+    // period in nanoseconds (as pprof's cpu values).
     let doc = speedscope::read(&run.dir.join("speedscope.json"));
     let (unit, stacks) = speedscope::stacks(&doc, "On-CPU time");
     assert_eq!(unit, "nanoseconds");
     let period_ns = (1e9 / report["run"]["freq_hz"].as_f64().unwrap()).round() as u64;
     assert!(stacks.keys().any(|s| s.ends_with(&["hot_a".to_string()])));
     assert_eq!(stacks, speedscope::from_folded(&run.folded(), period_ns));
+    // A frame's file is its function's source file from DWARF, never a
+    // module's name.
     let frames = doc["shared"]["frames"].as_array().unwrap();
-    assert!(frames.iter().all(|f| f.get("file").is_none()), "{frames:?}");
+    let hot_a = frames.iter().find(|f| f["name"] == "hot_a").unwrap();
+    assert!(
+        hot_a["file"]
+            .as_str()
+            .is_some_and(|f| f.ends_with("tests/workloads/ratio.c")),
+        "{hot_a}"
+    );
+    let modules = ["wl-ratio", "libc.so.6", "[kernel]"];
+    assert!(
+        frames
+            .iter()
+            .all(|f| !modules.contains(&f["file"].as_str().unwrap_or_default())),
+        "{frames:?}"
+    );
 }
 
 /// pprof's mappings carry each binary's build id, read from its notes: a

@@ -3,8 +3,21 @@
 
 #define UNIT 100000
 
-__attribute__((noinline)) void hot_a(long units) { SPIN(3 * units); }
-__attribute__((noinline)) void hot_b(long units) { SPIN(units); }
+/* The two functions are one machine code but for the weight they read, and
+ * start on the same alignment: at -O0, `SPIN(3 * units)` multiplied in
+ * every iteration, which made hot_a's iterations slower than hot_b's by an
+ * amount that depends on the CPU (78.5% where 75% was meant). */
+long weight_a = 3, weight_b = 1;
+
+__attribute__((noinline, aligned(64))) void hot_a(long units) {
+    long iterations = units * weight_a;
+    SPIN(iterations);
+}
+
+__attribute__((noinline, aligned(64))) void hot_b(long units) {
+    long iterations = units * weight_b;
+    SPIN(iterations);
+}
 
 /* Each round is of a random length (hot_a's three times hot_b's): with
  * rounds of one fixed length, a machine on which a round lasts about a
