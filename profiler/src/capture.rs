@@ -190,20 +190,34 @@ impl<'a> Session<'a> {
         let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + interval, interval);
         ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
+            // Due retries go first: branches ready back to back (unwind
+            // tables arriving one after another) keep the runtime from
+            // firing timers, and a Python process caught before its
+            // libpython was mapped would wait them all out.
+            if self
+                .pythons
+                .soon_at()
+                .is_some_and(|due| due <= Instant::now())
+            {
+                self.retry_pythons();
+            }
             tokio::select! {
                 events = self.process_events.next_batch() => self.on_process_events(events?),
                 code = self.code_events.next_batch() => self.symbolizer.prefetch_python(&(code?)),
-                _ = at(self.pythons.soon_at()) => {
-                    for (tgid, minor) in self.pythons.retry_soon(&mut self.collector) {
-                        self.symbolizer.note_python(tgid, minor);
-                    }
-                }
+                _ = at(self.pythons.soon_at()) => self.retry_pythons(),
                 table = next_table(&mut self.unwinder) => self.on_table(table),
                 _ = ticks.tick() => self.tick()?,
                 _ = &mut deadline => return Ok(Stop::Duration),
                 _ = self.stop_signals.recv() => return Ok(Stop::Signal),
                 status = &mut command_exit => return Ok(Stop::CommandExited(status?)),
             }
+        }
+    }
+
+    /// Python processes caught too early, tried again.
+    fn retry_pythons(&mut self) {
+        for (tgid, minor) in self.pythons.retry_soon(&mut self.collector) {
+            self.symbolizer.note_python(tgid, minor);
         }
     }
 

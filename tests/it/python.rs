@@ -227,8 +227,11 @@ fn short_lived(python: &str) {
     let run = run_python("py-short", python, &["-F", "997"], "short.py", &[]);
     let folded = run.folded();
     let process = process_name(python);
+    // 200 ms at 997 Hz: about 200 samples. Walked from its first
+    // milliseconds (libpython is mapped a moment after the exec), not from
+    // when bpfprof's loop has nothing else to do.
     let named = chain(&folded, &process, &["<module>", "short_lived_python"]);
-    assert!(named >= 50, "{named} samples named in a 200 ms process");
+    assert!(named >= 100, "{named} samples named in a 200 ms process");
 }
 
 every_python!(four_threads);

@@ -56,9 +56,10 @@ impl Tracker {
 
     /// A process BPF saw first, or whose maps changed (a library loaded
     /// since: an interpreter mapped after the exec, or embedded and loaded
-    /// late): inspected unless it is walked or waited for already.
+    /// late): inspected unless it is walked already. One waited for is
+    /// inspected now too: its maps changing may be what it waited for.
     pub(crate) fn on_seen(&mut self, collector: &mut Collector, tgid: u32) -> Option<u32> {
-        if self.walked.contains_key(&tgid) || self.soon.contains_key(&tgid) {
+        if self.walked.contains_key(&tgid) {
             return None;
         }
         self.inspect(collector, tgid)
