@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use integration_tests::{bpfprof_bin, output_dir, require_bpf};
+use integration_tests::{as_nobody, bpfprof_bin, output_dir, require_bpf};
 
 /// Bad input is refused before anything is loaded: well within this.
 const REFUSED_WITHIN: Duration = Duration::from_secs(5);
@@ -289,18 +289,7 @@ fn an_unwritable_output_directory_is_refused_before_capture() {
 #[ignore = "needs root and BPF"]
 fn missing_privileges_are_named() {
     let _bpf = require_bpf();
-    let Ok(setpriv) = which("setpriv") else {
-        panic!("setpriv (util-linux) is needed to run bpfprof without privileges");
-    };
-    let output = Command::new(setpriv)
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-        ])
-        .arg(bpfprof_bin())
+    let output = as_nobody(bpfprof_bin())
         .args(["--duration", "1", "--output", "/tmp/bpfprof-never-written"])
         .output()
         .unwrap();
@@ -311,12 +300,4 @@ fn missing_privileges_are_named() {
         stderr.contains("needs root") && stderr.contains("sudo"),
         "{stderr}"
     );
-}
-
-fn which(program: &str) -> Result<std::path::PathBuf, ()> {
-    let paths = std::env::var_os("PATH").ok_or(())?;
-    std::env::split_paths(&paths)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
-        .ok_or(())
 }

@@ -5,7 +5,7 @@
 
 use std::process::{Command, Stdio};
 
-use integration_tests::{bpfprof_bin, require_bpf};
+use integration_tests::{as_nobody, bpfprof_bin, require_bpf};
 
 /// A tracepoint format bpfprof reads on every run.
 const FORMAT: &str = "/sys/kernel/tracing/events/sched/sched_process_fork/format";
@@ -15,17 +15,7 @@ fn command_as(nobody: bool, program: &str) -> Command {
     if !nobody {
         return Command::new(program);
     }
-    let mut command = Command::new("setpriv");
-    command
-        .args([
-            "--reuid=65534",
-            "--regid=65534",
-            "--clear-groups",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-        ])
-        .arg(program);
-    command
+    as_nobody(program)
 }
 
 /// What the user can reach, found without bpfprof.

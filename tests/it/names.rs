@@ -4,7 +4,7 @@
 
 use std::process::Command;
 
-use integration_tests::{Workload, profile, require_bpf, workload};
+use integration_tests::{Workload, function_ranges, profile, require_bpf, workload};
 
 #[test]
 #[ignore = "needs root and BPF"]
@@ -48,7 +48,7 @@ fn a_short_lived_stripped_binary_keeps_its_file_and_offsets() {
         ],
     );
     run.assert_success();
-    let symbols = symbol_ranges(&workload("wl-short"));
+    let symbols = function_ranges(&workload("wl-short"));
     let at = |frame: &str| {
         let offset = frame.strip_prefix("[wl-stripped+0x")?.strip_suffix(']')?;
         let offset = u64::from_str_radix(offset, 16).ok()?;
@@ -73,21 +73,6 @@ fn a_short_lived_stripped_binary_keeps_its_file_and_offsets() {
         kept * 10 >= total * 9,
         "{kept} of {total} samples kept main and short_lived_work as file and offset"
     );
-}
-
-/// Each function of an ELF file: its name and its address range, which is
-/// its file offset in the workloads (their text is mapped at its offset).
-fn symbol_ranges(path: &std::path::Path) -> Vec<(String, std::ops::Range<u64>)> {
-    use object::{Object, ObjectSymbol, SymbolKind};
-    let data = std::fs::read(path).unwrap();
-    let file = object::File::parse(&*data).unwrap();
-    file.symbols()
-        .filter(|s| s.kind() == SymbolKind::Text && s.size() > 0)
-        .map(|s| {
-            let name = s.name().unwrap().to_string();
-            (name, s.address()..s.address() + s.size())
-        })
-        .collect()
 }
 
 /// A process that exited and that its parent has not reaped yet still has

@@ -7,7 +7,7 @@
 use std::{path::Path, process::Command};
 
 use integration_tests::{
-    Workload,
+    Workload, function_ranges,
     pprof::{Location, Profile},
     profile, require_bpf, workload,
 };
@@ -83,21 +83,6 @@ fn go_tool_pprof_shows_cpu_time_source_and_assembly_of_a_workload_function() {
         rows_with_samples(&disasm).len() >= 2,
         "instructions with samples: {disasm}"
     );
-}
-
-/// Each function of an ELF file by name: its address range, which in the
-/// workloads is also its range of file offsets.
-fn function_ranges(path: &Path) -> Vec<(String, std::ops::Range<u64>)> {
-    use object::{Object, ObjectSymbol, SymbolKind};
-    let data = std::fs::read(path).unwrap();
-    let file = object::File::parse(&*data).unwrap();
-    file.symbols()
-        .filter(|s| s.kind() == SymbolKind::Text && s.size() > 0)
-        .map(|s| {
-            let name = s.name().unwrap().to_string();
-            (name, s.address()..s.address() + s.size())
-        })
-        .collect()
 }
 
 /// The names of a location's functions, innermost first.

@@ -427,3 +427,35 @@ pub fn run_within(mut command: Command, limit: Duration, what: &str) -> Output {
         stderr: stderr.join().unwrap(),
     }
 }
+
+/// `program` run as nobody, with no capabilities at all (setpriv, from
+/// util-linux).
+pub fn as_nobody(program: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut command = Command::new("setpriv");
+    command
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+        ])
+        .arg(program);
+    command
+}
+
+/// Each function of an ELF file: its name and its address range, which in
+/// the workloads is also its range of file offsets (their text is mapped
+/// at its offset).
+pub fn function_ranges(path: &Path) -> Vec<(String, std::ops::Range<u64>)> {
+    use object::{Object, ObjectSymbol, SymbolKind};
+    let data = std::fs::read(path).unwrap();
+    let file = object::File::parse(&*data).unwrap();
+    file.symbols()
+        .filter(|s| s.kind() == SymbolKind::Text && s.size() > 0)
+        .map(|s| {
+            let name = s.name().unwrap().to_string();
+            (name, s.address()..s.address() + s.size())
+        })
+        .collect()
+}

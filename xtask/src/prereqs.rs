@@ -62,6 +62,11 @@ pub fn ensure_test_tools() -> Result<()> {
         "installing {} for the test suite",
         packages.join(", ")
     ));
+    apt_install(&packages)
+}
+
+/// `apt-get update`, then the packages installed, without questions.
+pub fn apt_install(packages: &[&str]) -> Result<()> {
     run_checked(
         Command::new("apt-get").args(["update", "-qq"]),
         "apt-get update",
@@ -69,7 +74,7 @@ pub fn ensure_test_tools() -> Result<()> {
     run_checked(
         Command::new("apt-get")
             .args(["install", "-y", "-qq"])
-            .args(&packages)
+            .args(packages)
             .env("DEBIAN_FRONTEND", "noninteractive"),
         &format!("installing {}", packages.join(", ")),
     )
@@ -174,16 +179,6 @@ fn install_llvm_dev(llvm_major: u32) -> Result<()> {
              --locked --no-default-features --features llvm-{llvm_major}"
         );
     }
-    progress("apt-get update");
-    run_checked(
-        Command::new("apt-get").args(["update", "-qq"]),
-        "apt-get update",
-    )?;
     progress(&format!("installing {package} (about a minute)"));
-    run_checked(
-        Command::new("apt-get")
-            .args(["install", "-y", "-qq", &package])
-            .env("DEBIAN_FRONTEND", "noninteractive"),
-        &format!("installing {package}"),
-    )
+    apt_install(&[&package])
 }

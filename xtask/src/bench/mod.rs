@@ -153,16 +153,7 @@ fn ensure_tools() -> Result<()> {
             packages.join(" ")
         );
         progress(&format!("bench: installing {}", packages.join(", ")));
-        run_checked(
-            Command::new("apt-get").args(["update", "-qq"]),
-            "apt-get update",
-        )?;
-        run_checked(
-            Command::new("apt-get")
-                .args(["install", "-y", "-qq"])
-                .args(&packages),
-            "installing the comparison tools",
-        )?;
+        crate::prereqs::apt_install(&packages)?;
     }
     if missing("inferno-collapse-perf") {
         progress("bench: installing inferno's command-line tools (for perf's flame graphs)");
