@@ -5,7 +5,7 @@
 
 use std::process::{Command, Stdio};
 
-use integration_tests::{as_nobody, bpfprof_bin, require_bpf};
+use integration_tests::{Workload, as_nobody, bpfprof_bin, require_bpf};
 
 /// A tracepoint format bpfprof reads on every run.
 const FORMAT: &str = "/sys/kernel/tracing/events/sched/sched_process_fork/format";
@@ -140,4 +140,37 @@ fn doctor_is_right_as_nobody() {
         "nobody reads kernel addresses and tracefs here: set kernel.perf_event_paranoid to 2 for this test"
     );
     check_doctor_as(true);
+}
+
+/// As root, on a running workload: the machine is ready, and each of the
+/// process's binaries is judged for frame pointers.
+#[test]
+#[ignore = "needs root and BPF"]
+fn doctor_checks_this_machine_and_a_process() {
+    let _bpf = require_bpf();
+    let spin = Workload::start("wl-spin", &[]);
+    let doctor = Command::new(bpfprof_bin())
+        .args(["doctor", "--pid", &spin.pid().to_string()])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&doctor.stdout);
+    assert!(doctor.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("ok    kernel BTF") && stdout.contains("Ready to profile."),
+        "{stdout}"
+    );
+    let workload_line = stdout
+        .lines()
+        .find(|l| l.contains("/wl-spin:"))
+        .expect("a line for the workload binary");
+    assert!(
+        workload_line.starts_with("ok") && workload_line.contains("frame pointers in"),
+        "{workload_line}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("warn") && l.contains("libc.so.6")),
+        "Debian's libc has no frame pointers: {stdout}"
+    );
 }

@@ -402,34 +402,6 @@ fn outputs_belong_to_the_user_who_ran_sudo() {
 
 #[test]
 #[ignore = "needs root and BPF"]
-fn doctor_checks_this_machine_and_a_process() {
-    let _bpf = require_bpf();
-    let spin = Workload::start("wl-spin", &[]);
-    let doctor = bpfprof(&["doctor", "--pid", &spin.pid().to_string()]);
-    let stdout = String::from_utf8_lossy(&doctor.stdout);
-    assert!(doctor.status.success(), "{stdout}");
-    assert!(
-        stdout.contains("ok    kernel BTF") && stdout.contains("Ready to profile."),
-        "{stdout}"
-    );
-    let workload_line = stdout
-        .lines()
-        .find(|l| l.contains("/wl-spin:"))
-        .expect("a line for the workload binary");
-    assert!(
-        workload_line.starts_with("ok") && workload_line.contains("frame pointers in"),
-        "{workload_line}"
-    );
-    assert!(
-        stdout
-            .lines()
-            .any(|l| l.starts_with("warn") && l.contains("libc.so.6")),
-        "Debian's libc has no frame pointers: {stdout}"
-    );
-}
-
-#[test]
-#[ignore = "needs root and BPF"]
 fn completions_and_the_man_page_come_from_the_cli() {
     let _bpf = require_bpf();
     let bash = bpfprof(&["completions", "bash"]);
