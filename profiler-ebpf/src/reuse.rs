@@ -9,13 +9,14 @@
 //! pointer), the syscall with its first two arguments, and the version of
 //! the process's unwind tables. (The kernel stack depth would be a good key
 //! too, but the kernel randomises it at every syscall.) It determines the
-//! user stack, and the kernel stack of a sleeping thread only: the others
-//! have their kernel stack walked at every switch (see `kernel_reused`).
-//! Reuse is checked against a full walk at the 1st, 2nd, 4th, 8th and 16th
-//! reuse of a site and every 32nd after; a difference in what was reused
-//! is counted (`STACK_REUSE_MISMATCH`, shown in the quality report) and the
-//! site walks every time from then on. Sites are per drain generation,
-//! because stack ids are.
+//! user stack, and the kernel stack of a sleeping thread only (see
+//! `kernel_determined`). Reuse is checked against a full walk at the 1st,
+//! 2nd, 4th, 8th and 16th reuse of a site and every 32nd after. A
+//! difference in what the site determines is counted
+//! (`STACK_REUSE_MISMATCH`, shown in the quality report) and the site walks
+//! every time from then on; another kernel stack where the site does not
+//! determine it is no error, and that site walks its kernel stack from
+//! then on. Sites are per drain generation, because stack ids are.
 
 use aya_ebpf::{
     EbpfContext as _, Global,
@@ -65,11 +66,15 @@ struct BlockSite {
 #[repr(C)]
 #[derive(Clone, Copy)]
 struct ReusedStacks {
-    /// The kernel id is used only where `kernel_reused` says.
     ids: StackIds,
     reuses: u32,
-    /// Set once a check found a different stack: this site always walks.
-    walk_always: u32,
+    /// Set once a check found a different stack where the site determines
+    /// it: this site always walks.
+    walk_always: u16,
+    /// Set once a check found another kernel stack at a site that does not
+    /// determine it (see `kernel_determined`): the kernel stack is walked
+    /// at every switch from then on, the user stack still reused.
+    walk_kernel: u16,
 }
 
 /// Stack ids by block site. LRU: losing an entry only costs one walk, and
@@ -103,7 +108,7 @@ pub fn blocking_stacks(ctx: &TracePointContext, tid: u32, state: u32, generation
         return walk(ctx, regs, generation);
     }
     entry.reuses = entry.reuses.wrapping_add(1);
-    let kernel_reused = kernel_reused(state);
+    let kernel_reused = entry.walk_kernel == 0;
     let cached = entry.ids;
     let check = entry.reuses % VERIFY_EVERY == 0
         || (entry.reuses < VERIFY_EVERY && entry.reuses.is_power_of_two());
@@ -117,10 +122,15 @@ pub fn blocking_stacks(ctx: &TracePointContext, tid: u32, state: u32, generation
         };
     }
     let walked = walk(ctx, regs, generation);
-    let differs = walked.user != cached.user || (kernel_reused && walked.kernel != cached.kernel);
-    if differs && walked.kernel >= 0 && walked.user >= 0 {
+    if walked.kernel < 0 || walked.user < 0 {
+        return walked;
+    }
+    let kernel_differs = kernel_reused && walked.kernel != cached.kernel;
+    if walked.user != cached.user || (kernel_differs && kernel_determined(state)) {
         errors::count(Loss::StackReuseMismatch);
         entry.walk_always = 1;
+    } else if kernel_differs {
+        entry.walk_kernel = 1;
     }
     walked
 }
@@ -140,17 +150,21 @@ fn remember(site: &BlockSite, ids: StackIds) {
         ids,
         reuses: 0,
         walk_always: 0,
+        walk_kernel: 0,
     };
     let _ = REUSED_STACKS.insert(site, entry, 0);
 }
 
-/// Whether the site determines the kernel stack too: for a sleeping thread,
-/// the syscall and its arguments do. A preempted thread entered the kernel
-/// through whichever interrupt came (the timer, a rescheduling IPI), and an
+/// Whether the site determines the kernel stack too: for a sleeping
+/// thread, the syscall and its arguments do. A preempted thread entered the
+/// kernel through whichever interrupt came (the timer, a rescheduling IPI)
+/// or was preempted wherever a long syscall had got to, and an
 /// uninterruptible one waits wherever the kernel needed to (a lock, a page
-/// fault in a syscall): theirs are walked.
+/// fault in a syscall): their sites often keep one kernel stack (a
+/// ping-pong's writer is preempted at the same point each time), so they
+/// reuse it until a check finds another, and walk it from then on.
 #[inline(always)]
-fn kernel_reused(state: u32) -> bool {
+fn kernel_determined(state: u32) -> bool {
     state == state::SLEEPING
 }
 
