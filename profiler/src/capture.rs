@@ -254,8 +254,18 @@ impl<'a> Session<'a> {
         }
     }
 
+    /// The process events queued now, without waiting.
+    fn apply_pending_events(&mut self) {
+        let events = self.process_events.pending();
+        self.on_process_events(events);
+    }
+
     /// A binary's table, read: plugged in, and its processes loaded again.
     fn on_table(&mut self, table: unwind::Reply) {
+        // Plugging a table in takes milliseconds, and replies come back to
+        // back: processes that started meanwhile are snapshotted first, as
+        // a short-lived one may not outlive the wait.
+        self.apply_pending_events();
         if let Some(unwinder) = &mut self.unwinder {
             unwinder.on_reply(&mut self.collector, table);
         }
@@ -266,8 +276,7 @@ impl<'a> Session<'a> {
     fn tick(&mut self) -> Result<()> {
         // Events made before the drain are applied before it: an exec it
         // will bring samples from both sides of is known at naming time.
-        let events = self.process_events.pending();
-        self.on_process_events(events);
+        self.apply_pending_events();
         let batch = self.drainer.drain(&mut self.collector)?;
         self.symbolizer.add_batch(batch, self.profiles.current());
         for (tgid, minor) in self.pythons.on_drain(&mut self.collector) {
