@@ -270,6 +270,7 @@ fn disk_flushes_show_as_uninterruptible_time_under_the_flushing_function() {
 fn the_wall_view_of_a_thread_adds_up_to_the_duration() {
     let _bpf = require_bpf();
     let mixed = Workload::start("wl-mixed", &[]);
+    let steal_before = steal_us();
     let run = profile(
         "wall",
         &[
@@ -286,12 +287,18 @@ fn the_wall_view_of_a_thread_adds_up_to_the_duration() {
     let threads = thread_times(&run.report(), mixed.pid());
     assert_eq!(threads.len(), 1);
     let t = &threads[0];
-    assert_near(
-        "on-CPU + off-CPU",
-        (t.on_cpu_us + t.off_total()) as f64,
-        sampled_us(&run, 3.0),
-        0.05,
-    );
+    // Time the hypervisor gave this VM's CPUs to others (steal) passes
+    // for the thread with no timer firing in it: its on-CPU samples come
+    // short by up to that much. Nothing else excuses a shortfall.
+    let stolen = (steal_us() - steal_before) as f64;
+    let expected = sampled_us(&run, 3.0);
+    let adds_up = |what: &str, total: f64| {
+        assert!(
+            total <= expected * 1.05 && total >= expected * 0.95 - stolen,
+            "{what}: {total:.0} us, expected {expected:.0} ± 5% (less up to the {stolen:.0} us stolen from the VM)"
+        );
+    };
+    adds_up("on-CPU + off-CPU", (t.on_cpu_us + t.off_total()) as f64);
     assert!(
         t.on_cpu_us > 900_000 && t.off_us[0] > 900_000,
         "half busy, half asleep: {t:?}"
@@ -303,12 +310,7 @@ fn the_wall_view_of_a_thread_adds_up_to_the_duration() {
         .map(|(_, n)| n)
         .sum();
     assert!(on_cpu > 0, "wall.folded has no [on-cpu] stacks");
-    assert_near(
-        "wall.folded total",
-        wall.samples_of("wl-mixed") as f64,
-        sampled_us(&run, 3.0),
-        0.05,
-    );
+    adds_up("wall.folded total", wall.samples_of("wl-mixed") as f64);
 }
 
 #[test]
@@ -400,4 +402,14 @@ fn every_program_loads_with_the_bpf_log_on() {
         ],
     );
     run.assert_success();
+}
+
+/// Microseconds of steal time so far, all CPUs together (/proc/stat).
+fn steal_us() -> u64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap();
+    let cpu = stat.lines().next().unwrap();
+    let steal: u64 = cpu.split_whitespace().nth(8).unwrap().parse().unwrap();
+    // SAFETY: sysconf reads a constant.
+    let ticks_per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as u64;
+    steal * 1_000_000 / ticks_per_second
 }
