@@ -54,6 +54,12 @@ impl RunMeta {
         .printable()
     }
 
+    /// The CPU time one sample stands for, in whole nanoseconds: pprof's
+    /// period, and what a speedscope sample weighs, so both give one total.
+    pub(crate) fn sample_period_ns(&self) -> u64 {
+        (1e9 / self.freq_hz as f64).round() as u64
+    }
+
     /// The description of a run of `config` (or of one of its windows).
     pub(crate) fn of_run(config: &Config, started: SystemTime, elapsed: Duration) -> RunMeta {
         RunMeta {

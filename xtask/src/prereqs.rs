@@ -80,7 +80,11 @@ pub fn apt_install(packages: &[&str]) -> Result<()> {
     )
 }
 
-fn on_path(tool: &str) -> bool {
+/// Whether `tool` can be run: a path to a file, or a name found on PATH.
+pub fn on_path(tool: &str) -> bool {
+    if tool.contains('/') {
+        return Path::new(tool).is_file();
+    }
     std::env::var_os("PATH")
         .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(tool).is_file()))
 }

@@ -16,7 +16,7 @@ use crate::{
 
 pub(crate) fn render(profile: &Profile, meta: &RunMeta, off_cpu: bool) -> Value {
     let mut frames = Frames::default();
-    let period_ns = sample_period_ns(meta);
+    let period_ns = meta.sample_period_ns();
     let on_cpu = profile
         .on_cpu
         .iter()
@@ -46,12 +46,6 @@ pub(crate) fn write(
     off_cpu: bool,
 ) -> serde_json::Result<()> {
     serde_json::to_writer(out, &render(profile, meta, off_cpu))
-}
-
-/// The CPU time one sample stands for, rounded as pprof's period is, so
-/// the two files give the same totals.
-fn sample_period_ns(meta: &RunMeta) -> u64 {
-    (1e9 / meta.freq_hz as f64).round() as u64
 }
 
 /// speedscope's shared frame list, each frame once. Frames of the table

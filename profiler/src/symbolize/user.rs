@@ -3,6 +3,8 @@
 //! in; through /proc/PID/map_files while it lives, through the paths of
 //! its last snapshot after it exited.
 
+use std::collections::HashSet;
+
 use blazesym::{
     Pid,
     symbolize::{
@@ -63,44 +65,54 @@ impl Symbolizer {
         let no_mappings = Vec::new();
         let mappings = self.cached.get(&tgid).map_or(&no_mappings, |c| &c.mappings);
         let mut names = Names::new();
+        // The file mappings frames were named in, by start: noted once each.
+        let mut named_in = HashSet::new();
         for (i, &addr) in addrs.iter().enumerate() {
-            let mapping = procfs::find_mapping(mappings, addr).filter(|m| m.path.starts_with('/'));
+            let found = procfs::find_mapping(mappings, addr);
+            let file = found.filter(|m| m.path.starts_with('/'));
             let named = match results.get(i) {
-                Some(Symbolized::Sym(sym)) => self.sym_frames(tgid, sym, mapping, table),
-                _ => match self.perf_maps.lookup(tgid, addr) {
-                    Some(name) => vec![(
-                        table.intern(Frame {
-                            name: clean(name),
-                            module: Some("[jit]".into()),
-                            kind: FrameKind::User,
-                        }),
-                        0,
-                    )],
-                    None => {
-                        let mapping = procfs::find_mapping(mappings, addr);
-                        let frame = table.intern(Frame {
-                            name: mapping.map_or_else(|| "[unknown]".into(), |m| m.describe(addr)),
-                            module: mapping.map(|m| file_name(&m.path)),
-                            kind: FrameKind::Unknown,
-                        });
-                        vec![(frame, 0)]
-                    }
-                },
+                Some(Symbolized::Sym(sym)) => self.sym_frames(tgid, sym, file, table),
+                _ => vec![(self.unnamed_frame(tgid, addr, found, table), 0)],
             };
-            if let Some(m) = mapping {
-                table.note_mapping(
-                    tgid,
-                    MappedFile {
-                        start: m.start,
-                        limit: m.end,
-                        file_offset: m.file_offset,
-                        path: m.path.clone(),
-                    },
-                );
+            if let Some(m) = file {
+                named_in.insert(m.start);
             }
             names.insert(addr, named);
         }
+        for m in mappings.iter().filter(|m| named_in.contains(&m.start)) {
+            let mapped = MappedFile {
+                start: m.start,
+                limit: m.end,
+                file_offset: m.file_offset,
+                path: m.path.clone(),
+            };
+            table.note_mapping(tgid, mapped);
+        }
         names
+    }
+
+    /// The frame of an address no symbol covers: its JIT perf map's name,
+    /// else the mapping it is in and the offset there, else `[unknown]`.
+    fn unnamed_frame(
+        &self,
+        tgid: u32,
+        addr: u64,
+        mapping: Option<&procfs::Mapping>,
+        table: &mut FrameTable,
+    ) -> FrameId {
+        let frame = match self.perf_maps.lookup(tgid, addr) {
+            Some(name) => Frame {
+                name: clean(name),
+                module: Some("[jit]".into()),
+                kind: FrameKind::User,
+            },
+            None => Frame {
+                name: mapping.map_or_else(|| "[unknown]".into(), |m| m.describe(addr)),
+                module: mapping.map(|m| file_name(&m.path)),
+                kind: FrameKind::Unknown,
+            },
+        };
+        table.intern(frame)
     }
 
     /// The frames of a symbol blazesym found, outermost first (inlined
@@ -136,7 +148,10 @@ impl Symbolizer {
                 kind,
             });
             table.note_symbol(id, symbol);
-            if let Some(code) = code {
+            // The first file given is kept: the path is made only for that.
+            if let Some(code) = code
+                && table.source_file(id).is_none()
+            {
                 table.note_source_file(id, &code.to_path().to_string_lossy());
             }
             (id, code.and_then(|c| c.line).unwrap_or(0))

@@ -127,12 +127,7 @@ fn update_one(root: &Path, name: &str, value: serde_json::Value) -> Result<()> {
 /// OpenJDK 17 (the real workloads) from Debian's packages, inferno's
 /// command-line tools for perf's post-processing.
 fn ensure_tools() -> Result<()> {
-    let missing = |tool: &str| {
-        !Command::new("sh")
-            .args(["-c", &format!("command -v {tool}")])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
+    let missing = |tool: &str| !crate::prereqs::on_path(tool);
     let java = format!("{}/bin/javac", real::JAVA_HOME);
     let packages: Vec<&str> = [
         ("perf", "linux-perf"),

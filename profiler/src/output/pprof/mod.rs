@@ -34,7 +34,7 @@ pub(crate) fn build(
     start_unix_nanos: i64,
 ) -> proto::Profile {
     let mut b = Builder::new(profile);
-    let period_ns = (1e9 / meta.freq_hz as f64).round() as i64;
+    let period_ns = int64(meta.sample_period_ns());
     let mut types = vec![
         b.value_type("samples", "count"),
         b.value_type("cpu", "nanoseconds"),
@@ -294,34 +294,33 @@ impl<'a> Builder<'a> {
             }
             _ => None,
         };
-        let (key, module) = match (mapped, frame.kind, &frame.module) {
-            (Some(m), ..) => {
-                let key = MappingKey::Mapped(m.start, m.limit, m.file_offset, m.path.clone());
-                (
-                    key,
-                    m.path.rsplit('/').next().unwrap_or(&m.path).to_string(),
-                )
-            }
-            (None, FrameKind::Kernel, _) => {
-                let module = "[kernel.kallsyms]".to_string();
-                (MappingKey::Module(module.clone()), module)
-            }
+        let key = match (mapped, frame.kind, &frame.module) {
+            (Some(m), ..) => MappingKey::Mapped(m.start, m.limit, m.file_offset, m.path.clone()),
+            (None, FrameKind::Kernel, _) => MappingKey::Module("[kernel.kallsyms]".into()),
             (None, FrameKind::Python, _) | (None, _, None) => return 0,
-            (None, _, Some(module)) => (MappingKey::Module(module.clone()), module.clone()),
+            (None, _, Some(module)) => MappingKey::Module(module.clone()),
         };
         if let Some(&id) = self.mapping_ids.get(&key) {
             return id;
         }
-        let path = match &key {
-            MappingKey::Mapped(.., path) => Some(path.clone()),
-            MappingKey::Module(_) => frames.module_paths().get(&module).cloned(),
+        // The module's file name, its path and where it was mapped: a
+        // module without a known mapping has its noted path and no range.
+        let (module, path, (memory_start, memory_limit, file_offset)) = match &key {
+            MappingKey::Mapped(start, limit, offset, path) => {
+                let module = path.rsplit('/').next().unwrap_or(path);
+                (module, path.as_str(), (*start, *limit, *offset))
+            }
+            MappingKey::Module(module) => {
+                let path = frames.module_paths().get(module);
+                (
+                    module.as_str(),
+                    path.map_or(module.as_str(), String::as_str),
+                    (0, 0, 0),
+                )
+            }
         };
-        let build_id = frames.build_id(&module).unwrap_or_default().to_string();
-        let (memory_start, memory_limit, file_offset) = match &key {
-            MappingKey::Mapped(start, limit, offset, _) => (*start, *limit, *offset),
-            MappingKey::Module(_) => (0, 0, 0),
-        };
-        let filename = self.string(path.as_deref().unwrap_or(&module));
+        let build_id = frames.build_id(module).unwrap_or_default().to_string();
+        let filename = self.string(path);
         let build_id = self.string(&build_id);
         let id = self.mappings.len() as u64 + 1;
         self.mappings.push(proto::Mapping {
