@@ -45,6 +45,7 @@ mod ownership;
 mod private_dir;
 mod procfs;
 mod profile;
+mod push;
 mod python;
 mod saved;
 mod status;

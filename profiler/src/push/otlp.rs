@@ -1,0 +1,1 @@
+//! OTLP profiles encoding (helper fills this in).
