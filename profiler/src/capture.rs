@@ -36,6 +36,8 @@ pub(crate) struct Capture {
     pub(crate) stopped: Instant,
     /// Window files that could not be written (each said so on stderr).
     pub(crate) failed_writes: usize,
+    /// What each backend was sent.
+    pub(crate) push: Vec<crate::meta::PushReport>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -372,9 +374,9 @@ impl<'a> Session<'a> {
         }
         self.symbolizer.add_batch(batch, self.profiles.current());
         self.settle_losses()?;
-        let (profile, failed_writes) = self.profiles.finish(self.config);
+        let finished = self.profiles.finish(self.config);
         Ok(Capture {
-            profile,
+            profile: finished.profile,
             started: self.started,
             elapsed,
             command_status: match stop {
@@ -382,7 +384,8 @@ impl<'a> Session<'a> {
                 _ => None,
             },
             stopped,
-            failed_writes,
+            failed_writes: finished.failed_writes,
+            push: finished.push,
         })
     }
 

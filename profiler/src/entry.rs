@@ -122,6 +122,7 @@ fn run(config: &cli::Config, out: &OutDir, object: ObjectBytes) -> anyhow::Resul
     let capture = capture::run(config, out, object)?;
     let meta = RunMeta {
         command_exit_status: capture.command_status,
+        push: capture.push,
         ..RunMeta::of_run(config, capture.started, capture.elapsed)
     };
     let rendered = output::write_all(

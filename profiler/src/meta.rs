@@ -28,6 +28,22 @@ pub(crate) struct RunMeta {
     /// when the run ended.
     #[serde(default)]
     pub(crate) command_exit_status: Option<i32>,
+    /// What each backend was sent; report.json has it at its top level.
+    #[serde(skip)]
+    pub(crate) push: Vec<PushReport>,
+}
+
+/// What one backend was sent, for report.json and the Quality block.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct PushReport {
+    pub(crate) backend: String,
+    pub(crate) url: String,
+    pub(crate) windows_sent: u64,
+    /// Not delivered: pushed out of a full spool, or left at exit.
+    pub(crate) windows_dropped: u64,
+    /// Refused by the backend with a 4xx.
+    pub(crate) windows_rejected: u64,
+    pub(crate) last_error: Option<String>,
 }
 
 impl RunMeta {
@@ -50,6 +66,7 @@ impl RunMeta {
             stack_map_size: 0,
             max_stacks: 0,
             command_exit_status: None,
+            push: Vec::new(),
         }
         .printable()
     }

@@ -2,7 +2,9 @@
 //! (`--window`) the open window's. Each window's profile is written to
 //! DIR/windows/NNNNNN-<start>/ when it closes, the oldest of the windows
 //! this run wrote beyond `--keep` are removed, and the window is merged
-//! into the whole-run profile.
+//! into the whole-run profile. When pushing (`push`), each window is also
+//! handed to the backends as it closes, and the window files are written
+//! only when --output was named.
 
 use std::{
     collections::VecDeque,
@@ -13,9 +15,10 @@ use anyhow::{Context, Result};
 
 use crate::{
     cli::{Config, RenderArgs},
-    meta::{self, RunMeta},
+    meta::{self, PushReport, RunMeta},
     output::{self, Render, dir::OutDir},
     profile::Profile,
+    push::Pusher,
     status::Status,
 };
 
@@ -64,22 +67,38 @@ impl Profiles {
         status.update(&self.run, self.windows.as_ref().map(|w| &w.profile));
     }
 
-    /// The whole run's profile, the last window closed; and how many
-    /// window files could not be written.
-    pub(crate) fn finish(mut self, config: &Config) -> (Profile, usize) {
-        let mut failed = 0;
+    /// The whole run's profile, the last window closed and pushed.
+    pub(crate) fn finish(mut self, config: &Config) -> Finished {
+        let mut finished = Finished {
+            profile: Profile::default(),
+            failed_writes: 0,
+            push: Vec::new(),
+        };
         if let Some(mut windows) = self.windows.take() {
             self.run.merge_collapsed(windows.close(config));
-            failed = windows.failed;
+            finished.failed_writes = windows.failed;
+            finished.push = windows.pusher.map(Pusher::finish).unwrap_or_default();
         }
-        (self.run, failed)
+        finished.profile = self.run;
+        finished
     }
+}
+
+/// What a run's profiles came to.
+pub(crate) struct Finished {
+    pub(crate) profile: Profile,
+    /// Window files that could not be written (each said so on stderr).
+    pub(crate) failed_writes: usize,
+    /// What each backend was sent.
+    pub(crate) push: Vec<PushReport>,
 }
 
 struct Windows {
     length: Duration,
     keep: Option<usize>,
-    dir: OutDir,
+    /// DIR/windows/, when window files are written.
+    dir: Option<OutDir>,
+    pusher: Option<Pusher>,
     index: u64,
     /// The windows this run wrote, oldest first: `--keep` removes only
     /// these, never what else is in DIR/windows/.
@@ -102,13 +121,23 @@ struct Written {
 
 impl Windows {
     fn new(out: &OutDir, config: &Config, length: Duration) -> Result<Windows> {
-        let dir = out
-            .subdir("windows")
-            .with_context(|| format!("creating {}", out.path().join("windows").display()))?;
+        let dir = config
+            .window_files
+            .then(|| {
+                out.subdir("windows")
+                    .with_context(|| format!("creating {}", out.path().join("windows").display()))
+            })
+            .transpose()?;
+        let pusher = config
+            .push
+            .as_ref()
+            .map(|push| Pusher::start(push, length))
+            .transpose()?;
         Ok(Windows {
             length,
             keep: config.keep,
             dir,
+            pusher,
             index: 0,
             written: VecDeque::new(),
             failed: 0,
@@ -124,22 +153,28 @@ impl Windows {
         self.opened.elapsed() + interval / 2 >= self.length
     }
 
-    /// Writes the open window and starts the next; returns its profile, to
-    /// be merged into the run's. A window that cannot be written is named
-    /// on stderr and the capture goes on.
+    /// Writes and pushes the open window and starts the next; returns its
+    /// profile, to be merged into the run's. A window that cannot be
+    /// written is named on stderr and the capture goes on.
     fn close(&mut self, config: &Config) -> Profile {
         let elapsed = self.opened.elapsed();
         let profile = std::mem::take(&mut self.profile);
-        let name = format!("{:06}-{}", self.index, meta::timestamp(self.opened_at));
-        match self.dir.new_subdir(&name) {
-            Ok(dir) => self.write(&dir, config, &profile, elapsed),
-            Err(e) => {
-                let path = self.dir.path().join(&name);
-                eprintln!("bpfprof: error: creating {}: {e}", path.display());
-                self.failed += 1;
+        if let Some(windows_dir) = &self.dir {
+            let name = format!("{:06}-{}", self.index, meta::timestamp(self.opened_at));
+            match windows_dir.new_subdir(&name) {
+                Ok(dir) => self.write(&dir, config, &profile, elapsed),
+                Err(e) => {
+                    let path = windows_dir.path().join(&name);
+                    eprintln!("bpfprof: error: creating {}: {e}", path.display());
+                    self.failed += 1;
+                }
             }
+            self.prune();
         }
-        self.prune();
+        if let Some(pusher) = &mut self.pusher {
+            let meta = RunMeta::of_run(config, self.opened_at, elapsed);
+            pusher.push(&profile, &meta, self.opened_at, config.off_cpu.is_some());
+        }
         self.index += 1;
         self.opened = Instant::now();
         self.opened_at = SystemTime::now();
@@ -171,14 +206,16 @@ impl Windows {
 
     /// Keeps the newest `--keep` of the windows this run wrote.
     fn prune(&mut self) {
-        let Some(keep) = self.keep else { return };
+        let (Some(keep), Some(windows_dir)) = (self.keep, &self.dir) else {
+            return;
+        };
         while self.written.len() > keep {
             let Some(old) = self.written.pop_front() else {
                 break;
             };
             // Left in place, not a failed output: the run's files are whole.
-            if let Err(e) = self.dir.remove_subdir(&old.name, old.identity, &old.files) {
-                let path = self.dir.path().join(&old.name);
+            if let Err(e) = windows_dir.remove_subdir(&old.name, old.identity, &old.files) {
+                let path = windows_dir.path().join(&old.name);
                 eprintln!("bpfprof: warning: --keep left {}: {e}", path.display());
             }
         }

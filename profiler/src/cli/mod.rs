@@ -3,8 +3,12 @@
 //! (`validate`). Every rejected flag becomes one line naming the flag and
 //! the problem.
 
+mod endpoint;
+mod push_args;
 mod validate;
 
+pub(crate) use endpoint::{Backend, Endpoint};
+pub(crate) use push_args::{PushArgs, PushConfig};
 pub(crate) use validate::{parse_duration, parse_min_width, validate};
 
 use std::{ffi::OsString, path::PathBuf, time::Duration};
@@ -283,13 +287,17 @@ pub(crate) struct Args {
     pub(crate) render: RenderArgs,
 
     /// Continuous mode: cut the run into windows of this length; each one's
-    /// files go to DIR/windows/NNNNNN-<start>/ as it closes.
+    /// files go to DIR/windows/NNNNNN-<start>/ as it closes (when pushing:
+    /// default 15 s, and window files only with --output).
     #[arg(long, value_name = "SECS", value_parser = parse_duration)]
     pub(crate) window: Option<Duration>,
 
     /// Keep only the last N windows.
     #[arg(long, value_name = "N", requires = "window")]
     pub(crate) keep: Option<usize>,
+
+    #[command(flatten)]
+    pub(crate) push: PushArgs,
 
     /// Load the BPF programs from this object instead of the embedded one.
     #[arg(long, value_name = "PATH")]
@@ -384,7 +392,12 @@ pub(crate) struct Config {
     pub(crate) force: bool,
     pub(crate) render: RenderArgs,
     pub(crate) window: Option<Duration>,
+    /// Each window's files are written under DIR/windows/ (not when
+    /// pushing without --output).
+    pub(crate) window_files: bool,
     pub(crate) keep: Option<usize>,
+    /// Backends each window is sent to.
+    pub(crate) push: Option<PushConfig>,
     pub(crate) bpf_object: Option<PathBuf>,
     /// Walk Python processes' frames (off with --no-python).
     pub(crate) python: bool,

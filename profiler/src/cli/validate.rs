@@ -31,6 +31,12 @@ pub(crate) fn validate(
     } else {
         Target::AllProcesses
     };
+    let push = super::push_args::push_config(args.push)?;
+    let window = match (&push, args.window) {
+        (Some(_), None) => Some(super::push_args::DEFAULT_PUSH_WINDOW),
+        (_, window) => window,
+    };
+    let window_files = window.is_some() && (push.is_none() || args.output.is_some());
     let default_output_dir = args.output.is_none();
     let output_dir = args.output.unwrap_or_else(default_output);
     Ok(Config {
@@ -55,8 +61,10 @@ pub(crate) fn validate(
         default_output: default_output_dir,
         force: args.force,
         render: args.render,
-        window: args.window,
+        window,
+        window_files,
         keep: args.keep,
+        push,
         bpf_object: args.bpf_object,
         python: !args.no_python,
         verbose: args.verbose,

@@ -26,6 +26,15 @@ pub(crate) struct PushWindow {
     pub(crate) services: Vec<ServiceWindow>,
 }
 
+impl PushWindow {
+    /// The nanoseconds past the start's whole second.
+    pub(crate) fn start_subsec_ns(&self) -> u64 {
+        self.start
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::from(d.subsec_nanos()))
+    }
+}
+
 /// One service's part of a window.
 #[derive(Debug, Clone)]
 pub(crate) struct ServiceWindow {

@@ -44,6 +44,9 @@ pub(crate) struct Report {
     /// The files written into the output directory with it, by name.
     #[serde(default)]
     pub(crate) outputs: Vec<String>,
+    /// What each backend was sent.
+    #[serde(default)]
+    pub(crate) push: Vec<crate::meta::PushReport>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -128,6 +131,7 @@ impl Report {
                 .then(|| edge_rows(&summary.off_cpu_call_paths)),
             recommendations: summary.recommendations.clone(),
             outputs: outputs.iter().map(|o| o.to_string()).collect(),
+            push: meta.push.clone(),
         }
     }
 

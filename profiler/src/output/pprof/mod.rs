@@ -33,6 +33,18 @@ pub(crate) fn build(
     off_cpu: bool,
     start_unix_nanos: i64,
 ) -> proto::Profile {
+    build_for(profile, meta, off_cpu, start_unix_nanos, &|_| true)
+}
+
+/// [`build`] of the samples of the processes `wanted` keeps (one
+/// service's, for a push).
+pub(crate) fn build_for(
+    profile: &Profile,
+    meta: &RunMeta,
+    off_cpu: bool,
+    start_unix_nanos: i64,
+    wanted: &dyn Fn(u32) -> bool,
+) -> proto::Profile {
     let mut b = Builder::new(profile);
     let period_ns = int64(meta.sample_period_ns());
     let mut types = vec![
@@ -44,13 +56,13 @@ pub(crate) fn build(
     }
     let width = types.len();
     let mut samples = Vec::new();
-    for (site, &count) in &profile.on_cpu {
+    for (site, &count) in profile.on_cpu.iter().filter(|(s, _)| wanted(s.tgid)) {
         let mut value = vec![int64(count), int64(count).saturating_mul(period_ns)];
         value.resize(width, 0);
         samples.push(b.sample(site, value, None));
     }
     if off_cpu {
-        for (off, &us) in &profile.off_cpu {
+        for (off, &us) in profile.off_cpu.iter().filter(|(o, _)| wanted(o.site.tgid)) {
             let mut value = vec![0; width];
             value[2] = int64(us).saturating_mul(1000);
             samples.push(b.sample(&off.site, value, Some(off.state.name())));

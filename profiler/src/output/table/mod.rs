@@ -103,11 +103,21 @@ const PATH_WIDTH: usize = 80;
 /// Losses and unnamed frames, when there are any, with what to do about
 /// each one that touches more than 5% of the samples.
 fn quality(out: &mut String, meta: &RunMeta, losses: &Losses) {
-    if losses.is_empty() {
+    if losses.is_empty() && meta.push.is_empty() {
         return;
     }
     let share = |n: u64| percent(n, losses.samples.max(1));
     let _ = writeln!(out, "\nQuality");
+    for push in &meta.push {
+        let _ = writeln!(
+            out,
+            "  pushed to {} ({}): {} windows sent, {} dropped, {} rejected",
+            push.backend, push.url, push.windows_sent, push.windows_dropped, push.windows_rejected
+        );
+        if let Some(error) = &push.last_error {
+            let _ = writeln!(out, "    last error: {}", truncate(error, 120));
+        }
+    }
     for (loss, value) in losses.entries().filter(|(_, v)| *v > 0) {
         let _ = writeln!(out, "  {:<40} {value:>9}", loss.label());
         if loss == Loss::UnknownFrames {
