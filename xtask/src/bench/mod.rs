@@ -5,6 +5,7 @@
 //! docs/benchmarks.json. Not part of `test`.
 
 mod cases;
+mod push;
 mod python;
 mod real;
 mod report;
@@ -56,7 +57,7 @@ pub fn run(
     };
     std::fs::create_dir_all(&bench.scratch)?;
     let mut results = serde_json::Map::new();
-    let cases: [Case; 8] = [
+    let cases: [Case; 9] = [
         ("off_cpu_cost", Bench::off_cpu_cost),
         ("sampling_cost", Bench::sampling_cost),
         ("accuracy", Bench::accuracy),
@@ -65,6 +66,7 @@ pub fn run(
         ("unwind_cost", Bench::unwind_cost),
         ("python_cost", Bench::python_cost),
         ("real_workloads", Bench::real_workloads),
+        ("push_cost", Bench::push_cost),
     ];
     if let Some(only) = only {
         anyhow::ensure!(
