@@ -116,6 +116,33 @@ fn bad_flags_get_one_line_and_exit_2() {
     );
 }
 
+/// The push flags are checked with the rest, before capture (and before
+/// privileges: no root needed); a URL is never printed with its password.
+#[test]
+fn bad_push_flags_get_one_line_and_exit_2() {
+    let dir = output_dir("bad-push-flags");
+    let out = dir.to_str().unwrap();
+    let otlp = "http://127.0.0.1:4318";
+    let cases: &[(&[&str], &str)] = &[
+        (&["--otlp", "ftp://x"], "--otlp"),
+        (&["--otlp", "http://"], "--otlp"),
+        (&["--otlp", "http://user:secret@/"], "--otlp"),
+        (&["--pyroscope", "notaurl"], "--pyroscope"),
+        (
+            &["--otlp", otlp, "--push-header", "NoEquals"],
+            "--push-header",
+        ),
+        (&["--otlp", otlp, "--label", "bad key=v"], "--label"),
+    ];
+    for (args, expected) in cases {
+        let mut with_output = vec!["--output", out, "-d", "1"];
+        with_output.extend_from_slice(args);
+        let line = assert_one_line_error(&with_output, expected, 2);
+        assert!(!line.contains("secret"), "a password printed: {line}");
+    }
+    assert!(!dir.exists(), "a refused run must not create its output");
+}
+
 /// clap's errors keep what completes them on their one line: the
 /// arguments missing, the values a flag or argument takes.
 #[test]

@@ -22,6 +22,8 @@ static BPF_LOCK: Mutex<()> = Mutex::new(());
 
 mod elf;
 pub mod pprof;
+pub mod push;
+pub mod receiver;
 mod spawn;
 
 pub use elf::function_ranges;

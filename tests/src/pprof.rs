@@ -59,6 +59,24 @@ pub fn varint_field(message: &[u8], number: u64) -> u64 {
         .unwrap_or(0)
 }
 
+/// A repeated integer field, packed or not.
+pub fn varints(message: &[u8], number: u64) -> Vec<u64> {
+    let mut out = Vec::new();
+    for (n, value) in fields(message) {
+        match value {
+            Field::Varint(v) if n == number => out.push(v),
+            Field::Bytes(packed) if n == number => {
+                let mut at = 0;
+                while at < packed.len() {
+                    out.push(varint(packed, &mut at));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 pub fn messages(message: &[u8], number: u64) -> Vec<&[u8]> {
     fields(message)
         .into_iter()
@@ -80,6 +98,9 @@ pub fn read(path: &std::path::Path) -> Vec<u8> {
 
 /// The parts of a profile the tests check, decoded.
 pub struct Profile {
+    /// (type, unit) of each value of a sample.
+    pub sample_types: Vec<(String, String)>,
+    pub samples: Vec<Sample>,
     pub mappings: Vec<Mapping>,
     pub locations: Vec<Location>,
     pub functions: Vec<Function>,
@@ -94,7 +115,27 @@ pub struct Mapping {
     pub filename: String,
 }
 
+pub struct Sample {
+    /// Leaf first.
+    pub location_ids: Vec<u64>,
+    pub values: Vec<i64>,
+    pub labels: Vec<Label>,
+}
+
+pub struct Label {
+    pub key: String,
+    pub str: String,
+    pub num: i64,
+}
+
+impl Sample {
+    pub fn label(&self, key: &str) -> Option<&Label> {
+        self.labels.iter().find(|l| l.key == key)
+    }
+}
+
 pub struct Location {
+    pub id: u64,
     pub mapping_id: u64,
     pub address: u64,
     /// (function id, line), innermost first.
@@ -129,6 +170,7 @@ impl Profile {
         let locations = messages(&bytes, 4)
             .into_iter()
             .map(|m| Location {
+                id: varint_field(m, 1),
                 mapping_id: varint_field(m, 2),
                 address: varint_field(m, 3),
                 lines: messages(m, 4)
@@ -147,7 +189,28 @@ impl Profile {
             })
             .collect();
         let default_sample_type = strings[varint_field(&bytes, 14) as usize].clone();
+        let sample_types = messages(&bytes, 1)
+            .into_iter()
+            .map(|m| (string(m, 1), string(m, 2)))
+            .collect();
+        let samples = messages(&bytes, 2)
+            .into_iter()
+            .map(|m| Sample {
+                location_ids: varints(m, 1),
+                values: varints(m, 2).into_iter().map(|v| v as i64).collect(),
+                labels: messages(m, 3)
+                    .into_iter()
+                    .map(|l| Label {
+                        key: string(l, 1),
+                        str: string(l, 2),
+                        num: varint_field(l, 3) as i64,
+                    })
+                    .collect(),
+            })
+            .collect();
         Profile {
+            sample_types,
+            samples,
             mappings,
             locations,
             functions,
@@ -161,5 +224,26 @@ impl Profile {
 
     pub fn mapping(&self, id: u64) -> Option<&Mapping> {
         self.mappings.iter().find(|m| m.id == id)
+    }
+
+    pub fn location(&self, id: u64) -> &Location {
+        self.locations.iter().find(|l| l.id == id).unwrap()
+    }
+
+    /// The index in each sample's values of the sample type `kind`.
+    pub fn value_index(&self, kind: &str) -> Option<usize> {
+        self.sample_types.iter().position(|(t, _)| t == kind)
+    }
+
+    /// A sample's function names, root first (inlined functions in call
+    /// order).
+    pub fn stack(&self, sample: &Sample) -> Vec<&str> {
+        let mut names = Vec::new();
+        for &id in sample.location_ids.iter().rev() {
+            for &(function, _) in self.location(id).lines.iter().rev() {
+                names.push(self.function(function).name.as_str());
+            }
+        }
+        names
     }
 }

@@ -165,7 +165,7 @@ fn test(root: &Path, bin: &Path, args: &[String]) -> Result<ExitCode> {
     // so that otherwise they count as skipped, never as passed.
     let mut args = args.to_vec();
     if is_root() {
-        prereqs::ensure_test_tools()?;
+        prereqs::ensure_test_tools(root)?;
         if !args.iter().any(|a| a == "--") {
             args.push("--".into());
         }

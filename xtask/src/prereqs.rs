@@ -1,8 +1,9 @@
 //! Installs what the BPF build needs and a fresh machine lacks: rust-src for
 //! the nightly toolchain, LLVM's development files of the nightly's LLVM
 //! major, and bpf-linker built against them; and the programs the test
-//! suite reads outputs with. Where it cannot install (not root, no
-//! apt-get), it stops with the exact commands to run.
+//! suite reads outputs with, and the Python venv its push tests' receivers
+//! run in. Where it cannot install (not root, no apt-get), it stops with
+//! the exact commands to run.
 
 use std::{path::Path, process::Command};
 
@@ -38,10 +39,28 @@ fn nightly_llvm_major() -> Result<u32> {
 }
 
 /// The readers the suite checks outputs with, as their users would:
-/// `go tool pprof` for profile.pb.gz, groff for the man page.
-const TEST_TOOLS: &[(&str, &str)] = &[("go", "golang-go"), ("groff", "groff-base")];
+/// `go tool pprof` for profile.pb.gz, groff for the man page; Python for
+/// the push tests' receivers (tests/receivers/), openssl for the
+/// certificate of their TLS test.
+const TEST_TOOLS: &[(&str, &str)] = &[
+    ("go", "golang-go"),
+    ("groff", "groff-base"),
+    ("python3", "python3"),
+    ("openssl", "openssl"),
+];
 
-pub fn ensure_test_tools() -> Result<()> {
+/// The receivers decode with the official OpenTelemetry classes: this
+/// release carries profiles v1development of proto v1.10.0, which is what
+/// bpfprof sends.
+const OTLP_PROTO: &str = "opentelemetry-proto==1.45.2";
+
+/// The test tools, then the test venv (see [`ensure_test_venv`]).
+pub fn ensure_test_tools(root: &Path) -> Result<()> {
+    ensure_test_programs()?;
+    ensure_test_venv(root)
+}
+
+fn ensure_test_programs() -> Result<()> {
     let packages: Vec<&str> = TEST_TOOLS
         .iter()
         .filter(|(tool, _)| !on_path(tool))
@@ -63,6 +82,86 @@ pub fn ensure_test_tools() -> Result<()> {
         packages.join(", ")
     ));
     apt_install(&packages)
+}
+
+/// target/test-venv: a Python venv with [`OTLP_PROTO`], which the push
+/// tests run their receivers with (tests/src/receiver.rs looks for it
+/// there). Made once; later runs only check it (a tenth of a second).
+pub fn ensure_test_venv(root: &Path) -> Result<()> {
+    let venv = root.join("target/test-venv");
+    let python = venv.join("bin/python");
+    if has_otlp_proto(&python) {
+        return Ok(());
+    }
+    if !python.is_file() || !has_pip(&python) {
+        progress("making the test venv, target/test-venv");
+        if !make_venv(&venv) {
+            // Debian's python3 makes venvs only with python3-venv.
+            if !(is_root() && Path::new("/usr/bin/apt-get").exists()) {
+                bail!(
+                    "`python3 -m venv` failed; install python3-venv:\n  \
+                     sudo apt-get update && sudo apt-get install -y python3-venv"
+                );
+            }
+            apt_install(&["python3-venv"])?;
+            if !make_venv(&venv) {
+                bail!("`python3 -m venv {}` failed", venv.display());
+            }
+        }
+    }
+    progress(&format!("installing {OTLP_PROTO} into target/test-venv"));
+    run_checked(
+        Command::new(&python)
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .arg(OTLP_PROTO),
+        &format!("installing {OTLP_PROTO}"),
+    )?;
+    if !has_otlp_proto(&python) {
+        bail!("{} still cannot import {OTLP_PROTO}", python.display());
+    }
+    Ok(())
+}
+
+/// Whether `python` imports the profiles service classes of exactly the
+/// release [`OTLP_PROTO`] names.
+fn has_otlp_proto(python: &Path) -> bool {
+    let version = OTLP_PROTO.split("==").nth(1).unwrap_or_default();
+    let check = format!(
+        "import importlib.metadata as m, sys\n\
+         import opentelemetry.proto.collector.profiles.v1development.profiles_service_pb2\n\
+         sys.exit(m.version('opentelemetry-proto') != '{version}')"
+    );
+    python.is_file()
+        && Command::new(python)
+            .args(["-c", &check])
+            .stderr(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+}
+
+fn has_pip(python: &Path) -> bool {
+    Command::new(python)
+        .args(["-m", "pip", "--version"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `python3 -m venv --clear VENV`: a venv made anew (one whose Python has
+/// gone, or without pip, is replaced).
+fn make_venv(venv: &Path) -> bool {
+    Command::new("python3")
+        .args(["-m", "venv", "--clear"])
+        .arg(venv)
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// `apt-get update`, then the packages installed, without questions.
