@@ -157,7 +157,10 @@ impl Windows {
     /// profile, to be merged into the run's. A window that cannot be
     /// written is named on stderr and the capture goes on.
     fn close(&mut self, config: &Config) -> Profile {
-        let elapsed = self.opened.elapsed();
+        // The next window opens where this one ends, not once it is
+        // written: windows tile the run without gaps.
+        let (closed, closed_at) = (Instant::now(), SystemTime::now());
+        let elapsed = closed - self.opened;
         let profile = std::mem::take(&mut self.profile);
         if let Some(windows_dir) = &self.dir {
             let name = format!("{:06}-{}", self.index, meta::timestamp(self.opened_at));
@@ -176,8 +179,8 @@ impl Windows {
             pusher.push(&profile, &meta, self.opened_at, config.off_cpu.is_some());
         }
         self.index += 1;
-        self.opened = Instant::now();
-        self.opened_at = SystemTime::now();
+        self.opened = closed;
+        self.opened_at = closed_at;
         profile
     }
 
