@@ -117,3 +117,38 @@ fn pushed_windows(dir: &std::path::Path) -> Result<u64> {
         .filter_map(|p| p["windows_sent"].as_u64())
         .sum())
 }
+
+/// The push section of docs/benchmarks.md.
+pub(super) fn section(out: &mut String, v: &Value) {
+    use std::fmt::Write;
+
+    use super::report::{show, verdict};
+    if v.is_null() {
+        return;
+    }
+    let _ = writeln!(
+        out,
+        "## Pushing to backends\n\nTwo system-wide runs of {} s at {} Hz with {} s windows, side by side (wl-ratio keeps a CPU busy): one writes its windows only; the other also sends each to a local receiver as OTLP and to Pyroscope's ingest API. bpfprof's own CPU time (user + system, its push threads included).\n",
+        v["run_seconds"], v["freq_hz"], v["window_seconds"]
+    );
+    let _ = writeln!(
+        out,
+        "| CPU s, windows only | CPU s, pushing both | pushing / windows only | windows sent |\n|---|---|---|---|"
+    );
+    let _ = writeln!(
+        out,
+        "| {} | {} | {}x | {} |",
+        show(&v["cpu_seconds_without_push"], 3),
+        show(&v["cpu_seconds_pushing"], 3),
+        show(&v["pushing_over_plain"], 3),
+        v["windows_sent"]
+    );
+    let ratio = v["pushing_over_plain"]["median"]
+        .as_f64()
+        .unwrap_or(f64::NAN);
+    let _ = writeln!(
+        out,
+        "\nTarget: pushing adds at most 5% to bpfprof's CPU: {}.\n",
+        verdict(ratio <= 1.05)
+    );
+}
