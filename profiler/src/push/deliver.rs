@@ -229,3 +229,117 @@ impl Delivery {
         self.report
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{
+        io::{Read, Write},
+        net::TcpListener,
+        time::SystemTime,
+    };
+
+    use super::*;
+    use crate::cli::Backend;
+
+    /// A window's request: a body naming the window, whatever it holds.
+    fn one_request(endpoint: &Endpoint, window: &PushWindow) -> Vec<Request> {
+        vec![Request {
+            url: endpoint.url.to_string(),
+            content_type: "application/octet-stream",
+            headers: Vec::new(),
+            body: window.index.to_le_bytes().to_vec(),
+        }]
+    }
+
+    fn window(index: u64) -> PushWindow {
+        PushWindow {
+            index,
+            start: SystemTime::now(),
+            duration_ns: 1,
+            host_name: "h".into(),
+            labels: Vec::new(),
+            freq_hz: 19,
+            off_cpu: false,
+            services: Vec::new(),
+        }
+    }
+
+    fn delivery(port: u16, capacity: usize) -> Delivery {
+        let url = format!("http://127.0.0.1:{port}");
+        let endpoint = Endpoint::parse(Backend::Otlp, &url, None).unwrap();
+        Delivery::new(
+            endpoint,
+            Client::new(&[], Vec::new(), None),
+            one_request,
+            capacity,
+        )
+    }
+
+    /// A backend answering every request with `status`, on a thread.
+    fn backend(status: &'static str, requests: usize) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(requests) {
+                let mut stream = stream.unwrap();
+                let mut head = [0u8; 4096];
+                let _ = stream.read(&mut head);
+                let reply = format!(
+                    "HTTP/1.1 {status}\r\ncontent-length: 6\r\nconnection: close\r\n\r\nno\nway"
+                );
+                let _ = stream.write_all(reply.as_bytes());
+            }
+        });
+        port
+    }
+
+    #[test]
+    fn a_full_spool_drops_the_oldest_and_the_exit_flush_counts_what_is_left() {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut d = delivery(port, 2);
+        for index in 0..5 {
+            d.take(&window(index));
+        }
+        let held: Vec<u64> = d.spool.iter().map(|p| p.index).collect();
+        assert_eq!(held, [3, 4], "the newest are kept");
+        assert_eq!(d.report.windows_dropped, 3);
+        let report = d.flush(Instant::now() + Duration::from_secs(5));
+        assert_eq!((report.windows_sent, report.windows_dropped), (0, 5));
+        assert!(report.last_error.is_some(), "{report:?}");
+    }
+
+    #[test]
+    fn delivered_and_refused_windows_are_counted_once_each() {
+        let mut d = delivery(backend("200 OK", 3), 10);
+        for index in 0..3 {
+            d.take(&window(index));
+        }
+        d.send_spool(None);
+        assert!(d.spool.is_empty());
+        let report = d.flush(Instant::now());
+        assert_eq!((report.windows_sent, report.windows_dropped), (3, 0));
+
+        let mut d = delivery(backend("401 Unauthorized", 2), 10);
+        d.take(&window(0));
+        d.take(&window(1));
+        d.send_spool(None);
+        assert!(d.spool.is_empty() && d.retry_at.is_none(), "not retried");
+        let report = d.flush(Instant::now());
+        assert_eq!((report.windows_sent, report.windows_rejected), (0, 2));
+        assert_eq!(report.last_error.as_deref(), Some("HTTP 401: no"));
+    }
+
+    #[test]
+    fn a_server_error_is_retried_later_with_the_window_kept() {
+        let mut d = delivery(backend("503 Service Unavailable", 1), 10);
+        d.take(&window(0));
+        d.send_spool(None);
+        assert_eq!(d.spool.len(), 1, "kept for a retry");
+        assert!(d.retry_at.is_some_and(|at| at > Instant::now()));
+        assert_eq!(d.report.last_error.as_deref(), Some("HTTP 503: no"));
+    }
+}

@@ -37,22 +37,22 @@ server.serve_forever()
 
 impl Bench {
     pub fn push_cost(&self) -> Result<Value> {
-        let (mut receiver, port) = start_receiver()?;
+        let (receiver, port) = start_receiver()?;
+        let _receiver = Killed(receiver);
         let seconds = if self.quick { 60 } else { 120 };
-        let mut load = Command::new(self.workload("wl-ratio"))
-            .arg((seconds * self.runs as u64 + 30).to_string())
-            .spawn()?;
+        let _load = Killed(
+            Command::new(self.workload("wl-ratio"))
+                .arg((seconds * self.runs as u64 + 30).to_string())
+                .spawn()?,
+        );
         let (mut plain, mut pushing, mut ratio) =
             (Series::default(), Series::default(), Series::default());
         let mut sent = 0;
         for _ in 0..self.runs {
             let url = format!("http://127.0.0.1:{port}");
             let base = self.push_run(seconds, "push-plain", &[])?;
-            let with = self.push_run(
-                seconds,
-                "push-both",
-                &["--otlp", &url, "--pyroscope", &url],
-            )?;
+            let with =
+                self.push_run(seconds, "push-both", &["--otlp", &url, "--pyroscope", &url])?;
             let (base_cost, _) = wait(base.0, base.1)?;
             let (with_cost, _) = wait(with.0, with.1)?;
             sent += pushed_windows(&self.tmp("push-both"))?;
@@ -60,10 +60,6 @@ impl Bench {
             pushing.push(with_cost.cpu);
             ratio.push(with_cost.cpu / base_cost.cpu);
         }
-        let _ = load.kill();
-        let _ = load.wait();
-        let _ = receiver.kill();
-        let _ = receiver.wait();
         if sent == 0 {
             bail!("the pushing runs sent no window to the receiver");
         }
@@ -83,7 +79,7 @@ impl Bench {
         let started = Instant::now();
         let child = Command::new(&self.bpfprof)
             .args(["-F", "19", "--window", "15", "-d", &seconds.to_string()])
-            .args(["--format", "folded", "--force", "-o"])
+            .args(["--format", "folded,json", "--force", "-o"])
             .arg(self.tmp(name))
             .args(extra)
             .stdout(Stdio::null())
@@ -91,6 +87,16 @@ impl Bench {
             .spawn()
             .with_context(|| format!("starting {}", self.bpfprof.display()))?;
         Ok((child, started))
+    }
+}
+
+/// A helper process, killed however the case ends.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 
