@@ -153,6 +153,11 @@ fn parse_label(text: &str) -> Result<(String, String), String> {
             "--label {text:?}: the key must be letters, digits, _ and . (not starting with a digit)"
         ));
     }
+    if matches!(key, "service.name" | "host.name") {
+        return Err(format!(
+            "--label {text:?}: bpfprof sets {key} itself (name the service with --service-name)"
+        ));
+    }
     check_label_value("--label", text, value)?;
     Ok((key.to_string(), value.to_string()))
 }
@@ -196,4 +201,54 @@ fn pem_certificates(pem: &[u8]) -> Vec<Vec<u8>> {
             _ => None,
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_are_tokens_and_values_without_line_breaks() {
+        assert_eq!(
+            parse_header("X-Scope-OrgID = tenant 1").unwrap(),
+            ("X-Scope-OrgID".into(), "tenant 1".into())
+        );
+        assert_eq!(
+            parse_header("Authorization=Bearer a=b").unwrap().1,
+            "Bearer a=b"
+        );
+        for bad in ["NoEquals", "=v", "Bad Name=v", "X=a\r\nInjected: 1"] {
+            let e = parse_header(bad).unwrap_err();
+            assert!(e.starts_with("--push-header "), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn labels_have_prometheus_keys_and_values_pyroscope_can_carry() {
+        assert_eq!(
+            parse_label("env=prod").unwrap(),
+            ("env".into(), "prod".into())
+        );
+        assert_eq!(parse_label("k8s.cluster=a b").unwrap().0, "k8s.cluster");
+        for bad in [
+            "env",
+            "1env=x",
+            "bad key=v",
+            "env=",
+            "env=a,b",
+            "env=a}",
+            "service.name=x",
+        ] {
+            let e = parse_label(bad).unwrap_err();
+            assert!(e.starts_with("--label ") && !e.contains('\n'), "{bad}: {e}");
+        }
+    }
+
+    #[test]
+    fn a_ca_file_must_hold_a_certificate() {
+        let e = read_ca_file(std::path::Path::new("/dev/null")).unwrap_err();
+        assert!(e.starts_with("--push-ca-file /dev/null: is a"), "{e}");
+        let e = read_ca_file(std::path::Path::new("/etc/hostname")).unwrap_err();
+        assert!(e.contains("no PEM certificate"), "{e}");
+    }
 }
