@@ -15,6 +15,7 @@ use crate::{
     child::GatedChild,
     cli::{Config, Target, Unwind},
     drain::{Batch, Drainer},
+    live::View,
     meta,
     output::dir::OutDir,
     profile::Profile,
@@ -48,7 +49,7 @@ enum Stop {
 }
 
 /// Captures; in continuous mode, windows are written under `out`.
-pub(crate) fn run(config: &Config, out: &OutDir, object: ObjectBytes) -> Result<Capture> {
+pub(crate) fn run(config: &Config, out: Option<&OutDir>, object: ObjectBytes) -> Result<Capture> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -56,7 +57,7 @@ pub(crate) fn run(config: &Config, out: &OutDir, object: ObjectBytes) -> Result<
         .block_on(capture(config, out, object))
 }
 
-async fn capture(config: &Config, out: &OutDir, object: ObjectBytes) -> Result<Capture> {
+async fn capture(config: &Config, out: Option<&OutDir>, object: ObjectBytes) -> Result<Capture> {
     let (mut session, child) = Session::start(config, out, object)?;
     let stop = session.sample(child.as_ref()).await?;
     // The command is waited for until here, and outlives the session.
@@ -101,7 +102,7 @@ impl<'a> Session<'a> {
     /// command (returned, when there is one) start.
     fn start(
         config: &'a Config,
-        out: &OutDir,
+        out: Option<&OutDir>,
         object: ObjectBytes,
     ) -> Result<(Session<'a>, Option<GatedChild>)> {
         let mut collector = Collector::load(config, object)?;
@@ -148,6 +149,10 @@ impl<'a> Session<'a> {
             child.release()?;
         }
         announce(config);
+        let mut profiles = Profiles::new(out, config)?;
+        if config.live {
+            profiles.attach_view(View::start(config)?);
+        }
         let session = Session {
             config,
             collector,
@@ -157,7 +162,7 @@ impl<'a> Session<'a> {
             drainer: Drainer::new(seeded),
             pythons: python::tracker::Tracker::default(),
             symbolizer: Symbolizer::new(config.naming),
-            profiles: Profiles::new(out, config)?,
+            profiles,
             bpf_losses_so_far: [0; Loss::BPF_COUNT as usize],
             bounds: config
                 .off_cpu
@@ -344,6 +349,7 @@ impl<'a> Session<'a> {
     /// and closes the last window: the whole run's profile.
     fn finish(mut self, stop: Stop) -> Result<Capture> {
         let stopped = Instant::now();
+        self.profiles.close_view();
         self.status.clear();
         if let (Stop::Signal, Some(signal)) = (stop, stop_signals::received()) {
             say_stopping(signal);

@@ -12,7 +12,7 @@ use crate::{
     commands,
     meta::{self, RunMeta},
     output::{self, Render, dir::OutDir, stdout},
-    ownership, procfs, stop_signals,
+    ownership, procfs, stop_signals, top,
 };
 use clap::{CommandFactory, Parser, error::ErrorKind};
 
@@ -37,10 +37,18 @@ pub fn main_entry() -> ExitCode {
         }
         Err(err) => return usage_error(&clap_message(&err.to_string())),
     };
-    let Some(command) = cli.command else {
-        let mut args = cli.profile;
-        args.separator = std::env::args_os().skip(1).any(|a| a == "--");
-        return profile(args);
+    let separator = std::env::args_os().skip(1).any(|a| a == "--");
+    let command = match cli.command {
+        None => {
+            let mut args = cli.profile;
+            args.separator = separator;
+            return profile(args, false);
+        }
+        Some(Command::Top(mut args)) => {
+            args.separator = separator;
+            return profile(*args, true);
+        }
+        Some(command) => command,
     };
     // The subcommands keep no run to save: a signal ends them as usual.
     stop_signals::restore();
@@ -57,6 +65,7 @@ pub fn main_entry() -> ExitCode {
         Command::Man => commands::man::page()
             .map_err(anyhow::Error::from)
             .map(|page| printed(&page)),
+        Command::Top(_) => unreachable!("handled above"),
     };
     result.unwrap_or_else(|err| {
         // Input errors of the subcommands (a missing file, a bad line) are
@@ -66,12 +75,17 @@ pub fn main_entry() -> ExitCode {
     })
 }
 
-/// `bpfprof [OPTIONS] [-- COMMAND]`: validate everything, then capture.
-fn profile(args: cli::Args) -> ExitCode {
+/// `bpfprof [OPTIONS] [-- COMMAND]` and `bpfprof top` (`live`):
+/// validate everything, then capture.
+fn profile(args: cli::Args, live: bool) -> ExitCode {
     let invoked = SystemTime::now();
-    let config = match cli::validate(args, &bpf::machine_limits(), procfs::tgid_of, || {
+    if live && let Err(msg) = top::terminal_ok() {
+        return usage_error(&msg);
+    }
+    let validated = cli::validate(args, &bpf::machine_limits(), procfs::tgid_of, || {
         PathBuf::from(meta::default_output_dir_name(invoked))
-    }) {
+    });
+    let config = match validated.and_then(|c| if live { cli::for_top(c) } else { Ok(c) }) {
         Ok(config) => config,
         Err(msg) => return usage_error(&msg),
     };
@@ -88,11 +102,12 @@ fn profile(args: cli::Args) -> ExitCode {
         eprintln!("bpfprof: {err}");
         return ExitCode::FAILURE;
     }
-    let out = match create_output_dir(&config) {
-        Ok(out) => out,
-        Err(msg) => return usage_error(&msg),
+    let out = match config.write_outputs.then(|| create_output_dir(&config)) {
+        Some(Ok(out)) => Some(out),
+        Some(Err(msg)) => return usage_error(&msg),
+        None => None,
     };
-    match run(&config, &out, object) {
+    match run(&config, out.as_ref(), object) {
         Ok(code) => code,
         Err(err) => {
             eprintln!("bpfprof: {}", error_line(&err));
@@ -118,8 +133,16 @@ fn create_output_dir(config: &cli::Config) -> Result<OutDir, String> {
     }
 }
 
-fn run(config: &cli::Config, out: &OutDir, object: ObjectBytes) -> anyhow::Result<ExitCode> {
+fn run(
+    config: &cli::Config,
+    out: Option<&OutDir>,
+    object: ObjectBytes,
+) -> anyhow::Result<ExitCode> {
     let capture = capture::run(config, out, object)?;
+    let Some(out) = out else {
+        // `top` without --output: what it showed was the output.
+        return Ok(ExitCode::SUCCESS);
+    };
     let meta = RunMeta {
         command_exit_status: capture.command_status,
         push: capture.push,
@@ -140,7 +163,16 @@ fn run(config: &cli::Config, out: &OutDir, object: ObjectBytes) -> anyhow::Resul
             eprintln!("bpfprof: peak memory {mib:.1} MiB resident (VmHWM)");
         }
     }
-    let printed = stdout::print(&rendered.stdout);
+    let printed = if config.live {
+        eprintln!(
+            "bpfprof: wrote {} in {}",
+            rendered.written.join(", "),
+            out.path().display()
+        );
+        true
+    } else {
+        stdout::print(&rendered.stdout)
+    };
     // bpfprof's status is about bpfprof; the command's is in report.json.
     if let Some(code) = capture.command_status.filter(|&c| c != 0) {
         eprintln!("bpfprof: the command exited with status {code}");

@@ -40,6 +40,7 @@ mod commands;
 mod drain;
 mod entry;
 mod fnv;
+mod live;
 mod meta;
 mod output;
 mod ownership;

@@ -13,7 +13,7 @@ use std::{
     os::fd::{AsRawFd, RawFd},
     sync::{
         Once,
-        atomic::{AtomicI32, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicI32, AtomicUsize, Ordering},
     },
 };
 
@@ -23,6 +23,8 @@ const SIGNALS: [libc::c_int; 3] = [libc::SIGINT, libc::SIGTERM, libc::SIGHUP];
 
 /// The first stop signal received, 0 before any.
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
+/// bpfprof itself asked the capture to stop (`top`'s q), with no signal.
+static STOP_REQUESTED: AtomicBool = AtomicBool::new(false);
 /// The self-pipe: the handler writes its end, the capture loop reads the other.
 static PIPE_READ: AtomicI32 = AtomicI32::new(-1);
 static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
@@ -96,6 +98,17 @@ pub(crate) fn restore() {
     }
 }
 
+/// Ends the capture as a stop signal would, but quietly: the user asked,
+/// from inside bpfprof.
+pub(crate) fn request_stop() {
+    STOP_REQUESTED.store(true, Ordering::SeqCst);
+    let fd = PIPE_WRITE.load(Ordering::SeqCst);
+    if fd >= 0 {
+        // SAFETY: one byte from a static to our non-blocking pipe.
+        unsafe { libc::write(fd, [1u8].as_ptr().cast(), 1) };
+    }
+}
+
 /// The stop signal received so far, if any.
 pub(crate) fn received() -> Option<libc::c_int> {
     match RECEIVED.load(Ordering::SeqCst) {
@@ -140,11 +153,14 @@ impl StopSignals {
     }
 
     /// Returns once a stop signal has been received (at once if one came
-    /// before this was called).
+    /// before this was called), or a stop was requested (0).
     pub(crate) async fn recv(&self) -> libc::c_int {
         loop {
             if let Some(signal) = received() {
                 return signal;
+            }
+            if STOP_REQUESTED.load(Ordering::SeqCst) {
+                return 0;
             }
             let Some(pipe) = &self.pipe else {
                 return std::future::pending().await;

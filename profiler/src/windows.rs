@@ -4,7 +4,8 @@
 //! this run wrote beyond `--keep` are removed, and the window is merged
 //! into the whole-run profile. When pushing (`push`), each window is also
 //! handed to the backends as it closes, and the window files are written
-//! only when --output was named.
+//! only when --output was named. In `bpfprof top` every interval is a
+//! window, shown by the live view (`live`) and not written.
 
 use std::{
     collections::VecDeque,
@@ -15,6 +16,7 @@ use anyhow::{Context, Result};
 
 use crate::{
     cli::{Config, RenderArgs},
+    live::View,
     meta::{self, PushReport, RunMeta},
     output::{self, Render, dir::OutDir},
     profile::Profile,
@@ -30,7 +32,7 @@ pub(crate) struct Profiles {
 
 impl Profiles {
     /// Creates DIR/windows/ in continuous mode.
-    pub(crate) fn new(out: &OutDir, config: &Config) -> Result<Profiles> {
+    pub(crate) fn new(out: Option<&OutDir>, config: &Config) -> Result<Profiles> {
         Ok(Profiles {
             run: Profile::default(),
             windows: config
@@ -59,6 +61,20 @@ impl Profiles {
     pub(crate) fn close_window(&mut self, config: &Config) {
         if let Some(windows) = &mut self.windows {
             self.run.merge_collapsed(windows.close(config));
+        }
+    }
+
+    /// Hands the live view each window from now on.
+    pub(crate) fn attach_view(&mut self, view: View) {
+        if let Some(windows) = &mut self.windows {
+            windows.view = Some(view);
+        }
+    }
+
+    /// Gives the terminal back (before the run's last messages).
+    pub(crate) fn close_view(&mut self) {
+        if let Some(view) = self.windows.as_mut().and_then(|w| w.view.take()) {
+            view.close();
         }
     }
 
@@ -99,6 +115,10 @@ struct Windows {
     /// DIR/windows/, when window files are written.
     dir: Option<OutDir>,
     pusher: Option<Pusher>,
+    /// `bpfprof top`'s view, shown every window (an interval long).
+    view: Option<View>,
+    /// When the first window opened: when sampling started.
+    first_opened: Instant,
     index: u64,
     /// The windows this run wrote, oldest first: `--keep` removes only
     /// these, never what else is in DIR/windows/.
@@ -120,10 +140,10 @@ struct Written {
 }
 
 impl Windows {
-    fn new(out: &OutDir, config: &Config, length: Duration) -> Result<Windows> {
-        let dir = config
-            .window_files
-            .then(|| {
+    fn new(out: Option<&OutDir>, config: &Config, length: Duration) -> Result<Windows> {
+        let dir = out
+            .filter(|_| config.window_files)
+            .map(|out| {
                 out.subdir("windows")
                     .with_context(|| format!("creating {}", out.path().join("windows").display()))
             })
@@ -138,6 +158,8 @@ impl Windows {
             keep: config.keep,
             dir,
             pusher,
+            view: None,
+            first_opened: Instant::now(),
             index: 0,
             written: VecDeque::new(),
             failed: 0,
@@ -173,6 +195,9 @@ impl Windows {
                 }
             }
             self.prune();
+        }
+        if let Some(view) = &self.view {
+            view.show(&profile, closed - self.first_opened);
         }
         if let Some(pusher) = &mut self.pusher {
             let meta = RunMeta::of_run(config, self.opened_at, elapsed);

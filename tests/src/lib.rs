@@ -30,6 +30,7 @@ pub use elf::function_ranges;
 pub use spawn::{Sampling, as_nobody, spawn_profiler};
 pub mod schemas;
 pub mod speedscope;
+pub mod tmux;
 
 pub fn bpfprof_bin() -> PathBuf {
     std::env::var_os("BPFPROF_BIN").map_or_else(

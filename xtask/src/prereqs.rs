@@ -47,6 +47,7 @@ const TEST_TOOLS: &[(&str, &str)] = &[
     ("groff", "groff-base"),
     ("python3", "python3"),
     ("openssl", "openssl"),
+    ("tmux", "tmux"),
 ];
 
 /// The receivers decode with the official OpenTelemetry classes: this

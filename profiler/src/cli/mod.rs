@@ -9,7 +9,7 @@ mod validate;
 
 pub(crate) use endpoint::{Backend, Endpoint};
 pub(crate) use push_args::{PushArgs, PushConfig};
-pub(crate) use validate::{parse_duration, parse_min_width, validate};
+pub(crate) use validate::{for_top, parse_duration, parse_min_width, validate};
 
 use std::{ffi::OsString, path::PathBuf, time::Duration};
 
@@ -77,6 +77,9 @@ pub(crate) enum Command {
         #[arg(long, value_name = "PID")]
         pid: Option<u32>,
     },
+    /// A live view of where the machine spends its time, refreshed every
+    /// interval (q quits); with -o DIR, the usual outputs when it ends.
+    Top(Box<Args>),
     /// Print a shell completion script.
     Completions {
         #[arg(value_enum)]
@@ -401,6 +404,11 @@ pub(crate) struct Config {
     pub(crate) bpf_object: Option<PathBuf>,
     /// Walk Python processes' frames (off with --no-python).
     pub(crate) python: bool,
+    /// `bpfprof top`: each interval is shown live.
+    pub(crate) live: bool,
+    /// The outputs are written when the run ends (not by `top` without
+    /// --output).
+    pub(crate) write_outputs: bool,
     pub(crate) verbose: u8,
 }
 

@@ -67,8 +67,33 @@ pub(crate) fn validate(
         push,
         bpf_object: args.bpf_object,
         python: !args.no_python,
+        live: false,
+        write_outputs: true,
         verbose: args.verbose,
     })
+}
+
+/// `bpfprof top`'s settings from a validated capture's: every interval is
+/// a window, shown and not written; the outputs only with --output.
+pub(crate) fn for_top(mut config: Config) -> Result<Config, String> {
+    if config.window.is_some() || config.keep.is_some() {
+        return Err(
+            "--window and --keep are for a capture: bpfprof top shows every interval".into(),
+        );
+    }
+    if config.push.is_some() {
+        return Err("--otlp and --pyroscope are for a capture, not for bpfprof top".into());
+    }
+    if config.render.json {
+        return Err(
+            "--json: bpfprof top's output is the screen; give -o DIR for report.json".into(),
+        );
+    }
+    config.window = Some(config.interval);
+    config.window_files = false;
+    config.live = true;
+    config.write_outputs = !config.default_output;
+    Ok(config)
 }
 
 /// The rate, the times and the counts of the run and its outputs.

@@ -57,7 +57,7 @@ impl Frame {
 
 /// Every distinct frame once, so stacks are short vectors of ids. Names
 /// and modules are stored printable (see `printable`).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct FrameTable {
     frames: Vec<Frame>,
     ids: HashMap<Frame, FrameId>,

@@ -145,7 +145,7 @@ pub(crate) struct WakeSite {
     pub(crate) waker_name: String,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Profile {
     pub frames: FrameTable,
     /// On-CPU samples.
