@@ -1,41 +1,51 @@
-//! What the view counts, small enough to keep per interval and to add and
-//! take away: per function (keyed by name and module, interned in
-//! [`Names`]) its self and total on-CPU samples and off-CPU time, per
-//! caller → callee edge the same, all of it for the whole machine and per
-//! process; and the loss counters.
+//! What the view counts of each interval, in maps small and cheap enough
+//! to add up every interval. Functions are keyed by name and module
+//! (interned in [`Names`], as each interval's frame table is its own), per
+//! process and for all. [`Tables`] is what the tables show (self and total
+//! per function, weight per process, losses): it is added, and taken away
+//! again as an interval leaves the decaying window. [`Edges`] holds the
+//! caller → callee weights only a function's detail shows.
 
-use std::{collections::HashMap, hash::Hash};
+use std::hash::Hash;
 
+use foldhash::HashMap;
 use profiler_common::Loss;
 
 use crate::{
     analysis::{SelfTotal, module_label},
-    profile::Frame,
+    profile::{Frame, FrameKind},
 };
 
 /// A function, as an index into [`Names`].
 pub(super) type Key = u32;
 
-/// Every function seen, by name and module, so that the intervals (whose
-/// frame tables are their own) count the same function under one key.
+/// Every function seen, by name and module, so that the intervals count
+/// the same function under one key.
 #[derive(Debug, Default)]
 pub(super) struct Names {
     /// Module label, then name.
     keys: HashMap<String, HashMap<String, Key>>,
     names: Vec<(String, String)>,
+    /// Pseudo-frames (`[truncated]`...) make no call edge.
+    pseudo: Vec<bool>,
 }
 
 impl Names {
     pub(super) fn key(&mut self, frame: &Frame) -> Key {
         let module = module_label(frame.kind, frame.module.as_deref());
         let known = self.keys.get(&module).and_then(|m| m.get(&frame.name));
-        if let Some(&key) = known {
-            return key;
-        }
-        let key = self.names.len() as Key;
-        let by_name = self.keys.entry(module.clone()).or_default();
-        by_name.insert(frame.name.clone(), key);
-        self.names.push((frame.name.clone(), module));
+        let key = match known {
+            Some(&key) => key,
+            None => {
+                let key = self.names.len() as Key;
+                let by_name = self.keys.entry(module.clone()).or_default();
+                by_name.insert(frame.name.clone(), key);
+                self.names.push((frame.name.clone(), module));
+                self.pseudo.push(false);
+                key
+            }
+        };
+        self.pseudo[key as usize] |= frame.kind == FrameKind::Pseudo;
         key
     }
 
@@ -46,47 +56,49 @@ impl Names {
     pub(super) fn module(&self, key: Key) -> &str {
         &self.names[key as usize].1
     }
+
+    pub(super) fn is_pseudo(&self, key: Key) -> bool {
+        self.pseudo[key as usize]
+    }
 }
 
-/// A function's weight: on-CPU in samples, off-CPU in microseconds.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(super) struct Counts {
-    pub(super) on: SelfTotal,
-    pub(super) off: SelfTotal,
-}
-
-/// An edge's weight: on-CPU in samples, off-CPU in microseconds.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub(super) struct EdgeCounts {
-    pub(super) on: u64,
-    pub(super) off: u64,
-}
-
-/// The functions and edges of the whole machine or of one process.
+/// Functions with their self and total weight, and the weight of all
+/// their stacks.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(super) struct Scope {
-    /// On-CPU samples.
-    pub(super) on: u64,
-    /// Off-CPU microseconds.
-    pub(super) off: u64,
-    pub(super) functions: HashMap<Key, Counts>,
-    pub(super) edges: HashMap<(Key, Key), EdgeCounts>,
+pub(super) struct Functions {
+    pub(super) weight: u64,
+    pub(super) functions: HashMap<Key, SelfTotal>,
 }
 
+/// On-CPU samples or off-CPU microseconds, by process and for all.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(super) struct Process {
-    /// None until an interval names it.
-    pub(super) name: Option<String>,
-    pub(super) scope: Scope,
+pub(super) struct Side {
+    pub(super) processes: HashMap<u32, Functions>,
+    pub(super) all: Functions,
 }
 
-/// One interval, or a sum of intervals.
+/// What the tables show, of one interval or a sum of them.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub(super) struct Aggregate {
-    pub(super) all: Scope,
-    pub(super) processes: HashMap<u32, Process>,
+pub(super) struct Tables {
+    /// Samples.
+    pub(super) on: Side,
+    /// Microseconds.
+    pub(super) off: Side,
+    /// Process names, as the intervals gave them.
+    pub(super) names: HashMap<u32, String>,
     /// Indexed as `Loss::ALL`.
     pub(super) losses: [u64; Loss::ALL.len()],
+}
+
+/// Caller → callee weights of one process.
+pub(super) type Calls = HashMap<(Key, Key), u64>;
+
+/// Caller → callee weights by process: on-CPU samples and off-CPU
+/// microseconds.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(super) struct Edges {
+    pub(super) on: HashMap<u32, Calls>,
+    pub(super) off: HashMap<u32, Calls>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,51 +137,21 @@ impl Tally for SelfTotal {
     }
 }
 
-impl Tally for Counts {
-    fn apply(&mut self, other: &Counts, op: Op) {
-        self.on.apply(&other.on, op);
-        self.off.apply(&other.off, op);
-    }
-
-    fn is_zero(&self) -> bool {
-        self.on.is_zero() && self.off.is_zero()
-    }
-}
-
-impl Tally for EdgeCounts {
-    fn apply(&mut self, other: &EdgeCounts, op: Op) {
-        self.on.apply(&other.on, op);
-        self.off.apply(&other.off, op);
-    }
-
-    fn is_zero(&self) -> bool {
-        self.on == 0 && self.off == 0
-    }
-}
-
-impl Tally for Scope {
-    fn apply(&mut self, other: &Scope, op: Op) {
-        self.on.apply(&other.on, op);
-        self.off.apply(&other.off, op);
+impl Tally for Functions {
+    fn apply(&mut self, other: &Functions, op: Op) {
+        self.weight.apply(&other.weight, op);
         merge(&mut self.functions, &other.functions, op);
-        merge(&mut self.edges, &other.edges, op);
     }
 
     fn is_zero(&self) -> bool {
-        self.on == 0 && self.off == 0 && self.functions.is_empty() && self.edges.is_empty()
+        self.weight == 0 && self.functions.is_empty()
     }
 }
 
-impl Tally for Process {
-    fn apply(&mut self, other: &Process, op: Op) {
-        if other.name.is_some() {
-            self.name.clone_from(&other.name);
-        }
-        self.scope.apply(&other.scope, op);
-    }
-
-    fn is_zero(&self) -> bool {
-        self.scope.is_zero()
+impl Side {
+    fn apply(&mut self, other: &Side, op: Op) {
+        merge(&mut self.processes, &other.processes, op);
+        self.all.apply(&other.all, op);
     }
 }
 
@@ -191,18 +173,22 @@ fn merge<K: Copy + Eq + Hash, V: Tally>(into: &mut HashMap<K, V>, from: &HashMap
     }
 }
 
-impl Aggregate {
-    pub(super) fn add(&mut self, other: &Aggregate) {
+impl Tables {
+    pub(super) fn add(&mut self, other: &Tables) {
         self.apply(other, Op::Add);
+        for (&pid, name) in &other.names {
+            self.names.insert(pid, name.clone());
+        }
     }
 
-    pub(super) fn sub(&mut self, other: &Aggregate) {
+    /// Takes away what `add` added, but the names of the processes.
+    pub(super) fn sub(&mut self, other: &Tables) {
         self.apply(other, Op::Sub);
     }
 
-    fn apply(&mut self, other: &Aggregate, op: Op) {
-        self.all.apply(&other.all, op);
-        merge(&mut self.processes, &other.processes, op);
+    fn apply(&mut self, other: &Tables, op: Op) {
+        self.on.apply(&other.on, op);
+        self.off.apply(&other.off, op);
         for (mine, theirs) in self.losses.iter_mut().zip(&other.losses) {
             mine.apply(theirs, op);
         }
@@ -218,63 +204,58 @@ impl Aggregate {
 mod tests {
     use super::*;
 
-    fn scope(key: Key, on: u64) -> Scope {
-        let counts = Counts {
-            on: SelfTotal {
-                self_count: on,
-                total: on,
-            },
-            ..Counts::default()
+    fn side(tgid: u32, key: Key, weight: u64) -> Side {
+        let counts = SelfTotal {
+            self_count: weight,
+            total: weight,
         };
-        Scope {
-            on,
-            functions: HashMap::from([(key, counts)]),
-            ..Scope::default()
+        let functions = Functions {
+            weight,
+            functions: [(key, counts)].into_iter().collect(),
+        };
+        Side {
+            processes: [(tgid, functions.clone())].into_iter().collect(),
+            all: functions,
         }
     }
 
     #[test]
-    fn what_is_added_then_taken_away_leaves_nothing_behind() {
-        let process = Process {
-            name: Some("app".into()),
-            scope: scope(1, 5),
-        };
-        let mut first = Aggregate {
-            all: scope(1, 5),
-            processes: HashMap::from([(7, process)]),
-            ..Aggregate::default()
+    fn what_is_added_then_taken_away_leaves_nothing_behind_but_names() {
+        let mut first = Tables {
+            on: side(7, 1, 5),
+            names: [(7, "app".to_string())].into_iter().collect(),
+            ..Tables::default()
         };
         first.losses[0] = 2;
-        let second = Aggregate {
-            all: scope(2, 3),
-            ..Aggregate::default()
+        let second = Tables {
+            off: side(8, 2, 300),
+            ..Tables::default()
         };
-        let mut sum = Aggregate::default();
+        let mut sum = Tables::default();
         sum.add(&first);
         sum.add(&second);
-        assert_eq!(sum.all.on, 8);
-        assert_eq!(sum.all.functions.len(), 2);
+        assert_eq!((sum.on.all.weight, sum.off.all.weight), (5, 300));
         sum.sub(&first);
-        assert_eq!(sum.all, second.all);
-        assert!(
-            sum.processes.is_empty(),
-            "the process left with its interval"
-        );
+        assert_eq!(sum.on, Side::default(), "entries at zero are gone");
+        assert_eq!(sum.off, second.off);
         assert_eq!(sum.losses().map(|(_, n)| n).sum::<u64>(), 0);
+        assert_eq!(sum.names[&7], "app");
     }
 
     #[test]
     fn a_function_is_one_key_by_name_and_module() {
         let mut names = Names::default();
-        let frame = |name: &str, module: &str| Frame {
+        let frame = |name: &str, module: Option<&str>, kind| Frame {
             name: name.into(),
-            module: Some(module.into()),
-            kind: crate::profile::FrameKind::User,
+            module: module.map(Into::into),
+            kind,
         };
-        let a = names.key(&frame("f", "app"));
-        assert_eq!(names.key(&frame("f", "app")), a);
-        let b = names.key(&frame("f", "libc.so.6"));
+        let a = names.key(&frame("f", Some("app"), FrameKind::User));
+        assert_eq!(names.key(&frame("f", Some("app"), FrameKind::Inlined)), a);
+        let b = names.key(&frame("f", Some("libc.so.6"), FrameKind::User));
         assert_ne!(a, b);
         assert_eq!((names.name(b), names.module(b)), ("f", "libc.so.6"));
+        let cut = names.key(&frame("[truncated]", None, FrameKind::Pseudo));
+        assert!(names.is_pseudo(cut) && !names.is_pseudo(a));
     }
 }

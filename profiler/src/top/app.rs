@@ -2,13 +2,13 @@
 //! [`App::add_interval`], keys through [`App::handle_key`]; the screen is
 //! drawn from it by `draw`. No terminal here, so tests drive it whole.
 
-use std::time::Duration;
+use std::{borrow::Cow, time::Duration};
 
 use crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyModifiers};
 
 use super::{
     TopSettings,
-    aggregate::{Key, Names},
+    aggregate::{Edges, Key, Names, Tables},
     history::{History, Totals},
     interval,
     view::{Lens, Mode, Sort},
@@ -75,8 +75,8 @@ impl App {
 
     /// Counts what one interval added (its own profile).
     pub(super) fn add_interval(&mut self, profile: &Profile, elapsed: Duration) {
-        let interval = interval::aggregate(profile, &mut self.names);
-        self.history.push(interval, elapsed);
+        let interval = interval::interval(profile, &mut self.names);
+        self.history.push(interval, elapsed, &self.names);
     }
 
     pub(super) fn paused(&self) -> bool {
@@ -91,12 +91,24 @@ impl App {
     }
 
     /// The sum the tables show: decaying or cumulative.
-    pub(super) fn shown(&self) -> &super::aggregate::Aggregate {
+    pub(super) fn shown(&self) -> &Tables {
         let totals = self.totals();
         if self.decaying {
             &totals.recent
         } else {
             &totals.cumulative
+        }
+    }
+
+    /// The call edges to and from `key` over the same span: summed since
+    /// the start, or added up from the window's stacks.
+    pub(super) fn shown_edges(&self, key: Key) -> Cow<'_, Edges> {
+        let totals = self.totals();
+        if self.decaying {
+            let window = totals.window.iter().map(|interval| &**interval);
+            Cow::Owned(interval::edges_of(key, window, &self.names))
+        } else {
+            Cow::Borrowed(&totals.cumulative_edges)
         }
     }
 

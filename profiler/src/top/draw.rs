@@ -46,12 +46,8 @@ fn status_lines(app: &App, width: u16) -> Paragraph<'static> {
     let totals = app.totals();
     let mut first = format!("bpfprof top: {}", app.settings.target);
     if let Some(pid) = app.pid {
-        let name = totals
-            .cumulative
-            .processes
-            .get(&pid)
-            .and_then(|p| p.name.as_deref())
-            .unwrap_or(UNNAMED);
+        let names = &totals.cumulative.names;
+        let name = names.get(&pid).map_or(UNNAMED, String::as_str);
         first.push_str(&format!("  process {name} (pid {pid})"));
     }
     let seconds = totals.elapsed.as_secs();
@@ -70,7 +66,7 @@ fn status_lines(app: &App, width: u16) -> Paragraph<'static> {
         seconds / 60 % 60,
         seconds % 60,
         app.settings.freq_hz,
-        totals.cumulative.all.on,
+        totals.cumulative.on.all.weight,
         app.mode.label(),
     );
     let bar = Style::new().add_modifier(Modifier::REVERSED);

@@ -1,143 +1,130 @@
-//! One interval's profile made into an [`Aggregate`]: its stacks, whose
-//! frame ids are the interval's own, counted by function key with the
-//! rules of `analysis` (a function counts once per stack in its total, an
-//! edge once per stack, pseudo-frames make no edge), by calling its
-//! functions.
+//! One interval's profile made into an [`Interval`]: its stacks, whose
+//! frame ids are the interval's own, as function keys by process, and
+//! counted into the tables; and their call edges, added up on demand. The
+//! rules are those of `analysis`, whose functions do the counting: a
+//! function counts once per stack in its total, an edge once per stack,
+//! pseudo-frames make no edge.
 
-use std::collections::HashSet;
+use foldhash::{HashMap, fast::RandomState};
 
-use super::aggregate::{Aggregate, Counts, EdgeCounts, Key, Names, Scope};
+use super::aggregate::{Calls, Edges, Functions, Key, Names, Side, Tables};
 use crate::{
-    analysis::{SelfTotal, paths::edge_weights, self_and_total},
-    profile::{FrameKind, Profile, StackSite},
+    analysis::{paths::add_edge_weights, self_and_total_hashed},
+    profile::{Profile, StackSite},
 };
 
-/// A function in one process: the process id in the high half, the key in
-/// the low one, so one pass over the stacks splits them by process.
-type Slot = u64;
-
-fn slot(tgid: u32, key: Key) -> Slot {
-    (u64::from(tgid) << 32) | u64::from(key)
+/// One interval: what the tables show, and the stacks the call edges are
+/// read from, by process.
+#[derive(Debug, Default)]
+pub(super) struct Interval {
+    pub(super) tables: Tables,
+    pub(super) on: HashMap<u32, Stacks>,
+    pub(super) off: HashMap<u32, Stacks>,
 }
 
-fn tgid_of(slot: Slot) -> u32 {
-    (slot >> 32) as u32
-}
-
-fn key_of(slot: Slot) -> Key {
-    slot as Key
-}
-
-/// Weighted stacks of slots, in one buffer.
-#[derive(Default)]
-struct Stacks {
-    slots: Vec<Slot>,
-    /// Start and end in `slots`, process, weight.
-    stacks: Vec<(usize, usize, u32, u64)>,
+/// One process's weighted stacks of function keys, in one buffer.
+#[derive(Debug, Default)]
+pub(super) struct Stacks {
+    pub(super) keys: Vec<Key>,
+    /// Start and end in `keys`, weight.
+    pub(super) stacks: Vec<(usize, usize, u64)>,
 }
 
 impl Stacks {
-    fn new<'a>(sites: impl Iterator<Item = (&'a StackSite, u64)>, keys: &[Key]) -> Stacks {
-        let mut stacks = Stacks::default();
+    fn by_process<'a>(
+        sites: impl Iterator<Item = (&'a StackSite, u64)>,
+        keys: &[Key],
+    ) -> HashMap<u32, Stacks> {
+        let mut by_process: HashMap<u32, Stacks> = HashMap::default();
         for (site, weight) in sites {
-            let start = stacks.slots.len();
-            let frames = site
-                .frames
-                .iter()
-                .map(|&f| slot(site.tgid, keys[f as usize]));
-            stacks.slots.extend(frames);
-            let end = stacks.slots.len();
-            stacks.stacks.push((start, end, site.tgid, weight));
+            let stacks = by_process.entry(site.tgid).or_default();
+            let start = stacks.keys.len();
+            stacks
+                .keys
+                .extend(site.frames.iter().map(|&f| keys[f as usize]));
+            let end = stacks.keys.len();
+            stacks.stacks.push((start, end, weight));
         }
-        stacks
+        by_process
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&[Slot], u64)> + '_ {
+    fn iter(&self) -> impl Iterator<Item = (&[Key], u64)> + '_ {
         self.stacks
             .iter()
-            .map(|&(start, end, _, weight)| (&self.slots[start..end], weight))
+            .map(|&(start, end, weight)| (&self.keys[start..end], weight))
     }
 }
 
-/// On-CPU (samples) or off-CPU (microseconds).
-#[derive(Debug, Clone, Copy)]
-enum Side {
-    On,
-    Off,
-}
-
-impl Side {
-    fn weight(self, scope: &mut Scope) -> &mut u64 {
-        match self {
-            Side::On => &mut scope.on,
-            Side::Off => &mut scope.off,
-        }
-    }
-
-    fn function(self, counts: &mut Counts) -> &mut SelfTotal {
-        match self {
-            Side::On => &mut counts.on,
-            Side::Off => &mut counts.off,
-        }
-    }
-
-    fn edge(self, counts: &mut EdgeCounts) -> &mut u64 {
-        match self {
-            Side::On => &mut counts.on,
-            Side::Off => &mut counts.off,
-        }
-    }
-}
-
-pub(super) fn aggregate(profile: &Profile, names: &mut Names) -> Aggregate {
-    let frames = profile.frames.all();
-    let keys: Vec<Key> = frames.iter().map(|f| names.key(f)).collect();
-    let pseudo: HashSet<Key> = frames
-        .iter()
-        .zip(&keys)
-        .filter(|(f, _)| f.kind == FrameKind::Pseudo)
-        .map(|(_, &key)| key)
-        .collect();
-    let mut aggregate = Aggregate::default();
-    for (count, (_, n)) in aggregate.losses.iter_mut().zip(profile.losses.entries()) {
+pub(super) fn interval(profile: &Profile, names: &mut Names) -> Interval {
+    let keys: Vec<Key> = profile.frames.all().iter().map(|f| names.key(f)).collect();
+    let on = Stacks::by_process(profile.on_cpu.iter().map(|(s, &n)| (s, n)), &keys);
+    let off_sites = profile.off_cpu.iter().map(|(o, &us)| (&o.site, us));
+    let off = Stacks::by_process(off_sites, &keys);
+    let mut tables = Tables {
+        on: count(&on),
+        off: count(&off),
+        ..Tables::default()
+    };
+    for (count, (_, n)) in tables.losses.iter_mut().zip(profile.losses.entries()) {
         *count = n;
     }
-    let on = Stacks::new(profile.on_cpu.iter().map(|(s, &n)| (s, n)), &keys);
-    add(&mut aggregate, &on, Side::On, &pseudo);
-    let off_sites = profile.off_cpu.iter().map(|(o, &us)| (&o.site, us));
-    add(
-        &mut aggregate,
-        &Stacks::new(off_sites, &keys),
-        Side::Off,
-        &pseudo,
-    );
-    for (tgid, process) in &mut aggregate.processes {
-        process.name = profile.processes.get(tgid).map(|p| p.name.clone());
-    }
-    aggregate
+    let seen = on.keys().chain(off.keys());
+    let named = seen.filter_map(|&tgid| Some((tgid, profile.processes.get(&tgid)?.name.clone())));
+    tables.names.extend(named);
+    Interval { tables, on, off }
 }
 
-fn add(aggregate: &mut Aggregate, stacks: &Stacks, side: Side, pseudo: &HashSet<Key>) {
-    let Aggregate { all, processes, .. } = aggregate;
-    for &(_, _, tgid, weight) in &stacks.stacks {
-        *side.weight(all) += weight;
-        *side.weight(&mut processes.entry(tgid).or_default().scope) += weight;
-    }
-    for (slot, counts) in self_and_total(stacks.iter()) {
-        let scope = &mut processes.entry(tgid_of(slot)).or_default().scope;
-        for scope in [scope, &mut *all] {
-            let function = side.function(scope.functions.entry(key_of(slot)).or_default());
+/// Each process's functions, and all of them.
+fn count(by_process: &HashMap<u32, Stacks>) -> Side {
+    let mut side = Side::default();
+    for (&tgid, stacks) in by_process {
+        let process = Functions {
+            weight: stacks.stacks.iter().map(|&(_, _, weight)| weight).sum(),
+            functions: self_and_total_hashed::<_, RandomState>(stacks.iter()),
+        };
+        side.all.weight += process.weight;
+        for (&key, counts) in &process.functions {
+            let function = side.all.functions.entry(key).or_default();
             function.self_count += counts.self_count;
             function.total += counts.total;
         }
+        side.processes.insert(tgid, process);
     }
-    let (edges, _) = edge_weights(stacks.iter(), |s| pseudo.contains(&key_of(s)));
-    for ((caller, callee), weight) in edges {
-        let scope = &mut processes.entry(tgid_of(caller)).or_default().scope;
-        for scope in [scope, &mut *all] {
-            let edge = (key_of(caller), key_of(callee));
-            *side.edge(scope.edges.entry(edge).or_default()) += weight;
-        }
+    side
+}
+
+/// Adds the call edges of every stack of `interval`.
+pub(super) fn add_edges(edges: &mut Edges, interval: &Interval, names: &Names) {
+    add_calls(&mut edges.on, &interval.on, names, |_| true);
+    add_calls(&mut edges.off, &interval.off, names, |_| true);
+}
+
+/// The call edges of the stacks of `intervals` that `key` is on: all the
+/// edges to and from it.
+pub(super) fn edges_of<'a>(
+    key: Key,
+    intervals: impl Iterator<Item = &'a Interval>,
+    names: &Names,
+) -> Edges {
+    let mut edges = Edges::default();
+    for interval in intervals {
+        let on_it = |keys: &[Key]| keys.contains(&key);
+        add_calls(&mut edges.on, &interval.on, names, on_it);
+        add_calls(&mut edges.off, &interval.off, names, on_it);
+    }
+    edges
+}
+
+fn add_calls(
+    into: &mut HashMap<u32, Calls>,
+    by_process: &HashMap<u32, Stacks>,
+    names: &Names,
+    keep: impl Fn(&[Key]) -> bool,
+) {
+    for (&tgid, stacks) in by_process {
+        let kept = stacks.iter().filter(|&(keys, _)| keep(keys));
+        let calls = into.entry(tgid).or_default();
+        add_edge_weights(calls, kept, |key| names.is_pseudo(key));
     }
 }
 
@@ -146,7 +133,7 @@ mod tests {
     use super::*;
     use crate::{
         analysis::hot_functions,
-        profile::{Frame, OffState},
+        profile::{Frame, FrameKind, OffState},
     };
 
     fn site(profile: &mut Profile, tgid: u32, names: &[&str]) -> StackSite {
@@ -187,39 +174,51 @@ mod tests {
         let s = site(&mut p, 2, &["main", "wait"]);
         p.add_off_cpu(s, OffState::Sleeping, 500);
         let mut names = Names::default();
-        let aggregate = aggregate(&p, &mut names);
-        let named = |scope: &Scope, name: &str| {
-            let (_, counts) = scope
-                .functions
-                .iter()
-                .find(|&(&k, _)| names.name(k) == name)
-                .unwrap();
-            *counts
+        let interval = interval(&p, &mut names);
+        let mut edges = Edges::default();
+        add_edges(&mut edges, &interval, &names);
+        let tables = &interval.tables;
+        let mut key = |name: &str| {
+            let frame = p.frames.all().iter().find(|f| f.name == name).unwrap();
+            names.key(frame)
         };
-        for stat in hot_functions(&p) {
-            let counts = named(&aggregate.all, &stat.name);
-            assert_eq!(counts.on.self_count, stat.self_samples, "{}", stat.name);
-            assert_eq!(counts.on.total, stat.total_samples, "{}", stat.name);
+        let [main, fib, work, wait, truncated] =
+            ["main", "fib", "work", "wait", "[truncated]"].map(&mut key);
+        let stats: Vec<(u64, u64, Key)> = hot_functions(&p)
+            .into_iter()
+            .map(|f| (f.self_samples, f.total_samples, key(&f.name)))
+            .collect();
+        let on = &tables.on;
+        for (self_samples, total_samples, key) in stats {
+            let counts = on.all.functions[&key];
+            assert_eq!(
+                (counts.self_count, counts.total),
+                (self_samples, total_samples)
+            );
         }
-        assert_eq!(named(&aggregate.all, "fib").on.total, 4, "once per stack");
-        assert_eq!((aggregate.all.on, aggregate.all.off), (9, 500));
-        let one = &aggregate.processes[&1];
-        assert_eq!(one.name.as_deref(), Some("one"));
-        assert_eq!((one.scope.on, named(&one.scope, "work").on.total), (6, 2));
-        let two = &aggregate.processes[&2];
-        assert_eq!(two.name, None, "never named");
-        assert_eq!(named(&two.scope, "wait").off.self_count, 500);
-        let edge = |scope: &Scope, from: &str, to: &str| {
-            scope
-                .edges
-                .iter()
-                .find(|((a, b), _)| names.name(*a) == from && names.name(*b) == to)
-                .map(|(_, counts)| *counts)
+        assert_eq!(on.all.functions[&fib].total, 4, "once per stack");
+        assert_eq!((on.all.weight, tables.off.all.weight), (9, 500));
+        assert_eq!((on.processes[&1].weight, on.processes[&2].weight), (6, 3));
+        assert_eq!(on.processes[&1].functions[&work].total, 2);
+        assert_eq!(on.processes[&2].functions[&work].total, 3);
+        let wait_off = tables.off.processes[&2].functions[&wait];
+        assert_eq!(wait_off.self_count, 500);
+        assert_eq!(tables.names[&1], "one");
+        assert!(!tables.names.contains_key(&2), "never named");
+        let edge = |by_process: &HashMap<u32, Calls>, tgid, from, to| {
+            by_process[&tgid].get(&(from, to)).copied()
         };
-        let main_work = edge(&aggregate.all, "main", "work").unwrap();
-        assert_eq!((main_work.on, main_work.off), (5, 0));
-        assert_eq!(edge(&aggregate.all, "fib", "fib").unwrap().on, 4);
-        assert_eq!(edge(&aggregate.all, "[truncated]", "main"), None);
-        assert_eq!(edge(&two.scope, "main", "wait").unwrap().off, 500);
+        assert_eq!(edge(&edges.on, 1, main, work), Some(2));
+        assert_eq!(edge(&edges.on, 2, main, work), Some(3));
+        assert_eq!(edge(&edges.on, 1, fib, fib), Some(4), "once per stack");
+        assert_eq!(edge(&edges.on, 1, truncated, main), None);
+        assert_eq!(edge(&edges.off, 2, main, wait), Some(500));
+        let of_wait = edges_of(wait, [&interval].into_iter(), &names);
+        assert_eq!(edge(&of_wait.off, 2, main, wait), Some(500));
+        assert_eq!(
+            edge(&of_wait.on, 2, main, work),
+            None,
+            "a stack without wait"
+        );
     }
 }

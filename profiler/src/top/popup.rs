@@ -74,7 +74,7 @@ fn detail(frame: &mut Frame, app: &App, key: Key) {
     let shown = app.shown();
     // Summary, blank, two list titles; the lists share the rest.
     let per_list = usize::from(inner.height.saturating_sub(4) / 2).max(1);
-    let detail = lens.detail(shown, &app.names, key, per_list);
+    let detail = lens.detail(shown, &app.shown_edges(key), &app.names, key, per_list);
     let whole = lens.whole(shown);
     let name_width = usize::from(inner.width.saturating_sub(21));
     let mut lines = vec![

@@ -8,7 +8,7 @@ use ratatui::{Terminal, backend::TestBackend, style::Modifier};
 
 use super::{
     Inbox, TopSettings, Update,
-    app::{App, Flow},
+    app::{App, Flow, Popup},
     draw::draw,
     take_updates,
 };
@@ -69,7 +69,11 @@ fn app_with(off_cpu: bool, intervals: &[Profile]) -> App {
 
 /// The screen, one string per row.
 fn screen(app: &App) -> Vec<String> {
-    let mut terminal = Terminal::new(TestBackend::new(80, 24)).unwrap();
+    screen_of_size(app, 80, 24)
+}
+
+fn screen_of_size(app: &App, width: u16, height: u16) -> Vec<String> {
+    let mut terminal = Terminal::new(TestBackend::new(width, height)).unwrap();
     terminal.draw(|frame| draw(frame, app)).unwrap();
     let buffer = terminal.backend().buffer();
     (0..buffer.area.height)
@@ -261,6 +265,30 @@ fn decaying_forgets_what_is_older_than_the_window_and_cumulative_keeps_it() {
 }
 
 #[test]
+fn the_callees_follow_the_window_too() {
+    let mut intervals = vec![interval(&[(1, &["main", "old"], 1)])];
+    intervals.extend((0..5).map(|_| interval(&[(1, &["main", "new"], 1)])));
+    let mut app = app_with(false, &intervals);
+    type_char(&mut app, 't');
+    press(&mut app, KeyCode::Down);
+    press(&mut app, KeyCode::Enter);
+    let s = screen(&app);
+    assert!(
+        row(&s, "┌").contains(" main "),
+        "after new, whose self breaks the tie"
+    );
+    assert!(row(&s, "  new").contains("5  100.0%"), "{}", s.join("\n"));
+    assert!(!shows(&s, "old"));
+    press(&mut app, KeyCode::Esc);
+    type_char(&mut app, 'd');
+    press(&mut app, KeyCode::Enter);
+    let s = screen(&app);
+    assert!(row(&s, "┌").contains(" main "));
+    assert!(row(&s, "  new").contains("5   83.3%"), "{}", s.join("\n"));
+    assert!(row(&s, "  old").contains("1   16.7%"));
+}
+
+#[test]
 fn a_pause_freezes_the_screen_while_intervals_are_still_counted() {
     let work = || interval(&[(1, &["main", "work"], 10)]);
     let mut app = app_with(false, &[work()]);
@@ -349,6 +377,25 @@ fn long_names_are_cut_from_the_left_and_everything_fits() {
 }
 
 #[test]
+fn small_and_large_terminals_draw_with_every_popup() {
+    let mut app = app_with(true, &[with_off_cpu()]);
+    let sizes = [(1, 1), (20, 5), (40, 12), (80, 24), (200, 60)];
+    for opens in [None, Some(KeyCode::Char('p')), Some(KeyCode::Enter)] {
+        if let Some(key) = opens {
+            press(&mut app, key);
+            assert_ne!(app.popup, Popup::None);
+        }
+        for (width, height) in sizes {
+            let s = screen_of_size(&app, width, height);
+            assert_eq!(s.len(), usize::from(height));
+        }
+        press(&mut app, KeyCode::Esc);
+    }
+    let wide = screen_of_size(&app, 200, 60);
+    assert!(row(&wide, "work").contains("app"));
+}
+
+#[test]
 fn q_esc_and_ctrl_c_quit_and_esc_closes_a_popup_first() {
     let mut app = app_with(false, &[interval(&[(1, &["main"], 1)])]);
     assert_eq!(type_char(&mut app, 'q'), Flow::Quit);
@@ -380,5 +427,5 @@ fn the_updates_sent_before_the_capture_closed_are_counted() {
     .unwrap();
     drop(send);
     assert_eq!(take_updates(&mut app, &receive), Inbox::Closed);
-    assert_eq!(app.totals().cumulative.all.on, 7);
+    assert_eq!(app.totals().cumulative.on.all.weight, 7);
 }

@@ -1,12 +1,14 @@
 //! The numbers on screen, from a sum of intervals: the functions ranked by
 //! self or total, the processes, a function's callers and callees; in
 //! on-CPU samples, off-CPU time or wall time, for the whole machine or one
-//! process. Pure functions of an [`Aggregate`].
+//! process. Pure functions of the sums ([`Tables`], [`Edges`]).
 
-use std::cmp::Ordering;
+use std::{cmp::Ordering, hash::Hash};
 
-use super::aggregate::{Aggregate, Counts, EdgeCounts, Key, Names, Scope};
-use crate::output::table::time;
+use foldhash::HashMap;
+
+use super::aggregate::{Calls, Edges, Key, Names, Side, Tables};
+use crate::{analysis::SelfTotal, output::table::time};
 
 /// What the values measure.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -83,11 +85,31 @@ pub(super) struct Detail {
 /// How a process without a name yet is shown.
 pub(super) const UNNAMED: &str = "[unknown process]";
 
+/// Calls `f` with each key of either map and its value in both (a map
+/// left out counts nothing).
+fn union<K: Copy + Eq + Hash, V: Copy + Default>(
+    on: Option<&HashMap<K, V>>,
+    off: Option<&HashMap<K, V>>,
+    mut f: impl FnMut(K, V, V),
+) {
+    for (&key, &value) in on.into_iter().flatten() {
+        let other = off.and_then(|m| m.get(&key)).copied().unwrap_or_default();
+        f(key, value, other);
+    }
+    for (&key, &value) in off.into_iter().flatten() {
+        if !on.is_some_and(|m| m.contains_key(&key)) {
+            f(key, V::default(), value);
+        }
+    }
+}
+
 impl Lens {
-    fn scope<'a>(&self, aggregate: &'a Aggregate) -> Option<&'a Scope> {
-        match self.pid {
-            None => Some(&aggregate.all),
-            Some(pid) => aggregate.processes.get(&pid).map(|p| &p.scope),
+    /// Which sides the mode reads: on-CPU, off-CPU.
+    fn sides(&self) -> (bool, bool) {
+        match self.mode {
+            Mode::OnCpu => (true, false),
+            Mode::OffCpu => (false, true),
+            Mode::Wall => (true, true),
         }
     }
 
@@ -103,29 +125,39 @@ impl Lens {
         }
     }
 
-    fn counts(&self, counts: &Counts) -> (u64, u64) {
-        (
-            self.value(counts.on.self_count, counts.off.self_count),
-            self.value(counts.on.total, counts.off.total),
-        )
-    }
-
-    fn edge(&self, edge: &EdgeCounts) -> u64 {
-        self.value(edge.on, edge.off)
+    /// Each function of the scope (all processes, or the chosen one) with
+    /// its self and total value.
+    fn each_function<'a>(&self, tables: &'a Tables, mut f: impl FnMut(Key, u64, u64)) {
+        let (on, off) = self.sides();
+        let value = |key, on: SelfTotal, off: SelfTotal| {
+            let self_value = self.value(on.self_count, off.self_count);
+            f(key, self_value, self.value(on.total, off.total));
+        };
+        let functions = |side: &'a Side| match self.pid {
+            None => Some(&side.all.functions),
+            Some(pid) => side.processes.get(&pid).map(|p| &p.functions),
+        };
+        union(
+            functions(&tables.on).filter(|_| on),
+            functions(&tables.off).filter(|_| off),
+            value,
+        );
     }
 
     /// What the functions' shares are of: all the stacks of the scope.
-    pub(super) fn whole(&self, aggregate: &Aggregate) -> u64 {
-        self.scope(aggregate)
-            .map_or(0, |scope| self.value(scope.on, scope.off))
+    pub(super) fn whole(&self, tables: &Tables) -> u64 {
+        let weight = |side: &Side| match self.pid {
+            None => side.all.weight,
+            Some(pid) => side.processes.get(&pid).map_or(0, |p| p.weight),
+        };
+        self.value(weight(&tables.on), weight(&tables.off))
     }
 
     /// How many functions have a weight in this mode.
-    pub(super) fn function_count(&self, aggregate: &Aggregate) -> usize {
-        self.scope(aggregate).map_or(0, |scope| {
-            let weighed = |c: &&Counts| self.counts(c).1 > 0;
-            scope.functions.values().filter(weighed).count()
-        })
+    pub(super) fn function_count(&self, tables: &Tables) -> usize {
+        let mut count = 0;
+        self.each_function(tables, |_, _, total| count += usize::from(total > 0));
+        count
     }
 
     /// The first `limit` functions in the order of `sort` (the other value,
@@ -133,26 +165,23 @@ impl Lens {
     /// far more functions than a screen shows.
     pub(super) fn functions(
         &self,
-        aggregate: &Aggregate,
+        tables: &Tables,
         names: &Names,
         limit: usize,
     ) -> Vec<FunctionRow> {
-        let Some(scope) = self.scope(aggregate).filter(|_| limit > 0) else {
+        if limit == 0 {
             return Vec::new();
-        };
-        let mut rows: Vec<FunctionRow> = scope
-            .functions
-            .iter()
-            .map(|(&key, counts)| {
-                let (self_value, total_value) = self.counts(counts);
-                FunctionRow {
+        }
+        let mut rows = Vec::new();
+        self.each_function(tables, |key, self_value, total_value| {
+            if total_value > 0 {
+                rows.push(FunctionRow {
                     key,
                     self_value,
                     total_value,
-                }
-            })
-            .filter(|row| row.total_value > 0)
-            .collect();
+                });
+            }
+        });
         let sort = self.sort;
         let order = |a: &FunctionRow, b: &FunctionRow| {
             let rank = |r: &FunctionRow| match sort {
@@ -174,17 +203,29 @@ impl Lens {
 
     /// Every process with a weight in this mode, heaviest first (the
     /// process filter does not apply).
-    pub(super) fn processes(&self, aggregate: &Aggregate) -> Vec<ProcessRow> {
-        let mut rows: Vec<ProcessRow> = aggregate
-            .processes
-            .iter()
-            .map(|(&pid, p)| ProcessRow {
-                pid,
-                name: p.name.clone().unwrap_or_else(|| UNNAMED.into()),
-                value: self.value(p.scope.on, p.scope.off),
-            })
-            .filter(|p| p.value > 0)
-            .collect();
+    pub(super) fn processes(&self, tables: &Tables) -> Vec<ProcessRow> {
+        let (on, off) = self.sides();
+        let weights = |side: &Side| -> HashMap<u32, u64> {
+            side.processes
+                .iter()
+                .map(|(&pid, p)| (pid, p.weight))
+                .collect()
+        };
+        let (on_weights, off_weights) = (weights(&tables.on), weights(&tables.off));
+        let mut rows = Vec::new();
+        union(
+            Some(&on_weights).filter(|_| on),
+            Some(&off_weights).filter(|_| off),
+            |pid, on, off| {
+                let name = tables.names.get(&pid).map_or(UNNAMED, String::as_str);
+                rows.push(ProcessRow {
+                    pid,
+                    name: name.to_string(),
+                    value: self.value(on, off),
+                });
+            },
+        );
+        rows.retain(|p| p.value > 0);
         rows.sort_by(|a, b| (b.value, a.pid).cmp(&(a.value, b.pid)));
         rows
     }
@@ -192,37 +233,55 @@ impl Lens {
     /// The function's weight, and its heaviest `limit` callers and callees.
     pub(super) fn detail(
         &self,
-        aggregate: &Aggregate,
+        tables: &Tables,
+        edges: &Edges,
         names: &Names,
         key: Key,
         limit: usize,
     ) -> Detail {
-        let Some(scope) = self.scope(aggregate) else {
-            return Detail::default();
-        };
-        let (self_value, total_value) =
-            scope.functions.get(&key).map_or((0, 0), |c| self.counts(c));
-        let mut callers = Vec::new();
-        let mut callees = Vec::new();
-        for (&(caller, callee), edge) in &scope.edges {
-            let value = self.edge(edge);
-            if value > 0 && callee == key {
-                callers.push((caller, value));
+        let mut detail = Detail::default();
+        self.each_function(tables, |k, self_value, total_value| {
+            if k == key {
+                (detail.self_value, detail.total_value) = (self_value, total_value);
             }
-            if value > 0 && caller == key {
-                callees.push((callee, value));
+        });
+        // On-CPU and off-CPU weights apart, as wall time adds them scaled.
+        let mut callers: HashMap<Key, (u64, u64)> = HashMap::default();
+        let mut callees: HashMap<Key, (u64, u64)> = HashMap::default();
+        let (on, off) = self.sides();
+        let chosen = |&(&pid, _): &(&u32, &Calls)| self.pid.is_none_or(|p| p == pid);
+        for (by_process, is_on) in [(&edges.on, true), (&edges.off, false)] {
+            if (is_on && !on) || (!is_on && !off) {
+                continue;
+            }
+            for (_, calls) in by_process.iter().filter(chosen) {
+                for (&(caller, callee), &weight) in calls {
+                    let add = |sums: &mut HashMap<Key, (u64, u64)>, other| {
+                        let sum = sums.entry(other).or_default();
+                        *(if is_on { &mut sum.0 } else { &mut sum.1 }) += weight;
+                    };
+                    if callee == key {
+                        add(&mut callers, caller);
+                    }
+                    if caller == key {
+                        add(&mut callees, callee);
+                    }
+                }
             }
         }
-        for list in [&mut callers, &mut callees] {
+        for (sums, list) in [
+            (callers, &mut detail.callers),
+            (callees, &mut detail.callees),
+        ] {
+            *list = sums
+                .into_iter()
+                .map(|(other, (on, off))| (other, self.value(on, off)))
+                .filter(|&(_, value)| value > 0)
+                .collect();
             list.sort_by(|a, b| heaviest(names, *a, *b));
             list.truncate(limit);
         }
-        Detail {
-            self_value,
-            total_value,
-            callers,
-            callees,
-        }
+        detail
     }
 
     /// A value as the mode counts it: samples, or time (whole seconds
