@@ -1,7 +1,7 @@
 //! `bpfprof top`'s view: it owns the terminal and everything on screen,
 //! fed by the capture with what each drain interval added. Each interval
-//! is counted once into small sums (`aggregate`, built by `interval`) kept
-//! as a running sum and a decaying window (`history`), so a refresh never
+//! is counted once (`interval`) into small sums (`aggregate`) kept as a
+//! running sum and a decaying window (`history`), so a refresh never
 //! re-reads the whole run; `view` ranks them, `app` holds the state
 //! keys change, `draw` and `popup` put it on screen, and `terminal` takes
 //! the terminal over and gives it back.

@@ -38,8 +38,9 @@ fn why_not(stdin_is_tty: bool, stdout_is_tty: bool) -> Result<(), String> {
 
 type Hook = dyn Fn(&PanicHookInfo<'_>) + Sync + Send + 'static;
 
-/// Set once a panic hook gave the terminal back: drawing on would write
-/// over the panic's message.
+/// Set once the terminal was given back. After a panic's hook did, drawing
+/// on would write over the panic's message, and so would leaving the
+/// alternate screen again (it puts the cursor back where it was).
 static GIVEN_BACK: AtomicBool = AtomicBool::new(false);
 
 /// Gives the terminal back when dropped, and until then has panics give it
@@ -55,7 +56,6 @@ impl Guard {
         let previous = Arc::clone(&previous_hook);
         panic::set_hook(Box::new(move |info| {
             give_back();
-            GIVEN_BACK.store(true, Ordering::SeqCst);
             previous(info);
         }));
         Guard { previous_hook }
@@ -73,9 +73,12 @@ impl Drop for Guard {
     }
 }
 
-/// Errors are left: there is nothing better to do with a terminal that
-/// does not take them, and the rest must still be tried.
+/// Once only. Errors are left: there is nothing better to do with a
+/// terminal that does not take them, and the rest must still be tried.
 fn give_back() {
+    if GIVEN_BACK.swap(true, Ordering::SeqCst) {
+        return;
+    }
     let _ = disable_raw_mode();
     let _ = execute!(io::stdout(), LeaveAlternateScreen, Show);
 }
@@ -100,7 +103,7 @@ impl Screen {
         })
     }
 
-    /// True once a panic on another thread gave the terminal back.
+    /// True once a panic (on another thread) gave the terminal back.
     pub(super) fn given_back(&self) -> bool {
         GIVEN_BACK.load(Ordering::SeqCst)
     }

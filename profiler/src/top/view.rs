@@ -47,7 +47,7 @@ pub(super) enum Sort {
     Total,
 }
 
-/// How to look at an aggregate.
+/// How to look at the sums.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(super) struct Lens {
     pub(super) mode: Mode,
