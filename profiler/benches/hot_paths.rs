@@ -1,13 +1,14 @@
 //! Micro-benchmarks of the userspace hot paths: symbolizing a drained batch
-//! of a cached process, folding a profile of 10k stacks, and rendering its
-//! flame graph. Run with `cargo bench -p profiler`.
+//! of a cached process, folding a profile of 10k stacks, rendering its
+//! flame graph, and one refresh of `bpfprof top` with an interval of 10k
+//! stacks. Run with `cargo bench -p profiler`.
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use profiler::{
     Batch, Frame, FrameKind, Profile, RawSample, RawStack, RawStacks, StackSite, Symbolizer,
-    folded, svg,
+    TopBench, folded, svg,
 };
 use profiler_common::StackKey;
 
@@ -116,6 +117,12 @@ fn hot_paths(c: &mut Criterion) {
         })
     });
     let _ = std::fs::remove_file(path);
+    // The window is full after a few rounds: each refresh then also takes
+    // the oldest interval away, as a long-running view does.
+    let mut top = TopBench::new(99);
+    c.bench_function("top: count in an interval of 10k stacks and draw", |b| {
+        b.iter(|| top.refresh(&profile))
+    });
 }
 
 criterion_group! {

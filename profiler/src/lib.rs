@@ -27,7 +27,8 @@
 //! catches SIGINT, SIGTERM and SIGHUP from the first line on; `child`
 //! holds `-- COMMAND` until the sampler is attached. `commands` holds the
 //! subcommands that work on saved profiles (`diff`, `report`, reading
-//! them through `saved`) or on the machine (`doctor`). `procfs`,
+//! them through `saved`) or on the machine (`doctor`); `top` is the live
+//! full-screen view, fed one interval at a time. `procfs`,
 //! `tracefs` and `ownership` read what /proc, tracefs and sudo say.
 
 mod analysis;
@@ -53,6 +54,7 @@ mod saved;
 mod status;
 mod stop_signals;
 mod symbolize;
+mod top;
 mod tracefs;
 mod untrusted_file;
 mod unwind;
@@ -64,6 +66,7 @@ pub use crate::{
     output::{folded, svg},
     profile::{Frame, FrameId, FrameKind, FrameTable, Profile, StackSite},
     symbolize::Symbolizer,
+    top::TopBench,
 };
 
 #[cfg(test)]

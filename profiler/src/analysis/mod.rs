@@ -7,7 +7,10 @@ pub(crate) mod advice;
 pub(crate) mod off_cpu;
 pub(crate) mod paths;
 
-use std::{collections::HashMap, hash::Hash};
+use std::{
+    collections::HashMap,
+    hash::{BuildHasher, Hash},
+};
 
 use crate::profile::{FrameKind, Profile};
 
@@ -105,7 +108,15 @@ pub(crate) struct SelfTotal {
 pub(crate) fn self_and_total<'a, F: Copy + Ord + Hash + 'a>(
     stacks: impl IntoIterator<Item = (&'a [F], u64)>,
 ) -> HashMap<F, SelfTotal> {
-    let mut counts: HashMap<F, SelfTotal> = HashMap::new();
+    self_and_total_hashed(stacks)
+}
+
+/// [`self_and_total`] into a map of the caller's hasher (`top` counts
+/// every interval, and hashes its own small keys faster).
+pub(crate) fn self_and_total_hashed<'a, F: Copy + Ord + Hash + 'a, S: BuildHasher + Default>(
+    stacks: impl IntoIterator<Item = (&'a [F], u64)>,
+) -> HashMap<F, SelfTotal, S> {
+    let mut counts: HashMap<F, SelfTotal, S> = HashMap::default();
     let mut on_stack: Vec<F> = Vec::new();
     for (frames, weight) in stacks {
         if let Some(&leaf) = frames.last() {

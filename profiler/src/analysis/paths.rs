@@ -1,7 +1,10 @@
 //! Call paths: the hottest caller → callee edges, each stack counted once
 //! per edge, with their share of on-CPU samples and of off-CPU time.
 
-use std::collections::{HashMap, HashSet};
+use std::{
+    collections::HashMap,
+    hash::{BuildHasher, Hash},
+};
 
 use crate::profile::{FrameId, FrameKind, Profile, StackSite};
 
@@ -34,23 +37,10 @@ fn edges<'a>(
     stacks: impl Iterator<Item = (&'a StackSite, u64)>,
     top: usize,
 ) -> Vec<CallEdge> {
-    let mut totals: HashMap<(FrameId, FrameId), u64> = HashMap::new();
-    let mut whole = 0;
-    let mut seen = HashSet::new();
-    for (site, value) in stacks {
-        whole += value;
-        seen.clear();
-        for pair in site.frames.windows(2) {
-            let edge = (pair[0], pair[1]);
-            // Pseudo-frames are not calls; a recursive edge counts once.
-            let pseudo = pair
-                .iter()
-                .any(|&f| profile.frames.get(f).kind == FrameKind::Pseudo);
-            if !pseudo && seen.insert(edge) {
-                *totals.entry(edge).or_default() += value;
-            }
-        }
-    }
+    let (totals, whole) = edge_weights(
+        stacks.map(|(site, value)| (site.frames.as_slice(), value)),
+        |f: FrameId| profile.frames.get(f).kind == FrameKind::Pseudo,
+    );
     let mut edges: Vec<CallEdge> = totals
         .into_iter()
         .map(|((caller, callee), value)| CallEdge {
@@ -63,6 +53,44 @@ fn edges<'a>(
     edges.sort_by(|a, b| (b.value, &a.caller, &a.callee).cmp(&(a.value, &b.caller, &b.callee)));
     edges.truncate(top);
     edges
+}
+
+/// The caller → callee edges of weighted stacks (outermost frame first)
+/// with their weights, and the weight of all the stacks. An edge counts
+/// once per stack (a recursive one is on it many times but spent its time
+/// once); frames `not_a_call` says are pseudo-frames, and make no edge.
+pub(crate) fn edge_weights<'a, F: Copy + Ord + Hash + 'a>(
+    stacks: impl IntoIterator<Item = (&'a [F], u64)>,
+    not_a_call: impl Fn(F) -> bool,
+) -> (HashMap<(F, F), u64>, u64) {
+    let mut totals = HashMap::new();
+    let whole = add_edge_weights(&mut totals, stacks, not_a_call);
+    (totals, whole)
+}
+
+/// [`edge_weights`] added into `totals`, a map of the caller's hasher
+/// (`top` adds every interval into one, and hashes its own small keys
+/// faster); returns the weight of the stacks.
+pub(crate) fn add_edge_weights<'a, F: Copy + Ord + Hash + 'a, S: BuildHasher>(
+    totals: &mut HashMap<(F, F), u64, S>,
+    stacks: impl IntoIterator<Item = (&'a [F], u64)>,
+    not_a_call: impl Fn(F) -> bool,
+) -> u64 {
+    let mut whole = 0;
+    let mut on_stack: Vec<(F, F)> = Vec::new();
+    for (frames, value) in stacks {
+        whole += value;
+        on_stack.clear();
+        let calls = frames.windows(2).map(|pair| (pair[0], pair[1]));
+        on_stack
+            .extend(calls.filter(|&(caller, callee)| !not_a_call(caller) && !not_a_call(callee)));
+        on_stack.sort_unstable();
+        on_stack.dedup();
+        for &edge in &on_stack {
+            *totals.entry(edge).or_default() += value;
+        }
+    }
+    whole
 }
 
 #[cfg(test)]
