@@ -22,7 +22,8 @@
 //! sampling session, `windows` says which profile it adds to (the run's,
 //! or continuous mode's open window's, written as it closes), `meta`
 //! describes the run, and `output` writes the files; `push` sends each closed
-//! window to OTLP and Pyroscope backends from threads of its own. With `-vv`,
+//! window to OTLP and Pyroscope backends from threads of its own; in
+//! `bpfprof top`, `live` hands each interval to `top`, the live view. With `-vv`,
 //! `bpf` also prints what the BPF programs log (rare failures only). `stop_signals`
 //! catches SIGINT, SIGTERM and SIGHUP from the first line on; `child`
 //! holds `-- COMMAND` until the sampler is attached. `commands` holds the

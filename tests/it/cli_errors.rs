@@ -143,6 +143,12 @@ fn bad_push_flags_get_one_line_and_exit_2() {
     assert!(!dir.exists(), "a refused run must not create its output");
 }
 
+#[test]
+fn top_without_a_terminal_gets_one_line_and_exit_2() {
+    // The harness gives bpfprof no terminal: stdin and stdout are not one.
+    assert_one_line_error(&["top", "--pid", "1"], "needs a terminal", 2);
+}
+
 /// clap's errors keep what completes them on their one line: the
 /// arguments missing, the values a flag or argument takes.
 #[test]

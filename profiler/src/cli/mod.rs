@@ -26,6 +26,9 @@ sudo bpfprof --pid 1234 --off-cpu -d 10     where it runs, and where and why it 
 sudo bpfprof --pid 1234 --wakers -d 10      ...and which thread ended each wait
 
 sudo bpfprof --window 60 --keep 24 -o /var/tmp/prof   continuous: a profile a minute
+sudo bpfprof --freq 19 --otlp http://localhost:4318   continuous, to an OpenTelemetry Collector
+sudo bpfprof --pyroscope http://pyroscope:4040        continuous, to Grafana Pyroscope
+sudo bpfprof top --pid 1234                      live: where it spends its time now (q quits)
 sudo bpfprof -d 10 --format pprof,speedscope     for go tool pprof / speedscope.app
 sudo bpfprof -d 10 --json | jq .hot_functions    the report as JSON on stdout
 bpfprof diff before/ after/                      what got slower, what got faster

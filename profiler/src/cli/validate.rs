@@ -76,13 +76,14 @@ pub(crate) fn validate(
 /// `bpfprof top`'s settings from a validated capture's: every interval is
 /// a window, shown and not written; the outputs only with --output.
 pub(crate) fn for_top(mut config: Config) -> Result<Config, String> {
+    // Pushing sets a window of its own: it is named first.
+    if config.push.is_some() {
+        return Err("--otlp and --pyroscope are for a capture, not for bpfprof top".into());
+    }
     if config.window.is_some() || config.keep.is_some() {
         return Err(
             "--window and --keep are for a capture: bpfprof top shows every interval".into(),
         );
-    }
-    if config.push.is_some() {
-        return Err("--otlp and --pyroscope are for a capture, not for bpfprof top".into());
     }
     if config.render.json {
         return Err(

@@ -6,8 +6,6 @@
 //! keys change, `draw` and `popup` put it on screen, and `terminal` takes
 //! the terminal over and gives it back.
 
-#![expect(dead_code, reason = "wired by the capture in #19")]
-
 mod aggregate;
 mod app;
 mod draw;
