@@ -24,10 +24,15 @@ use crate::{
 
 /// The most of what was held of stderr that is printed afterwards.
 const HELD_LIMIT: u64 = 1 << 20;
+/// How long the end of the run waits for the view to end: past it the view
+/// is left behind (it ends with the process) rather than holding the run.
+const VIEW_END_LIMIT: Duration = Duration::from_secs(3);
 
 pub(crate) struct View {
     updates: Option<mpsc::Sender<Update>>,
     thread: Option<JoinHandle<Result<Quit>>>,
+    /// Closed when the view's thread ends.
+    ended: mpsc::Receiver<()>,
     held: Option<HeldStderr>,
 }
 
@@ -43,11 +48,15 @@ impl View {
         };
         let held = HeldStderr::start().context("holding stderr for the live view")?;
         let (updates, receiver) = mpsc::channel();
+        let (ending, ended) = mpsc::channel::<()>();
         let thread = std::thread::Builder::new()
             .name("top".into())
             .spawn(move || {
+                let _ending = ending;
                 let quit = top::run(settings, receiver);
-                if matches!(quit, Ok(Quit::User)) {
+                // The user quit, or the view failed (its terminal hung
+                // up): either way there is no one to show the capture to.
+                if !matches!(quit, Ok(Quit::Capture)) {
                     stop_signals::request_stop();
                 }
                 quit
@@ -56,6 +65,7 @@ impl View {
         Ok(View {
             updates: Some(updates),
             thread: Some(thread),
+            ended,
             held: Some(held),
         })
     }
@@ -78,7 +88,13 @@ impl View {
 
     fn finish(&mut self) {
         drop(self.updates.take());
-        let ended = self.thread.take().map(JoinHandle::join);
+        let ended = match self.ended.recv_timeout(VIEW_END_LIMIT) {
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                self.thread.take();
+                Some(Ok(Err(anyhow::anyhow!("it did not end; left behind"))))
+            }
+            _ => self.thread.take().map(JoinHandle::join),
+        };
         if let Some(held) = self.held.take() {
             held.release();
         }

@@ -32,15 +32,36 @@ fn self_share(screen: &str, function: &str) -> Option<f64> {
         .ok()
 }
 
-/// The table's rows: the lines under its header, up to the first blank.
-fn table_functions(screen: &str) -> Vec<String> {
-    screen
-        .lines()
-        .skip_while(|l| !l.contains("function ("))
-        .skip(1)
+/// The table's rows, as (function, whole row): the lines under its
+/// header up to the first blank, the function read at its column (the
+/// numbers before it may be times, of two words).
+fn table_rows(screen: &str) -> Vec<(String, String)> {
+    let mut lines = screen.lines().skip_while(|l| !l.contains("function ("));
+    let Some(header) = lines.next() else {
+        return Vec::new();
+    };
+    let at = header
+        .find("function (")
+        .map_or(0, |b| header[..b].chars().count());
+    lines
         .take_while(|l| !l.trim().is_empty())
-        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
+        .filter_map(|l| {
+            let function: String = l.chars().skip(at).collect();
+            let function = function.split_whitespace().next()?.to_string();
+            Some((function, l.to_string()))
+        })
         .collect()
+}
+
+fn table_functions(screen: &str) -> Vec<String> {
+    table_rows(screen).into_iter().map(|(f, _)| f).collect()
+}
+
+fn table_row(screen: &str, function: &str) -> Option<String> {
+    table_rows(screen)
+        .into_iter()
+        .find(|(f, _)| f == function)
+        .map(|(_, row)| row)
 }
 
 /// Types one key and lets the view draw it (Escape alone: followed at
@@ -124,7 +145,7 @@ fn s_and_t_sort_by_self_and_total_and_enter_shows_callers_and_callees() {
     // The cursor starts on the first row: hot_a.
     key(&term, "Enter");
     let detail = term.screen();
-    assert!(detail.contains("─ hot_a ─"), "{detail}");
+    assert!(detail.contains("┌ hot_a ─"), "{detail}");
     let callers = detail
         .lines()
         .skip_while(|l| !l.contains("callers"))
@@ -134,9 +155,16 @@ fn s_and_t_sort_by_self_and_total_and_enter_shows_callers_and_callees() {
         callers.contains("run_workload") && callers.contains("100.0%"),
         "{detail}"
     );
+    // hot_a calls nothing: its only callees are interrupts that land in it.
+    let callees: Vec<f64> = detail
+        .lines()
+        .skip_while(|l| !l.contains("callees"))
+        .skip(1)
+        .filter_map(|l| l.split('%').next()?.split_whitespace().last()?.parse().ok())
+        .collect();
     assert!(
-        detail.contains("calls no function"),
-        "hot_a calls nothing: {detail}"
+        detail.contains("calls no function") || callees.iter().all(|&share| share < 10.0),
+        "hot_a's callees: {detail}"
     );
     key(&term, "Escape");
     quit_cleanly(&term);
@@ -193,13 +221,19 @@ fn o_switches_between_on_cpu_off_cpu_and_wall() {
     let term = top("top-o", &output_dir("top-o"), &args);
     term.wait_for("the on-CPU view", SOON, |s| s.contains("function (on-CPU"));
     key(&term, "o");
-    let off = term.wait_for("sleep_long off-CPU", SOON, |s| {
-        s.contains("function (off-CPU") && table_functions(s).contains(&"sleep_long".to_string())
+    // Off-CPU, the sleeps' time, as times: nearly all of it in nanosleep.
+    let off = term.wait_for("nanosleep's off-CPU time", SOON, |s| {
+        s.contains("function (off-CPU") && table_row(s, "hrtimer_nanosleep").is_some()
     });
-    assert!(
-        table_functions(&off).contains(&"sleep_short".to_string()),
-        "{off}"
-    );
+    let row = table_row(&off, "hrtimer_nanosleep").unwrap_or_default();
+    assert!(row.contains(" s ") || row.contains(" ms "), "times: {row}");
+    let total_share: f64 = row
+        .split('%')
+        .nth(1)
+        .and_then(|t| t.split_whitespace().last())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("{off}"));
+    assert!(total_share > 90.0, "nanosleep's share of the waits: {off}");
     key(&term, "o");
     term.wait_for("the wall view", SOON, |s| s.contains("function (wall"));
     key(&term, "o");
@@ -256,6 +290,35 @@ fn follows_resizes_and_gives_the_terminal_back_on_ctrl_c_and_sigterm() {
     assert!(screen.contains("exited 0"), "{screen}");
     assert_eq!(term.format("#{alternate_on}"), "0");
     assert_eq!(term.format("#{cursor_flag}"), "1");
+    drop(term);
+
+    // A terminal that goes away (ssh dropped, the window closed) ends it.
+    let term = top(
+        "top-hangup",
+        &output_dir("top-hangup"),
+        &format!("--pid {pid}"),
+    );
+    term.wait_for("samples", SOON, |s| self_share(s, "hot_a").is_some());
+    let shell = term.format("#{pane_pid}");
+    let bpfprof = String::from_utf8(
+        std::process::Command::new("pgrep")
+            .args(["-P", &shell, "-x", "bpfprof"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let bpfprof = bpfprof.trim().to_string();
+    assert!(!bpfprof.is_empty(), "no bpfprof under the pane's shell");
+    drop(term);
+    let gone = std::time::Instant::now();
+    while Path::new(&format!("/proc/{bpfprof}")).exists() {
+        assert!(
+            gone.elapsed() < SOON * 2,
+            "bpfprof {bpfprof} outlived its terminal"
+        );
+        thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]

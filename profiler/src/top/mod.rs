@@ -65,6 +65,8 @@ pub(crate) fn terminal_ok() -> Result<(), String> {
 
 /// How often keys are looked for while no update comes.
 const POLL: Duration = Duration::from_millis(50);
+/// Events taken between two draws at most.
+const EVENTS_PER_DRAW: usize = 64;
 
 /// Runs the view on the calling thread until the user quits (returns
 /// Ok(Quit::User)) or `updates` is closed by the capture (returns
@@ -93,22 +95,23 @@ fn event_loop(screen: &mut Screen, app: &mut App, updates: &Receiver<Update>) ->
             screen.terminal.draw(|frame| draw::draw(frame, app))?;
             redraw = false;
         }
-        if !event::poll(POLL)? {
+        if !terminal::wait_for_input(POLL)? || !event::poll(Duration::ZERO)? {
             continue;
         }
-        // Every event waiting, then one redraw.
-        loop {
-            match event::read()? {
-                Event::Key(key) => {
-                    if app.handle_key(key) == Flow::Quit {
-                        return Ok(Quit::User);
-                    }
-                    redraw = true;
-                }
-                // Drawing resizes to the new size first.
-                Event::Resize(..) => redraw = true,
-                _ => {}
+        // The events waiting, then one redraw. Bounded, and any event
+        // redraws: a terminal that hung up reads as events without end,
+        // and only the draw that then fails ends the view.
+        for _ in 0..EVENTS_PER_DRAW {
+            // A resize needs only the redraw: drawing takes the new size.
+            if let Event::Key(key) = event::read()?
+                && app.handle_key(key) == Flow::Quit
+            {
+                return Ok(Quit::User);
             }
+            redraw = true;
+            // crossterm may hold events it has read already: it is asked
+            // again, once the terminal is known to be there.
+            terminal::wait_for_input(Duration::ZERO)?;
             if !event::poll(Duration::ZERO)? {
                 break;
             }

@@ -109,6 +109,33 @@ impl Screen {
     }
 }
 
+/// Waits up to `timeout` for the terminal to have input; an error once it
+/// has hung up (ssh dropped, the window closed). crossterm is only asked
+/// for events after this says there is input: on a terminal that hung up,
+/// its reader reads end-of-file without end and never returns.
+pub(super) fn wait_for_input(timeout: std::time::Duration) -> io::Result<bool> {
+    let mut fd = libc::pollfd {
+        fd: libc::STDIN_FILENO,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+    // SAFETY: polls one descriptor we own for the life of the process.
+    let ready = unsafe { libc::poll(&mut fd, 1, ms) };
+    if ready < 0 {
+        let err = io::Error::last_os_error();
+        return if err.kind() == io::ErrorKind::Interrupted {
+            Ok(false)
+        } else {
+            Err(err)
+        };
+    }
+    if fd.revents & (libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0 {
+        return Err(io::Error::other("the terminal hung up"));
+    }
+    Ok(fd.revents & libc::POLLIN != 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
