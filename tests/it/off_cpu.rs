@@ -205,7 +205,7 @@ fn min_block_us_drops_shorter_waits() {
     // beside the test delayed a few by 5 ms and the check failed).
     assert!(
         short * 40 <= long,
-        "10 ms waits are below 15 ms: {short} µs kept beside {long} µs of 20 ms waits"
+        "10 ms waits are below 19 ms: {short} µs kept beside {long} µs of 20 ms waits"
     );
 }
 
