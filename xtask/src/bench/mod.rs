@@ -10,6 +10,7 @@ mod python;
 mod real;
 mod report;
 mod run;
+mod top;
 mod unwind;
 
 use std::{
@@ -57,7 +58,7 @@ pub fn run(
     };
     std::fs::create_dir_all(&bench.scratch)?;
     let mut results = serde_json::Map::new();
-    let cases: [Case; 9] = [
+    let cases: [Case; 10] = [
         ("off_cpu_cost", Bench::off_cpu_cost),
         ("sampling_cost", Bench::sampling_cost),
         ("accuracy", Bench::accuracy),
@@ -67,6 +68,7 @@ pub fn run(
         ("python_cost", Bench::python_cost),
         ("real_workloads", Bench::real_workloads),
         ("push_cost", Bench::push_cost),
+        ("top_cost", Bench::top_cost),
     ];
     if let Some(only) = only {
         anyhow::ensure!(

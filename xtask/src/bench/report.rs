@@ -228,6 +228,7 @@ pub fn markdown(all: &Value, quick: bool) -> String {
     unwind_section(&mut out, &r["unwind_cost"]);
     python_section(&mut out, &r["python_cost"]);
     super::push::section(&mut out, &r["push_cost"]);
+    super::top::section(&mut out, &r["top_cost"]);
     super::real::report::section(&mut out, &r["real_workloads"]);
 
     let _ = writeln!(
