@@ -183,11 +183,13 @@ impl Windows {
         // written: windows tile the run without gaps.
         let (closed, closed_at) = (Instant::now(), SystemTime::now());
         let elapsed = closed - self.opened;
+        // Read once (it reads /proc) for the files and the push alike.
+        let meta = RunMeta::of_run(config, self.opened_at, elapsed);
         let profile = std::mem::take(&mut self.profile);
         if let Some(windows_dir) = &self.dir {
             let name = format!("{:06}-{}", self.index, meta::timestamp(self.opened_at));
             match windows_dir.new_subdir(&name) {
-                Ok(dir) => self.write(&dir, config, &profile, elapsed),
+                Ok(dir) => self.write(&dir, config, &profile, &meta),
                 Err(e) => {
                     let path = windows_dir.path().join(&name);
                     eprintln!("bpfprof: error: creating {}: {e}", path.display());
@@ -200,7 +202,6 @@ impl Windows {
             view.show(&profile, closed - self.first_opened);
         }
         if let Some(pusher) = &mut self.pusher {
-            let meta = RunMeta::of_run(config, self.opened_at, elapsed);
             pusher.push(&profile, &meta, self.opened_at, config.off_cpu.is_some());
         }
         self.index += 1;
@@ -209,15 +210,14 @@ impl Windows {
         profile
     }
 
-    fn write(&mut self, dir: &OutDir, config: &Config, profile: &Profile, elapsed: Duration) {
-        let meta = RunMeta::of_run(config, self.opened_at, elapsed);
+    fn write(&mut self, dir: &OutDir, config: &Config, profile: &Profile, meta: &RunMeta) {
         let mut render = Render::new(config, self.opened_at);
         let quiet = RenderArgs {
             json: false,
             ..config.render.clone()
         };
         render.args = &quiet;
-        let rendered = output::write_all(dir, &meta, profile, &render);
+        let rendered = output::write_all(dir, meta, profile, &render);
         self.failed += rendered.failed;
         let name = dir
             .path()
