@@ -6,10 +6,13 @@ import sys
 import time
 
 
+# Every iteration costs the same: `total += i * i` grew past one digit of
+# CPython's ints sooner in long loops than in short ones, which made
+# hot_a's iterations dearer than hot_b's (up to 75.8% where 75% was meant).
 def work(units):
     total = 0
     for i in range(units * 1000):
-        total += i * i
+        total ^= i
     return total
 
 
