@@ -215,21 +215,27 @@ impl Collector {
             .with_context(|| format!("adding pid {tgid} to the filter"))
     }
 
-    /// Attaches the sampler to the CPU clock of every online CPU, and the
-    /// tracepoint programs the run needs.
+    /// Loads every program the run needs, then attaches the tracepoint
+    /// programs, and the sampler to the CPU clock of every online CPU last.
+    /// The verifier takes long over the off-CPU program (tens of
+    /// milliseconds, more on a busy machine): had the sampler been attached
+    /// first, it would have sampled all that while before the run's clock
+    /// started, and the samples would have exceeded the time measured.
     pub(crate) fn attach(&mut self, freq: u64) -> Result<()> {
-        let verbose = self.verbose;
-        let program: &mut PerfEvent = self
-            .ebpf
-            .program_mut("on_cpu_sample")
-            .context("program on_cpu_sample missing from the BPF object")?
-            .try_into()?;
-        program
-            .load()
-            .map_err(|e| load_error("on_cpu_sample", e, verbose))?;
+        let tracepoints = self.tracepoints();
+        for &(program_name, _) in &tracepoints {
+            self.tracepoint(program_name)?;
+        }
+        self.sampler()?;
+        for (program_name, event) in tracepoints {
+            self.tracepoint(program_name)?
+                .attach("sched", event)
+                .with_context(|| format!("attaching to tracepoint sched:{event}"))?;
+        }
         let cpus = online_cpus().map_err(|(path, e)| anyhow!("reading {path}: {e}"))?;
+        let sampler = self.sampler()?;
         for cpu in cpus {
-            program
+            sampler
                 .attach(
                     PerfEventConfig::Software(SoftwareEvent::CpuClock),
                     PerfEventScope::AllProcessesOneCpu { cpu },
@@ -238,33 +244,54 @@ impl Collector {
                 )
                 .with_context(|| format!("attaching the sampler to the cpu-clock of CPU {cpu}"))?;
         }
-        self.attach_tracepoint("on_exec", "sched_process_exec")?;
-        if self.follow_forks {
-            self.attach_tracepoint("follow_fork", "sched_process_fork")?;
-        }
-        if self.wakers {
-            self.attach_tracepoint("on_waking", "sched_waking")?;
-        }
-        if self.off_cpu {
-            self.attach_tracepoint("on_switch", "sched_switch")?;
-        }
         Ok(())
     }
 
-    fn attach_tracepoint(&mut self, program_name: &str, event: &str) -> Result<()> {
+    /// The tracepoint programs this run attaches, with their events.
+    fn tracepoints(&self) -> Vec<(&'static str, &'static str)> {
+        let mut tracepoints = vec![("on_exec", "sched_process_exec")];
+        if self.follow_forks {
+            tracepoints.push(("follow_fork", "sched_process_fork"));
+        }
+        if self.wakers {
+            tracepoints.push(("on_waking", "sched_waking"));
+        }
+        if self.off_cpu {
+            tracepoints.push(("on_switch", "sched_switch"));
+        }
+        tracepoints
+    }
+
+    /// The sampler program, loaded on first use.
+    fn sampler(&mut self) -> Result<&mut PerfEvent> {
+        let verbose = self.verbose;
+        let program: &mut PerfEvent = self
+            .ebpf
+            .program_mut("on_cpu_sample")
+            .context("program on_cpu_sample missing from the BPF object")?
+            .try_into()?;
+        if program.fd().is_err() {
+            program
+                .load()
+                .map_err(|e| load_error("on_cpu_sample", e, verbose))?;
+        }
+        Ok(program)
+    }
+
+    /// A tracepoint program, loaded on first use.
+    fn tracepoint(&mut self, program_name: &str) -> Result<&mut TracePoint> {
         let verbose = self.verbose;
         let program: &mut TracePoint = self
             .ebpf
             .program_mut(program_name)
             .with_context(|| format!("program {program_name} missing from the BPF object"))?
             .try_into()?;
-        program
-            .load()
-            .map_err(|e| load_error(program_name, e, verbose))?;
-        program
-            .attach("sched", event)
-            .with_context(|| format!("attaching to tracepoint sched:{event}"))?;
-        Ok(())
+        if program.fd().is_err() {
+            program
+                .load()
+                .map_err(|e| load_error(program_name, e, verbose))?;
+        }
+        Ok(program)
     }
 
     /// The ring buffer of process events; can be taken once.
