@@ -49,6 +49,18 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
     };
     let passthrough = rest.strip_prefix(&["--".to_string()][..]).unwrap_or(rest);
     match task {
+        // `run` and `test` pass theirs on: `cargo xtask run -- --help` is
+        // bpfprof's help.
+        _ if !matches!(task, "run" | "test") && rest.iter().any(|a| a == "-h" || a == "--help") => {
+            println!("{USAGE}");
+            Ok(ExitCode::SUCCESS)
+        }
+        "build-ebpf" | "build" if !rest.is_empty() => {
+            bail!(
+                "{task} takes no arguments, not `{}`\n{USAGE}",
+                rest.join(" ")
+            )
+        }
         "build-ebpf" => build_ebpf(&root).map(|_| ExitCode::SUCCESS),
         "build" => build(&root).map(|_| ExitCode::SUCCESS),
         "run" => {
@@ -60,25 +72,21 @@ fn run(args: Vec<String>) -> Result<ExitCode> {
             test(&root, &bin, passthrough)
         }
         "soak" => {
-            let minutes = match rest.first() {
-                Some(m) => m
+            let minutes = match rest {
+                [] => 10,
+                [m] => m
                     .parse()
                     .with_context(|| format!("soak: `{m}` is not a number of minutes"))?,
-                None => 10,
+                _ => bail!("usage: cargo xtask soak [MINUTES]"),
             };
             let bin = build(&root)?;
             soak::run(&bin, minutes)
         }
         "bench" => {
-            let quick = rest.iter().any(|a| a == "--quick");
-            let only = rest
-                .iter()
-                .position(|a| a == "--only")
-                .and_then(|i| rest.get(i + 1))
-                .map(String::as_str);
-            let update_docs = rest.iter().any(|a| a == "--update-docs");
+            // Checked before the build, which can take minutes.
+            let args = bench::Args::parse(rest)?;
             let bin = build(&root)?;
-            bench::run(&root, &bin, quick, only, update_docs)
+            bench::run(&root, &bin, &args)
         }
         "install" => {
             let bin = build(&root)?;

@@ -10,6 +10,7 @@ mod python;
 mod real;
 mod report;
 mod run;
+mod scale;
 mod top;
 mod unwind;
 
@@ -35,17 +36,69 @@ pub struct Bench {
     capture_seconds: u64,
 }
 
-/// `only`: run just that case and print its JSON, leaving docs/ alone,
-/// unless `update_docs`: then its results replace that case's in
-/// docs/benchmarks.json, the others' kept, and docs/benchmarks.md is
-/// written anew from them.
-pub fn run(
-    root: &Path,
-    bpfprof: &Path,
+/// Every comparison, in the order a whole run makes them.
+const CASES: [Case; 10] = [
+    ("off_cpu_cost", Bench::off_cpu_cost),
+    ("sampling_cost", Bench::sampling_cost),
+    ("accuracy", Bench::accuracy),
+    ("report_time_and_memory", Bench::report_time_and_memory),
+    ("scale", Bench::scale),
+    ("unwind_cost", Bench::unwind_cost),
+    ("python_cost", Bench::python_cost),
+    ("real_workloads", Bench::real_workloads),
+    ("push_cost", Bench::push_cost),
+    ("top_cost", Bench::top_cost),
+];
+
+/// `cargo xtask bench`'s arguments.
+pub struct Args {
     quick: bool,
-    only: Option<&str>,
+    /// Run just that case and print its JSON, leaving docs/ alone...
+    only: Option<String>,
+    /// ...unless set: then its results replace that case's in
+    /// docs/benchmarks.json, the others' kept, and docs/benchmarks.md is
+    /// written anew from them.
     update_docs: bool,
-) -> Result<ExitCode> {
+}
+
+impl Args {
+    /// Refuses what it does not know, naming it: a bench run is long, and
+    /// a misspelt flag would otherwise be found out at its end.
+    pub fn parse(args: &[String]) -> Result<Args> {
+        let mut parsed = Args {
+            quick: false,
+            only: None,
+            update_docs: false,
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--quick" => parsed.quick = true,
+                "--update-docs" => parsed.update_docs = true,
+                "--only" => {
+                    let case = args.next().context("bench: --only needs a case")?;
+                    anyhow::ensure!(
+                        CASES.iter().any(|(name, _)| name == case),
+                        "bench: no case `{case}`; the cases: {}",
+                        CASES.map(|(name, _)| name).join(", ")
+                    );
+                    parsed.only = Some(case.clone());
+                }
+                other => anyhow::bail!(
+                    "bench: unknown argument `{other}` (--quick, --only CASE, --update-docs)"
+                ),
+            }
+        }
+        anyhow::ensure!(
+            !parsed.update_docs || parsed.only.is_some(),
+            "bench: --update-docs goes with --only CASE (a whole run always writes docs/)"
+        );
+        Ok(parsed)
+    }
+}
+
+pub fn run(root: &Path, bpfprof: &Path, args: &Args) -> Result<ExitCode> {
+    let (quick, only) = (args.quick, args.only.as_deref());
     ensure_tools()?;
     let bench = Bench {
         bpfprof: bpfprof.to_path_buf(),
@@ -58,26 +111,7 @@ pub fn run(
     };
     std::fs::create_dir_all(&bench.scratch)?;
     let mut results = serde_json::Map::new();
-    let cases: [Case; 10] = [
-        ("off_cpu_cost", Bench::off_cpu_cost),
-        ("sampling_cost", Bench::sampling_cost),
-        ("accuracy", Bench::accuracy),
-        ("report_time_and_memory", Bench::report_time_and_memory),
-        ("scale", Bench::scale),
-        ("unwind_cost", Bench::unwind_cost),
-        ("python_cost", Bench::python_cost),
-        ("real_workloads", Bench::real_workloads),
-        ("push_cost", Bench::push_cost),
-        ("top_cost", Bench::top_cost),
-    ];
-    if let Some(only) = only {
-        anyhow::ensure!(
-            cases.iter().any(|(name, _)| *name == only),
-            "no bench case {only}; the cases: {}",
-            cases.map(|(name, _)| name).join(", ")
-        );
-    }
-    for (name, case) in cases {
+    for (name, case) in CASES {
         if only.is_some_and(|only| only != name) {
             continue;
         }
@@ -85,7 +119,7 @@ pub fn run(
         let value = case(&bench).with_context(|| format!("bench case {name}"))?;
         if only.is_some() {
             println!("{}", serde_json::to_string_pretty(&value)?);
-            if update_docs {
+            if args.update_docs {
                 update_one(root, name, value)?;
             }
             return Ok(ExitCode::SUCCESS);
@@ -212,4 +246,27 @@ fn build_workloads(root: &Path) -> Result<PathBuf> {
         "building wl-rust-nofp",
     )?;
     Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Args;
+
+    fn parse(args: &[&str]) -> Result<Args, String> {
+        let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+        Args::parse(&args).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn known_arguments_are_taken_and_others_named() {
+        let args = parse(&["--quick", "--only", "scale", "--update-docs"]).unwrap();
+        assert!(args.quick && args.update_docs);
+        assert_eq!(args.only.as_deref(), Some("scale"));
+        let err = parse(&["--quik"]).err().unwrap();
+        assert!(err.contains("`--quik`"), "{err}");
+        let err = parse(&["--only", "scal"]).err().unwrap();
+        assert!(err.contains("`scal`") && err.contains("scale"), "{err}");
+        assert!(parse(&["--only"]).is_err());
+        assert!(parse(&["--update-docs"]).is_err());
+    }
 }
