@@ -10,6 +10,11 @@ pub(crate) fn exists(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// Those of `pids` that no longer exist.
+pub(crate) fn exited(pids: impl IntoIterator<Item = u32>) -> Vec<u32> {
+    pids.into_iter().filter(|&pid| !exists(pid)).collect()
+}
+
 /// The process (thread group) task `pid` belongs to: itself for a
 /// process, its process for a thread; None when there is no such task.
 pub(crate) fn tgid_of(pid: u32) -> Option<u32> {

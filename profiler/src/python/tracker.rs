@@ -159,12 +159,7 @@ impl Tracker {
                 Interpreter::NotPython => {}
             }
         }
-        let gone: Vec<u32> = self
-            .walked
-            .keys()
-            .copied()
-            .filter(|&tgid| !procfs::exists(tgid))
-            .collect();
+        let gone = procfs::exited(self.walked.keys().copied());
         if !gone.is_empty() {
             let _ = collector.remove_python_processes(&gone);
             for tgid in gone {

@@ -14,12 +14,7 @@ impl UnwindLoader {
     /// Drops the mappings of processes that have exited, and the tables
     /// nothing uses when others wait for room (`free_unused_tables`).
     pub(crate) fn forget_exited(&mut self, collector: &mut Collector) -> Result<()> {
-        let gone: Vec<u32> = self
-            .slots
-            .keys()
-            .copied()
-            .filter(|&tgid| !procfs::exists(tgid))
-            .collect();
+        let gone = procfs::exited(self.slots.keys().copied());
         if !gone.is_empty() {
             collector.unwind_tables().remove_processes(&gone)?;
         }
