@@ -131,35 +131,7 @@ fn add_calls(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{
-        analysis::hot_functions,
-        profile::{Frame, FrameKind, OffState},
-    };
-
-    fn site(profile: &mut Profile, tgid: u32, names: &[&str]) -> StackSite {
-        let frames = names
-            .iter()
-            .map(|n| {
-                let kind = if n.starts_with('[') {
-                    FrameKind::Pseudo
-                } else {
-                    FrameKind::User
-                };
-                let module = (kind == FrameKind::User).then(|| "app".to_string());
-                profile.frames.intern(Frame {
-                    name: n.to_string(),
-                    module,
-                    kind,
-                })
-            })
-            .collect();
-        StackSite {
-            tgid,
-            tid: tgid,
-            frames,
-            ..StackSite::default()
-        }
-    }
+    use crate::{analysis::hot_functions, profile::OffState, top::tests::site};
 
     #[test]
     fn counts_match_the_analysis_and_split_by_process() {

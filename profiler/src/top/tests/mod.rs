@@ -25,20 +25,21 @@ fn settings(off_cpu: bool) -> TopSettings {
     }
 }
 
-fn site(profile: &mut Profile, tgid: u32, names: &[&str]) -> StackSite {
-    profile.name_process(tgid, || ["app", "db"][tgid as usize - 1].into());
+/// A stack of `tgid` from its frame names, root first: `schedule` is a
+/// kernel frame, a `[bracketed]` name a pseudo-frame, the others `app`'s.
+pub(super) fn site(profile: &mut Profile, tgid: u32, names: &[&str]) -> StackSite {
     let frames = names
         .iter()
         .map(|&name| {
-            let kernel = name == "schedule";
+            let kind = match name {
+                "schedule" => FrameKind::Kernel,
+                _ if name.starts_with('[') => FrameKind::Pseudo,
+                _ => FrameKind::User,
+            };
             profile.frames.intern(Frame {
                 name: name.into(),
-                module: (!kernel).then(|| "app".into()),
-                kind: if kernel {
-                    FrameKind::Kernel
-                } else {
-                    FrameKind::User
-                },
+                module: (kind == FrameKind::User).then(|| "app".into()),
+                kind,
             })
         })
         .collect();
@@ -55,6 +56,7 @@ fn site(profile: &mut Profile, tgid: u32, names: &[&str]) -> StackSite {
 fn interval(stacks: &[(u32, &[&str], u64)]) -> Profile {
     let mut profile = Profile::default();
     for &(tgid, names, samples) in stacks {
+        profile.name_process(tgid, || ["app", "db"][tgid as usize - 1].into());
         let site = site(&mut profile, tgid, names);
         profile.add(site, samples);
     }
