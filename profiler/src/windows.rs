@@ -8,6 +8,7 @@
 //! window, shown by the live view (`live`) and not written.
 
 use std::{
+    cell::LazyCell,
     collections::VecDeque,
     time::{Duration, Instant, SystemTime},
 };
@@ -183,8 +184,10 @@ impl Windows {
         // written: windows tile the run without gaps.
         let (closed, closed_at) = (Instant::now(), SystemTime::now());
         let elapsed = closed - self.opened;
-        // Read once (it reads /proc) for the files and the push alike.
-        let meta = RunMeta::of_run(config, self.opened_at, elapsed);
+        // Read once (it reads /proc) for the files and the push alike, and
+        // not at all for a window only shown (`top`).
+        let opened_at = self.opened_at;
+        let meta = LazyCell::new(|| RunMeta::of_run(config, opened_at, elapsed));
         let profile = std::mem::take(&mut self.profile);
         if let Some(windows_dir) = &self.dir {
             let name = format!("{:06}-{}", self.index, meta::timestamp(self.opened_at));
