@@ -81,12 +81,12 @@ impl View {
     }
 
     /// Gives the terminal back, then prints what was held of stderr and
-    /// what ended the view if it failed.
-    pub(crate) fn close(mut self) {
-        self.finish();
-    }
+    /// what ended the view if it failed (as dropping it does).
+    pub(crate) fn close(self) {}
+}
 
-    fn finish(&mut self) {
+impl Drop for View {
+    fn drop(&mut self) {
         drop(self.updates.take());
         let ended = match self.ended.recv_timeout(VIEW_END_LIMIT) {
             Err(mpsc::RecvTimeoutError::Timeout) => {
@@ -103,12 +103,6 @@ impl View {
             Some(Err(_)) => eprintln!("bpfprof: the live view failed"),
             _ => {}
         }
-    }
-}
-
-impl Drop for View {
-    fn drop(&mut self) {
-        self.finish();
     }
 }
 
